@@ -1,0 +1,65 @@
+"""Peak memory per phase: CUDA allocator peaks where CUDA is used, else sampled resident set."""
+from __future__ import annotations
+
+import resource
+import threading
+from contextlib import contextmanager
+
+import psutil
+
+
+def process_peak_rss_bytes() -> int:
+    """Peak resident set of this process over its lifetime (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class MemoryTracker:
+    """`with tracker.phase("train"):` records that phase's peak.
+
+    On CPU the resident set is sampled every `interval_s` seconds in a thread
+    (plus at entry and exit); on CUDA the allocator's own peaks are reset at entry.
+    """
+
+    def __init__(self, device, interval_s: float = 0.02) -> None:
+        self.device = device
+        self.interval_s = interval_s
+        self.phases: dict[str, dict[str, int]] = {}
+        self._process = psutil.Process()
+
+    @contextmanager
+    def phase(self, name: str):
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            yield
+            torch.cuda.synchronize(self.device)
+            self.phases[name] = {
+                "cuda_max_allocated_bytes": torch.cuda.max_memory_allocated(self.device),
+                "cuda_max_reserved_bytes": torch.cuda.max_memory_reserved(self.device),
+            }
+            return
+        peak = self._process.memory_info().rss
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not stop.wait(self.interval_s):
+                peak = max(peak, self._process.memory_info().rss)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            sampler.join()
+            peak = max(peak, self._process.memory_info().rss)
+            self.phases[name] = {"peak_rss_bytes": peak}
+
+    def peak_bytes(self) -> int:
+        """The cell's headline peak: CUDA max allocated over phases, else the process's peak RSS."""
+        if self.device.type == "cuda":
+            return max((p["cuda_max_allocated_bytes"] for p in self.phases.values()), default=0)
+        return process_peak_rss_bytes()

@@ -1,0 +1,1 @@
+"""Reports render from result files only."""

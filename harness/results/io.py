@@ -1,0 +1,54 @@
+"""Atomic JSON writes and reads of cell results under RUN_DIR/cells/."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "killed", "oom", "timeout")
+
+
+def cell_result_path(run_dir: Path, cell_id: str) -> Path:
+    return Path(run_dir) / "cells" / f"{cell_id}.json"
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True, allow_nan=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(run_dir: Path, result: dict) -> Path:
+    if result.get("status") not in STATUSES:
+        raise ValueError(f"result status must be one of {STATUSES}, got {result.get('status')!r}")
+    path = cell_result_path(run_dir, result["cell_id"])
+    write_json_atomic(path, {"schema_version": SCHEMA_VERSION, **result})
+    return path
+
+
+def read_result(path: Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        result = json.load(handle)
+    if result.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version {result.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    return result
+
+
+def read_results(run_dir: Path) -> list[dict]:
+    """Every cell result of a run, in a stable order."""
+    folder = Path(run_dir) / "cells"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no cells/ inside)")
+    results = [read_result(p) for p in sorted(folder.glob("*.json"))]
+    return sorted(results, key=lambda r: (r["task"], r["strategy"], r["seed"]))

@@ -1,0 +1,60 @@
+"""Cell results as one flat row each: the columns of exports and `load_results`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.results.io import read_results
+
+COLUMNS = (
+    "task", "scenario", "strategy", "seed", "status", "primary_metric", "primary_value",
+    "trainable_params", "total_params", "peak_memory_bytes", "train_tokens_per_s",
+    "train_samples_per_s", "eval_tokens_per_s", "train_seconds", "device", "cell_id",
+)
+EXTRA_COLUMNS = ("profile", "trainable_percent", "eval_samples_per_s", "train_step_seconds_median",
+                 "train_step_seconds_p90", "eval_seconds", "load_seconds", "weights_bytes", "error_type",
+                 "error_message")
+
+
+def flatten(result: dict) -> dict:
+    """One row: the fixed columns, then every metric as `metric.NAME`."""
+    params = result.get("params") or {}
+    throughput = result.get("throughput") or {}
+    timing = result.get("timing") or {}
+    error = result.get("error") or {}
+    row = {
+        "task": result["task"], "scenario": result.get("scenario"), "strategy": result["strategy"],
+        "seed": result["seed"], "status": result["status"],
+        "primary_metric": result.get("primary_metric"), "primary_value": result.get("primary_value"),
+        "trainable_params": params.get("trainable"), "total_params": params.get("total"),
+        "peak_memory_bytes": (result.get("memory") or {}).get("peak_bytes"),
+        "train_tokens_per_s": throughput.get("train_tokens_per_s"),
+        "train_samples_per_s": throughput.get("train_samples_per_s"),
+        "eval_tokens_per_s": throughput.get("eval_tokens_per_s"),
+        "train_seconds": timing.get("train_seconds"),
+        "device": (result.get("provenance") or {}).get("device"),
+        "cell_id": result["cell_id"],
+        "profile": result.get("profile"),
+        "trainable_percent": params.get("trainable_percent"),
+        "eval_samples_per_s": throughput.get("eval_samples_per_s"),
+        "train_step_seconds_median": throughput.get("train_step_seconds_median"),
+        "train_step_seconds_p90": throughput.get("train_step_seconds_p90"),
+        "eval_seconds": timing.get("eval_seconds"), "load_seconds": timing.get("load_seconds"),
+        "weights_bytes": (result.get("weights") or {}).get("bytes"),
+        "error_type": error.get("type"), "error_message": error.get("message"),
+    }
+    for name, value in (result.get("metrics") or {}).items():
+        row[f"metric.{name}"] = value
+    return row
+
+
+def load_results(run_dir: str | Path):
+    """A pandas DataFrame with one row per cell of the run in `run_dir`."""
+    import pandas as pd
+
+    rows = [flatten(r) for r in read_results(Path(run_dir))]
+    frame = pd.DataFrame(rows)
+    for column in COLUMNS + EXTRA_COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    metric_columns = sorted(c for c in frame.columns if c.startswith("metric."))
+    return frame[list(COLUMNS + EXTRA_COLUMNS) + metric_columns]

@@ -1,0 +1,1 @@
+"""Running cells: the pipeline of one cell, the worker process, the executor."""

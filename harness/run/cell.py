@@ -1,0 +1,136 @@
+"""One cell, top to bottom:
+resolve config -> load data -> load model -> apply strategy -> train -> evaluate -> measure -> write result.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.config import CellSpec
+from harness.data import load_rows
+from harness.measure.environment import capture
+from harness.measure.memory import MemoryTracker
+from harness.measure.params import count_parameters, folder_bytes
+from harness.measure.throughput import ThroughputTracker
+from harness.measure.timing import PhaseTimer
+from harness.metrics import METRICS
+from harness.models import load_tokenizer, resolve_source
+from harness.run.train import train
+from harness.scenarios import SCENARIOS
+from harness.schema import to_plain
+from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
+
+TRACEBACK_LINES = 15
+
+
+def cell_header(cell: CellSpec) -> dict:
+    """The part of a result known before the cell runs."""
+    return {
+        "cell_id": cell.cell_id, "task": cell.task.name, "scenario": cell.task.task.scenario,
+        "domain": cell.task.task.domain, "strategy": cell.strategy, "seed": cell.seed, "profile": cell.profile,
+        "primary_metric": cell.task.primary_metric, "config": cell.resolved(),
+    }
+
+
+def failed_result(cell: CellSpec, status: str, error_type: str, message: str, log_tail: list[str]) -> dict:
+    return {**cell_header(cell), "status": status, "primary_value": None,
+            "error": {"type": error_type, "message": message, "traceback_tail": log_tail}}
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _save_weights(model, trainable: set[str], folder: Path) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "peft_config"):
+        model.save_pretrained(folder)
+        form = "peft"
+    else:
+        from safetensors.torch import save_file
+
+        state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if n in trainable}
+        save_file(state, folder / "trainable.safetensors", metadata={"format": "pt"})
+        form = "safetensors"
+    return {"path": str(folder.name), "format": form, "bytes": folder_bytes(folder)}
+
+
+def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
+    """Run one cell in this process and return its result (status "ok")."""
+    task, training = cell.task, cell.task.training
+    seed_everything(cell.seed)
+    device = pick_device()
+    synchronize = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    timer, memory = PhaseTimer(), MemoryTracker(device)
+    scenario_class = SCENARIOS.get(task.task.scenario)
+    strategy = STRATEGIES.get(cell.strategy)(cell.options)
+
+    with timer.phase("load"), memory.phase("load"):
+        source = resolve_source(task.model.source, task.path.parent)
+        tokenizer = load_tokenizer(source, task.model.revision)
+        train_rows, eval_rows = load_rows(task, scenario_class.fields)
+        scenario = scenario_class(task, tokenizer, train_rows, eval_rows)
+        model, head_modules = scenario.load_model(source)
+        applied = strategy.apply(model, ModelContext(head_modules, scenario.peft_task_type))
+        model = applied.model.to(device)
+        freeze_all_but(model, applied, head_modules if strategy.trains else ())
+    params = count_parameters(model)
+    if hasattr(model, "get_nb_trainable_parameters"):
+        params["peft_reported_trainable"] = model.get_nb_trainable_parameters()[0]
+
+    train_steps = ThroughputTracker(training.measure_warmup_steps, synchronize=synchronize)
+    training_summary = None
+    if strategy.trains:
+        with timer.phase("train"), memory.phase("train"):
+            training_summary = train(model, scenario, training, device, cell.seed,
+                                     lambda batch: train_steps.step(batch.n_samples, batch.n_tokens))
+
+    eval_batches = math.ceil(len(eval_rows) / training.eval_batch_size)
+    eval_steps = ThroughputTracker(1 if eval_batches > 1 else 0, synchronize=synchronize)
+    model.eval()
+    with timer.phase("eval"), memory.phase("eval"):
+        evaluation = scenario.evaluate(model, training.eval_batch_size, device,
+                                       lambda batch: eval_steps.step(batch.n_samples, batch.n_tokens))
+    metrics = {name: METRICS.get(name)(evaluation.predictions, evaluation.references) for name in task.metric.names}
+
+    weights = None
+    if strategy.trains and training.save_weights:
+        weights = _save_weights(model, applied.trainable, cell_dir / "weights")
+    return {
+        **cell_header(cell), "status": "ok", "error": None,
+        "metrics": metrics, "primary_value": metrics[task.primary_metric],
+        "reference": evaluation.reference_figures,
+        "params": params,
+        "training": training_summary,
+        "throughput": {**train_steps.summary("train"), **eval_steps.summary("eval"),
+                       "unit_note": "tokens are non-padding tokens; warm-up steps excluded"},
+        "memory": {"peak_bytes": memory.peak_bytes(), "phases": memory.phases,
+                   "kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"},
+        "timing": {f"{k}_seconds": v for k, v in timer.seconds.items()},
+        "weights": weights,
+        "data": {"train_rows": len(train_rows), "eval_rows": len(eval_rows)},
+        "provenance": capture(device),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def error_result(cell: CellSpec, exc: BaseException) -> dict:
+    """A failed result for an exception raised inside the cell."""
+    lines = traceback.format_exception(exc)
+    tail = "".join(lines).splitlines()[-TRACEBACK_LINES:]
+    out_of_memory = isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
+    return failed_result(cell, "oom" if out_of_memory else "failed", type(exc).__name__,
+                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__, tail)

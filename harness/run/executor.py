@@ -1,0 +1,117 @@
+"""Run each cell in its own process; a crash, kill or out-of-memory loses that cell only."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+import psutil
+
+from harness.config import CellSpec, Matrix
+from harness.results.io import cell_result_path, read_result, write_result
+from harness.run.cell import TRACEBACK_LINES, failed_result
+
+POLL_S = 0.2
+
+
+@dataclass
+class Outcome:
+    cell: CellSpec
+    status: str
+    seconds: float
+    skipped: bool = False
+
+
+def _tail(path: Path, lines: int = TRACEBACK_LINES) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    try:
+        members = [process, *process.children(recursive=True)]
+        return sum(p.memory_info().rss for p in members)
+    except psutil.Error:
+        return 0
+
+
+def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
+    """Run `cell` in a child process and make sure a result file exists afterwards; returns its status."""
+    cell_dir = run_dir / "cells" / cell.cell_id
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    log_path = cell_dir / "log.txt"
+    request = {"task_path": str(cell.task.path), "strategy": cell.strategy, "seed": cell.seed,
+               "profile": cell.profile, "cell_id": cell.cell_id, "plugins": list(matrix.plugins)}
+    result_path = cell_result_path(run_dir, cell.cell_id)
+    result_path.unlink(missing_ok=True)  # a stale failure from an earlier attempt
+    limit_bytes = matrix.cell_memory_limit_mb * 2**20 if matrix.cell_memory_limit_mb else None
+    started = time.monotonic()
+    verdict: tuple[str, str, str] | None = None  # (status, error type, message) decided here
+    with open(log_path, "w", encoding="utf-8") as log:
+        child = subprocess.Popen([sys.executable, "-m", "harness.run.worker", str(run_dir), json.dumps(request)],
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        watched = psutil.Process(child.pid)
+        while child.poll() is None:
+            time.sleep(POLL_S)
+            if limit_bytes and (rss := _tree_rss(watched)) > limit_bytes:
+                verdict = ("oom", "OutOfMemory", f"resident set {rss / 2**20:.0f} MiB exceeded the cell limit "
+                                                 f"of {matrix.cell_memory_limit_mb} MiB; killed")
+            elif matrix.cell_timeout_s and time.monotonic() - started > matrix.cell_timeout_s:
+                verdict = ("timeout", "Timeout", f"ran longer than {matrix.cell_timeout_s:g} s; killed")
+            if verdict:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+    code = child.returncode
+    if verdict is None and result_path.exists():
+        return read_result(result_path)["status"]
+    if verdict is None:
+        if code < 0:
+            name = signal.Signals(-code).name
+            hint = " (the kernel's out-of-memory killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+            verdict = ("killed", "Killed", f"cell process killed by {name}{hint}")
+        else:
+            verdict = ("failed", "ProcessExit", f"cell process exited with status {code} without a result")
+    result_path.unlink(missing_ok=True)
+    write_result(run_dir, failed_result(cell, *verdict, _tail(log_path)))
+    return verdict[0]
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def run_matrix(matrix: Matrix, run_dir: Path, stream: TextIO = sys.stderr,
+               runner: Callable[[CellSpec, Path, Matrix], str] = run_one) -> list[Outcome]:
+    """Run every cell not already finished ok in `run_dir`, printing progress with an ETA."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    outcomes: list[Outcome] = []
+    todo = []
+    for cell in matrix.cells:
+        path = cell_result_path(run_dir, cell.cell_id)
+        if path.exists() and read_result(path)["status"] == "ok":
+            outcomes.append(Outcome(cell, "ok", 0.0, skipped=True))
+        else:
+            todo.append(cell)
+    total = len(matrix.cells)
+    if outcomes:
+        print(f"resuming: {len(outcomes)} of {total} cells already done in {run_dir}", file=stream)
+    timed: list[float] = []
+    for index, cell in enumerate(todo, start=len(outcomes) + 1):
+        start = time.monotonic()
+        status = runner(cell, run_dir, matrix)
+        timed.append(time.monotonic() - start)
+        outcomes.append(Outcome(cell, status, timed[-1]))
+        remaining = len(todo) - len(timed)
+        eta = f"ETA {_duration(sum(timed) / len(timed) * remaining)}" if remaining else "done"
+        print(f"[{index:>{len(str(total))}}/{total}] {status:<7} {cell.label:<40} {_duration(timed[-1]):>7}  {eta}",
+              file=stream, flush=True)
+    return outcomes

@@ -1,0 +1,60 @@
+"""Sequence classification: text -> one label; accuracy and macro-F1."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterator
+
+import torch
+
+from harness.scenarios import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
+
+
+@SCENARIOS.register("classification")
+class Classification(Scenario):
+    name = "classification"
+    fields = ("text", "label")
+    metrics = ("accuracy", "macro_f1")
+    peft_task_type = "SEQ_CLS"
+
+    def __init__(self, task, tokenizer, train_rows, eval_rows) -> None:
+        super().__init__(task, tokenizer, train_rows, eval_rows)
+        self.labels = sorted({str(row["label"]) for row in train_rows})
+        unseen = sorted({str(row["label"]) for row in eval_rows} - set(self.labels))
+        if unseen:
+            raise ValueError(f"{task.path}: evaluation labels never seen in training: {', '.join(unseen)}")
+        self.label_ids = {label: i for i, label in enumerate(self.labels)}
+
+    def load_model(self, source: str):
+        from transformers import AutoModelForSequenceClassification
+
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=len(self.labels), id2label=dict(enumerate(self.labels)),
+            label2id=self.label_ids, output_loading_info=True, revision=self.task.model.revision)
+        if model.config.pad_token_id is None:  # decoder models classify from the last non-pad token
+            model.config.pad_token_id = self.tokenizer.pad_token_id
+        return model, new_head_modules(info)
+
+    def _batch(self, rows: list[dict]) -> Batch:
+        encoded = self.tokenizer([str(r["text"]) for r in rows], truncation=True,
+                                 max_length=self.task.model.max_length, padding=True, return_tensors="pt")
+        encoded["labels"] = torch.tensor([self.label_ids[str(r["label"])] for r in rows])
+        return Batch(dict(encoded), n_samples=len(rows), n_tokens=int(encoded["attention_mask"].sum()))
+
+    def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
+        order = torch.randperm(len(self.train_rows), generator=generator).tolist()
+        for start in range(0, len(order), batch_size):
+            yield self._batch([self.train_rows[i] for i in order[start:start + batch_size]])
+
+    def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
+        predictions: list[str] = []
+        for start in range(0, len(self.eval_rows), batch_size):
+            batch = self._batch(self.eval_rows[start:start + batch_size])
+            with on_batch(batch), torch.no_grad():
+                inputs = batch.on(device)
+                inputs.pop("labels")
+                logits = model(**inputs).logits
+            predictions.extend(self.labels[i] for i in logits.argmax(dim=-1).tolist())
+        references = [str(r["label"]) for r in self.eval_rows]
+        majority = Counter(str(r["label"]) for r in self.train_rows).most_common(1)[0][0]
+        rate = sum(ref == majority for ref in references) / len(references)
+        return Evaluation(predictions, references, {"majority_class_accuracy": rate})

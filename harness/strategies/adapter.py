@@ -1,0 +1,82 @@
+"""`adapter`: bottleneck adapters after the attention and feed-forward sublayers.
+
+Each adapter adds up(act(down(h))) to a sublayer's output h; `up` starts at
+zero, so the model computes exactly what it did before at step 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from harness.schema import field
+from harness.strategies import STRATEGIES, Applied, ModelContext, Strategy
+from harness.strategies.layers import discover, output_projections
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+class BottleneckAdapter(nn.Module):
+    """Wraps a projection: returns h + up(act(down(h))) where h is its output."""
+
+    def __init__(self, wrapped: nn.Module, hidden: int, bottleneck: int, activation: str) -> None:
+        super().__init__()
+        self.wrapped = wrapped
+        weight = wrapped.weight
+        self.adapter_down = nn.Linear(hidden, bottleneck, device=weight.device, dtype=weight.dtype)
+        self.adapter_act = _ACTIVATIONS[activation]()
+        self.adapter_up = nn.Linear(bottleneck, hidden, device=weight.device, dtype=weight.dtype)
+        nn.init.zeros_(self.adapter_up.weight)
+        nn.init.zeros_(self.adapter_up.bias)
+
+    def forward(self, *args, **kwargs) -> torch.Tensor:
+        hidden = self.wrapped(*args, **kwargs)
+        return hidden + self.adapter_up(self.adapter_act(self.adapter_down(hidden)))
+
+
+def _output_size(module: nn.Module) -> int:
+    if hasattr(module, "out_features"):
+        return module.out_features
+    if hasattr(module, "nf"):  # transformers' Conv1D (GPT-2) stores its weight transposed
+        return module.nf
+    return module.weight.shape[0]
+
+
+def _is_attention(name: str) -> bool:
+    lowered = name.lower()
+    return "attn" in lowered or "attention" in lowered
+
+
+@STRATEGIES.register("adapter")
+class BottleneckAdapters(Strategy):
+    name = "adapter"
+
+    @dataclass(frozen=True)
+    class Options:
+        bottleneck: int = field(64, min=1, help="adapter hidden size")
+        placement: Literal["houlsby", "pfeiffer"] = field(
+            "houlsby", help="houlsby: after attention and feed-forward; pfeiffer: after feed-forward only")
+        activation: Literal["relu", "gelu", "tanh", "silu"] = field("relu", help="nonlinearity between down and up")
+        target_modules: tuple[str, ...] | None = field(
+            None, help="attribute names of the projections to wrap; default: discovered")
+
+    def apply(self, model, context: ModelContext) -> Applied:
+        targets = []
+        for block in discover(model).blocks:
+            found = output_projections(model, block, self.options.target_modules)
+            if self.options.placement == "pfeiffer":
+                found = [name for name in found if not _is_attention(name[len(block):])]
+            if not found:
+                raise ValueError(f"adapter: no sublayer output projection found in {block} "
+                                 f"({type(model.get_submodule(block)).__name__}); set strategies.adapter.target_modules")
+            targets.extend(found)
+        for name in targets:
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            wrapped = getattr(parent, attr)
+            setattr(parent, attr, BottleneckAdapter(wrapped, _output_size(wrapped), self.options.bottleneck,
+                                                    self.options.activation))
+        trainable = {n for n, _ in model.named_parameters() if ".adapter_down." in n or ".adapter_up." in n}
+        return Applied(model, trainable)

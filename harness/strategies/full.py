@@ -1,0 +1,18 @@
+"""`full`: every parameter trains."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.strategies import STRATEGIES, Applied, ModelContext, Strategy
+
+
+@STRATEGIES.register("full")
+class FullFineTuning(Strategy):
+    name = "full"
+
+    @dataclass(frozen=True)
+    class Options:
+        pass
+
+    def apply(self, model, context: ModelContext) -> Applied:
+        return Applied(model, trainable={name for name, _ in model.named_parameters()})
