@@ -179,8 +179,8 @@ def _read_toml(path: Path, problems: list[Problem]) -> tuple[dict | None, KeyLin
     try:
         return tomllib.loads(text), KeyLines(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        message = str(exc).split(" (at line")[0]
+        message, _, where = str(exc).partition(" (at line ")
+        line = int(where.split(",")[0].rstrip(")")) if where[:1].isdigit() else None
         problems.append(Problem(str(path), line, "", f"TOML syntax error: {message}"))
         return None, None
 
@@ -213,32 +213,40 @@ def _registries():
     return SCENARIOS, STRATEGIES, METRICS
 
 
-def _check_task_refs(spec: TaskSpec, out: Collector) -> None:
-    """Checks that need registries or the file system."""
+def _check_refs(path: Path, layered: dict, out: Collector) -> None:
+    """Checks that need registries or the file system. They read the raw tables, so that a
+    mistake elsewhere in a table does not hide these; type errors are reported by `build`."""
     scenarios, _, metrics = _registries()
-    if spec.task.scenario not in scenarios:
-        out.add("task.scenario", str(_lookup_error(scenarios, spec.task.scenario)))
-        return
-    scenario = scenarios.get(spec.task.scenario)
-    for i, name in enumerate(spec.metric.names):
+    info, data, metric, model = (layered.get(k) or {} for k in ("task", "data", "metric", "model"))
+    scenario = None
+    if isinstance(name := info.get("scenario"), str):
+        if name in scenarios:
+            scenario = scenarios.get(name)
+        else:
+            out.add("task.scenario", str(_lookup_error(scenarios, name)))
+    names = metric.get("names")
+    for i, name in enumerate(names if isinstance(names, list) else []):
+        if not isinstance(name, str):
+            continue
         if name not in metrics:
             out.add(f"metric.names[{i}]", str(_lookup_error(metrics, name)))
-        elif name not in scenario.metrics:
+        elif scenario is not None and name not in scenario.metrics:
             out.add(f"metric.names[{i}]", f"metric {name!r} does not apply to scenario "
                                           f"{scenario.name!r}; use one of {', '.join(scenario.metrics)}")
     for key in ("train", "eval"):
-        relative = getattr(spec.data, key)
-        if relative is not None and not spec.resolve_path(relative).is_file():
-            out.add(f"data.{key}", f"file not found: {spec.resolve_path(relative)}")
-    for name in spec.data.fields:
+        if isinstance(relative := data.get(key), str) and not (path.parent / relative).is_file():
+            out.add(f"data.{key}", f"file not found: {(path.parent / relative).resolve()}")
+    fields = data.get("fields")
+    for name in fields if isinstance(fields, dict) and scenario is not None else ():
         if name not in scenario.fields:
             out.add(f"data.fields.{name}", f"unknown field{did_you_mean(name, list(scenario.fields))}; "
                                            f"scenario {scenario.name!r} reads: {', '.join(scenario.fields)}")
-    from harness.models import resolve_source
-    try:
-        resolve_source(spec.model.source, spec.path.parent)
-    except ValueError as exc:
-        out.add("model.source", str(exc))
+    if isinstance(source := model.get("source"), str):
+        from harness.models import resolve_source
+        try:
+            resolve_source(source, path.parent)
+        except ValueError as exc:
+            out.add("model.source", str(exc))
 
 
 def _lookup_error(registry, name: str) -> Exception:
@@ -247,6 +255,26 @@ def _lookup_error(registry, name: str) -> Exception:
     except KeyError as exc:
         return exc
     raise AssertionError(name)
+
+
+def _only_tables(raw: dict, out: Collector) -> dict:
+    """`raw` without values that should be tables but are not (each one reported)."""
+    def keep(value: Any, key: str, depth: int) -> Any:
+        if not isinstance(value, dict):
+            out.add(key, f"expected a table, got {type(value).__name__} ({value!r})")
+            return None
+        if depth == 0:
+            return value
+        kept = {k: keep(v, f"{key}.{k}", depth - 1) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v is not None}
+
+    depth = {"task": 0, "model": 0, "data": 0, "metric": 0, "training": 0, "strategies": 1, "profiles": 2}
+    cleaned = {k: keep(v, k, depth[k]) if k in depth else v for k, v in raw.items()}
+    for name, table in (cleaned.get("strategies") or {}).items():
+        if "training" in table and not isinstance(table["training"], dict):
+            out.add(f"strategies.{name}.training", "expected a table")
+            table.pop("training")
+    return {k: v for k, v in cleaned.items() if v is not None}
 
 
 def _layered(raw: dict, strategy: str | None, profile: str) -> dict:
@@ -262,11 +290,11 @@ def _build_task(path: Path, layered: dict, out: Collector) -> TaskSpec | None:
     for table, cls in (("task", TaskInfo), ("model", ModelSpec), ("data", DataSpec),
                        ("metric", MetricSpec), ("training", TrainingSpec)):
         parts[table] = build(cls, layered[table], table, out)
-    if any(v is None for v in parts.values()):
+    before = len(out.problems)
+    _check_refs(path, layered, out)
+    if any(v is None for v in parts.values()) or len(out.problems) > before:
         return None
-    spec = TaskSpec(path=path.resolve(), **parts)
-    _check_task_refs(spec, out)
-    return spec
+    return TaskSpec(path=path.resolve(), **parts)
 
 
 def _build_options(raw: dict, strategy: str, out: Collector) -> Any:
@@ -299,6 +327,7 @@ def load_task_cells(path: Path, strategies: tuple[str, ...] | None, seeds: tuple
     for name in raw.get("profiles", {}):
         if name not in PROFILES:
             out.add(f"profiles.{name}", f"unknown profile{did_you_mean(name, list(PROFILES))}; known: {', '.join(PROFILES)}")
+    raw = _only_tables(raw, out)
     chosen = strategies if strategies is not None else DEFAULT_STRATEGIES
     cells: list[CellSpec] = []
     base = _build_task(path, _layered(raw, None, profile), out)

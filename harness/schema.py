@@ -55,7 +55,9 @@ class KeyLines:
                 continue
             if match := self._TABLE.match(line):
                 table = self._normalise(match.group(1))
-                self.lines.setdefault(table, number)
+                parts = table.split(".")
+                for depth in range(1, len(parts) + 1):  # [a.b.c] also defines a and a.b
+                    self.lines.setdefault(".".join(parts[:depth]), number)
             elif match := self._KEY.match(line):
                 key = self._normalise(match.group(1))
                 self.lines.setdefault(f"{table}.{key}" if table else key, number)
@@ -66,7 +68,7 @@ class KeyLines:
 
     def find(self, key: str) -> int | None:
         """Line of `key`, else of its nearest written parent, else None."""
-        parts = key.split(".")
+        parts = re.sub(r"\[\d+\]", "", key).split(".")
         while parts:
             if (line := self.lines.get(".".join(parts))) is not None:
                 return line

@@ -54,7 +54,8 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _save_weights(model, trainable: set[str], folder: Path) -> dict:
+def _save_weights(model, folder: Path) -> dict:
+    """The tuned weights in standard form: peft's own layout, else the trainable tensors as safetensors."""
     folder.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "peft_config"):
         model.save_pretrained(folder)
@@ -62,7 +63,7 @@ def _save_weights(model, trainable: set[str], folder: Path) -> dict:
     else:
         from safetensors.torch import save_file
 
-        state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if n in trainable}
+        state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
         save_file(state, folder / "trainable.safetensors", metadata={"format": "pt"})
         form = "safetensors"
     return {"path": str(folder.name), "format": form, "bytes": folder_bytes(folder)}
@@ -108,7 +109,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
 
     weights = None
     if strategy.trains and training.save_weights:
-        weights = _save_weights(model, applied.trainable, cell_dir / "weights")
+        weights = _save_weights(model, cell_dir / "weights")
     return {
         **cell_header(cell), "status": "ok", "error": None,
         "metrics": metrics, "primary_value": metrics[task.primary_metric],

@@ -89,9 +89,10 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def run_matrix(matrix: Matrix, run_dir: Path, stream: TextIO = sys.stderr,
+def run_matrix(matrix: Matrix, run_dir: Path, stream: TextIO | None = None,
                runner: Callable[[CellSpec, Path, Matrix], str] = run_one) -> list[Outcome]:
     """Run every cell not already finished ok in `run_dir`, printing progress with an ETA."""
+    stream = stream or sys.stderr
     run_dir.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
     todo = []

@@ -31,6 +31,14 @@ class BottleneckAdapter(nn.Module):
         nn.init.zeros_(self.adapter_up.weight)
         nn.init.zeros_(self.adapter_up.bias)
 
+    @property
+    def weight(self) -> torch.Tensor:  # models read e.g. `wo.weight.dtype` (T5)
+        return self.wrapped.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.wrapped.bias
+
     def forward(self, *args, **kwargs) -> torch.Tensor:
         hidden = self.wrapped(*args, **kwargs)
         return hidden + self.adapter_up(self.adapter_act(self.adapter_down(hidden)))

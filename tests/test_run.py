@@ -1,0 +1,130 @@
+"""End to end through the CLI on a tiny BERT: cells run in their own processes and leave results."""
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+
+import pytest
+
+import harness
+from harness.cli import main
+from harness.config import load_matrix
+from harness.results import COLUMNS, read_results
+from harness.run.executor import run_matrix
+from tests.conftest import write_task
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_bert_dir):
+    folder = tmp_path_factory.mktemp("e2e")
+    task = write_task(folder, "tiny-sentiment", tiny_bert_dir)
+    run_dir = folder / "run"
+    code = main(["run", str(task), "--out", str(run_dir)])
+    return code, run_dir, task
+
+
+def test_every_strategy_runs_ok(finished_run):
+    code, run_dir, _ = finished_run
+    results = read_results(run_dir)
+    assert code == 0
+    assert sorted(r["strategy"] for r in results) == ["adapter", "frozen-lower", "full", "lora", "none"]
+    assert {r["status"] for r in results} == {"ok"}
+    for result in results:
+        assert 0.0 <= result["metrics"]["accuracy"] <= 1.0
+        assert result["memory"]["peak_bytes"] > 50 * 2**20
+        assert set(result["memory"]["phases"]) == ({"load", "train", "eval"} if result["strategy"] != "none"
+                                                   else {"load", "eval"})
+        assert result["throughput"]["eval_tokens_per_s"] > 0
+        assert result["provenance"]["packages"]["torch"]
+        if result["strategy"] != "none":
+            assert result["throughput"]["train_measured_steps"] == 3  # 4 steps, 1 warm-up
+            assert result["throughput"]["train_tokens_per_s"] > 0
+            assert result["weights"]["bytes"] > 0
+
+
+def test_saved_weights_are_standard(finished_run):
+    _, run_dir, _ = finished_run
+    from safetensors.torch import load_file
+
+    by_strategy = {r["strategy"]: r for r in read_results(run_dir)}
+    lora_dir = run_dir / "cells" / by_strategy["lora"]["cell_id"] / "weights"
+    assert (lora_dir / "adapter_config.json").is_file() and (lora_dir / "adapter_model.safetensors").is_file()
+    adapter = load_file(run_dir / "cells" / by_strategy["adapter"]["cell_id"] / "weights" / "trainable.safetensors")
+    assert sum(t.numel() for t in adapter.values()) == by_strategy["adapter"]["params"]["trainable"]
+
+
+def test_exports_and_load_results_have_the_columns(finished_run, capsys):
+    _, run_dir, _ = finished_run
+    frame = harness.load_results(run_dir)
+    assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert len(frame) == 5 and (frame["status"] == "ok").all()
+    assert frame.loc[frame.strategy == "none", "trainable_params"].item() == 0
+    for fmt in ("csv", "md", "json"):
+        assert main(["report", str(run_dir), "--format", fmt]) == 0
+        text = capsys.readouterr().out
+        assert "train_tokens_per_s" in text and "tiny-sentiment" in text
+    assert main(["report", str(run_dir), "--format", "md"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| task | scenario | strategy |") and len(table) == 2 + 5
+
+
+def test_resume_skips_finished_cells(finished_run):
+    _, run_dir, task = finished_run
+    matrix = load_matrix([task])
+    stream = io.StringIO()
+    outcomes = run_matrix(matrix, run_dir, stream=stream, runner=lambda *a: pytest.fail("re-ran a finished cell"))
+    assert all(o.skipped for o in outcomes) and "5 of 5 cells already done" in stream.getvalue()
+
+
+def test_same_seed_gives_identical_metrics(finished_run, tmp_path):
+    _, run_dir, task = finished_run
+    assert main(["run", str(task), "--strategies", "lora", "--out", str(tmp_path / "again")]) == 0
+    again = read_results(tmp_path / "again")[0]
+    first = next(r for r in read_results(run_dir) if r["strategy"] == "lora")
+    assert again["cell_id"] == first["cell_id"]
+    assert again["metrics"] == first["metrics"]
+    assert again["training"]["final_loss"] == first["training"]["final_loss"]
+
+
+def test_failing_cells_are_recorded_and_the_rest_finish(tmp_path, tiny_bert_dir, monkeypatch, capsys):
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the cell processes import tests.fault_plugins
+    write_task(tmp_path, "t", tiny_bert_dir)
+    suite = tmp_path / "suite.toml"
+    suite.write_text(textwrap.dedent("""\
+        [suite]
+        name = "faults"
+        tasks = ["t.toml"]
+        strategies = ["fault-raise", "none", "fault-kill", "fault-hog", "lora"]
+        plugins = ["tests.fault_plugins"]
+        cell_memory_limit_mb = 1500
+        """))
+    run_dir = tmp_path / "run"
+    assert main(["run", str(suite), "--out", str(run_dir)]) == 1
+    by_strategy = {r["strategy"]: r for r in read_results(run_dir)}
+    assert by_strategy["none"]["status"] == by_strategy["lora"]["status"] == "ok"
+    raised = by_strategy["fault-raise"]
+    assert raised["status"] == "failed" and raised["error"]["type"] == "RuntimeError"
+    assert any("injected failure in apply" in line for line in raised["error"]["traceback_tail"])
+    killed = by_strategy["fault-kill"]
+    assert killed["status"] == "killed" and "SIGKILL" in killed["error"]["message"]
+    hog = by_strategy["fault-hog"]
+    assert hog["status"] == "oom" and "exceeded the cell limit of 1500 MiB" in hog["error"]["message"]
+    progress = capsys.readouterr().err
+    assert "[5/5]" in progress and "ETA" in progress
+    frame = harness.load_results(run_dir)
+    assert set(frame.status) == {"ok", "failed", "killed", "oom"}
+
+
+def test_results_are_written_atomically(tmp_path):
+    from harness.results.io import write_result
+
+    with pytest.raises(ValueError):
+        write_result(tmp_path, {"cell_id": "x", "status": "bogus"})
+    write_result(tmp_path, {"cell_id": "x", "status": "ok", "task": "t", "strategy": "s", "seed": 0})
+    with pytest.raises(ValueError):  # NaN is not JSON: refuse rather than write a file others cannot read
+        write_result(tmp_path, {"cell_id": "x", "status": "ok", "value": float("nan")})
+    assert json.loads((tmp_path / "cells" / "x.json").read_text())["status"] == "ok"
+    assert [p.name for p in (tmp_path / "cells").iterdir()] == ["x.json"]
