@@ -8,6 +8,7 @@ one ConfigError naming file, line and dotted key.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib
 import json
@@ -136,7 +137,7 @@ class CellSpec:
         return {"task": task, "strategy": self.strategy, "options": to_plain(self.options),
                 "seed": self.seed, "profile": self.profile, "data_sha256": _data_digest(self.task)}
 
-    @property
+    @functools.cached_property
     def cell_id(self) -> str:
         blob = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -345,11 +346,20 @@ def load_task_cells(path: Path, strategies: tuple[str, ...] | None, seeds: tuple
 
 
 def _data_digest(task: TaskSpec) -> str | None:
+    """Digest of the local data files, so that changed data means a new cell id; None for hub data."""
+    if task.data.train is None or task.data.eval is None:
+        return None
+    files = [task.resolve_path(p) for p in (task.data.train, task.data.eval)]
+    return _files_digest(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+
+
+@functools.lru_cache(maxsize=256)
+def _files_digest(files: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for relative in (task.data.train, task.data.eval):
-        if relative is None:
-            return None
-        digest.update(task.resolve_path(relative).read_bytes())
+    for name, _, _ in files:
+        with open(name, "rb") as handle:
+            for chunk in iter(lambda: handle.read(2**20), b""):
+                digest.update(chunk)
     return digest.hexdigest()[:16]
 
 

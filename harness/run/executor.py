@@ -59,16 +59,21 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
         child = subprocess.Popen([sys.executable, "-m", "harness.run.worker", str(run_dir), json.dumps(request)],
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         watched = psutil.Process(child.pid)
-        while child.poll() is None:
-            time.sleep(POLL_S)
-            if limit_bytes and (rss := _tree_rss(watched)) > limit_bytes:
-                verdict = ("oom", "OutOfMemory", f"resident set {rss / 2**20:.0f} MiB exceeded the cell limit "
-                                                 f"of {matrix.cell_memory_limit_mb} MiB; killed")
-            elif matrix.cell_timeout_s and time.monotonic() - started > matrix.cell_timeout_s:
-                verdict = ("timeout", "Timeout", f"ran longer than {matrix.cell_timeout_s:g} s; killed")
-            if verdict:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+        try:
+            while child.poll() is None:
+                time.sleep(POLL_S)
+                if limit_bytes and (rss := _tree_rss(watched)) > limit_bytes:
+                    verdict = ("oom", "OutOfMemory", f"resident set {rss / 2**20:.0f} MiB exceeded the cell limit "
+                                                     f"of {matrix.cell_memory_limit_mb} MiB; killed")
+                elif matrix.cell_timeout_s and time.monotonic() - started > matrix.cell_timeout_s:
+                    verdict = ("timeout", "Timeout", f"ran longer than {matrix.cell_timeout_s:g} s; killed")
+                if verdict:
+                    os.killpg(child.pid, signal.SIGKILL)
+                    child.wait()
+        except BaseException:  # Ctrl-C or an error here: the cell's own session must not outlive us
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            raise
     code = child.returncode
     if verdict is None and result_path.exists():
         return read_result(result_path)["status"]
