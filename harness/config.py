@@ -15,7 +15,7 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from harness.schema import Collector, ConfigError, KeyLines, Problem, build, field, to_plain
 from harness.registry import did_you_mean
@@ -43,8 +43,30 @@ class TaskInfo:
 @dataclass(frozen=True)
 class ModelSpec:
     source: str = field(help="'package:IMPORT_NAME/SUBDIR', a local folder (relative to the task file) or a hub id")
+    kind: Literal["auto", "encoder", "causal", "seq2seq"] = field(
+        "auto", help="architecture family; auto reads it from the model config")
+    gguf_file: str | None = field(None, help="GGUF file inside the source folder; converted once and cached")
     max_length: int = field(128, min=8, help="tokens; longer inputs are truncated")
     revision: str | None = field(None, help="hub revision, only for hub ids")
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    max_new_tokens: int = field(48, min=1, help="tokens generated per example at most")
+    do_sample: bool = field(False, help="sample instead of greedy decoding")
+    temperature: float = field(1.0, min=0.0, help="sampling temperature (do_sample only)")
+    top_p: float = field(1.0, min=0.0, max=1.0, help="nucleus sampling mass (do_sample only)")
+    stop: tuple[str, ...] = field((), help="strings that end a generation; the output is cut before them")
+    keep_examples: int = field(5, min=0, help="generated examples stored in the result for reports")
+
+
+@dataclass(frozen=True)
+class LmEvalSpec:
+    tasks: tuple[str, ...] = field(help="lm-eval task names, registered or in include_path")
+    include_path: str | None = field(None, help="folder of lm-eval task YAMLs, relative to the task file")
+    limit: int | None = field(None, min=1, help="examples per lm-eval task at most")
+    num_fewshot: int | None = field(None, min=0, help="few-shot examples; default: the task's own")
+    batch_size: int = field(8, min=1, help="lm-eval batch size")
 
 
 @dataclass(frozen=True)
@@ -107,6 +129,9 @@ class TaskSpec:
     data: DataSpec
     metric: MetricSpec
     training: TrainingSpec
+    generation: GenerationSpec
+    scenario: Any  # the scenario's own Options dataclass, from [scenario]
+    lm_eval: LmEvalSpec | None = None
 
     @property
     def name(self) -> str:
@@ -204,7 +229,9 @@ def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
 
 # ---------------------------------------------------------------- tasks
 
-_TASK_TABLES = ("task", "model", "data", "metric", "training", "strategies", "profiles")
+_TASK_TABLES = ("task", "scenario", "model", "data", "metric", "training", "generation", "lm_eval",
+                "strategies", "profiles")
+_SPEC_TABLES = ("task", "scenario", "model", "data", "metric", "training", "generation", "lm_eval")
 
 
 def _registries():
@@ -217,20 +244,25 @@ def _registries():
 def _check_refs(path: Path, layered: dict, out: Collector) -> None:
     """Checks that need registries or the file system. They read the raw tables, so that a
     mistake elsewhere in a table does not hide these; type errors are reported by `build`."""
+    from harness.metrics import EVALUATE_PREFIX
+
     scenarios, _, metrics = _registries()
     info, data, metric, model = (layered.get(k) or {} for k in ("task", "data", "metric", "model"))
     scenario = None
     if isinstance(name := info.get("scenario"), str):
         if name in scenarios:
             scenario = scenarios.get(name)
+            if scenario.needs_domain and not info.get("domain"):
+                out.add("task.domain", f"scenario {name!r} needs the domain named, e.g. domain = \"medical\"")
         else:
             out.add("task.scenario", str(_lookup_error(scenarios, name)))
     names = metric.get("names")
     for i, name in enumerate(names if isinstance(names, list) else []):
-        if not isinstance(name, str):
+        if not isinstance(name, str) or name.startswith(EVALUATE_PREFIX):
             continue
         if name not in metrics:
-            out.add(f"metric.names[{i}]", str(_lookup_error(metrics, name)))
+            out.add(f"metric.names[{i}]", str(_lookup_error(metrics, name)) +
+                    f"; or {EVALUATE_PREFIX}NAME for the evaluate library")
         elif scenario is not None and name not in scenario.metrics:
             out.add(f"metric.names[{i}]", f"metric {name!r} does not apply to scenario "
                                           f"{scenario.name!r}; use one of {', '.join(scenario.metrics)}")
@@ -242,10 +274,14 @@ def _check_refs(path: Path, layered: dict, out: Collector) -> None:
         if name not in scenario.fields:
             out.add(f"data.fields.{name}", f"unknown field{did_you_mean(name, list(scenario.fields))}; "
                                            f"scenario {scenario.name!r} reads: {', '.join(scenario.fields)}")
+    if isinstance(include := (layered.get("lm_eval") or {}).get("include_path"), str) \
+            and not (path.parent / include).is_dir():
+        out.add("lm_eval.include_path", f"folder not found: {(path.parent / include).resolve()}")
     if isinstance(source := model.get("source"), str):
         from harness.models import resolve_source
         try:
-            resolve_source(source, path.parent)
+            gguf = model.get("gguf_file")
+            resolve_source(source, path.parent, gguf if isinstance(gguf, str) else None)
         except ValueError as exc:
             out.add("model.source", str(exc))
 
@@ -269,7 +305,7 @@ def _only_tables(raw: dict, out: Collector) -> dict:
         kept = {k: keep(v, f"{key}.{k}", depth - 1) for k, v in value.items()}
         return {k: v for k, v in kept.items() if v is not None}
 
-    depth = {"task": 0, "model": 0, "data": 0, "metric": 0, "training": 0, "strategies": 1, "profiles": 2}
+    depth = {**{table: 0 for table in _SPEC_TABLES}, "strategies": 1, "profiles": 2}
     cleaned = {k: keep(v, k, depth[k]) if k in depth else v for k, v in raw.items()}
     for name, table in (cleaned.get("strategies") or {}).items():
         if "training" in table and not isinstance(table["training"], dict):
@@ -279,7 +315,7 @@ def _only_tables(raw: dict, out: Collector) -> dict:
 
 
 def _layered(raw: dict, strategy: str | None, profile: str) -> dict:
-    layered = {k: raw.get(k, {}) for k in ("task", "model", "data", "metric", "training")}
+    layered = {k: raw.get(k, {}) for k in _SPEC_TABLES}
     if strategy is not None:
         layered["training"] = _merge(layered["training"], raw.get("strategies", {}).get(strategy, {}).get("training", {}))
     layered = _merge(layered, PROFILES[profile])
@@ -287,15 +323,31 @@ def _layered(raw: dict, strategy: str | None, profile: str) -> dict:
 
 
 def _build_task(path: Path, layered: dict, out: Collector) -> TaskSpec | None:
-    parts = {}
-    for table, cls in (("task", TaskInfo), ("model", ModelSpec), ("data", DataSpec),
-                       ("metric", MetricSpec), ("training", TrainingSpec)):
+    parts: dict[str, Any] = {}
+    for table, cls in (("task", TaskInfo), ("model", ModelSpec), ("data", DataSpec), ("metric", MetricSpec),
+                       ("training", TrainingSpec), ("generation", GenerationSpec)):
         parts[table] = build(cls, layered[table], table, out)
+    lm_eval = build(LmEvalSpec, layered["lm_eval"], "lm_eval", out) if layered["lm_eval"] else None
+    scenario_options = _build_scenario_options(layered, out)
     before = len(out.problems)
     _check_refs(path, layered, out)
-    if any(v is None for v in parts.values()) or len(out.problems) > before:
+    if any(v is None for v in parts.values()) or scenario_options is None or len(out.problems) > before \
+            or (layered["lm_eval"] and lm_eval is None):
         return None
-    return TaskSpec(path=path.resolve(), **parts)
+    return TaskSpec(path=path.resolve(), scenario=scenario_options, lm_eval=lm_eval, **parts)
+
+
+def _build_scenario_options(layered: dict, out: Collector) -> Any:
+    scenarios, _, _ = _registries()
+    name = layered["task"].get("scenario")
+    if not isinstance(name, str) or name not in scenarios:
+        return None  # reported by _check_refs
+    cls = scenarios.get(name)
+    options = build(cls.Options, layered["scenario"], "scenario", out)
+    if options is not None:
+        for key, message in cls.check_options(options):
+            out.add(f"scenario.{key}", message)
+    return options
 
 
 def _build_options(raw: dict, strategy: str, out: Collector) -> Any:

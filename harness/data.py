@@ -26,13 +26,17 @@ def _read_hub(task: TaskSpec, split: str) -> list[Row]:
     return list(datasets.load_dataset(task.data.hub, task.data.hub_config, split=split))
 
 
-def _canonical(rows: list[Row], fields: tuple[str, ...], mapping: dict[str, str], where: str) -> list[Row]:
-    columns = {name: mapping.get(name, name) for name in fields}
+def _canonical(rows: list[Row], required: tuple[str, ...], optional: tuple[str, ...], mapping: dict[str, str],
+               where: str) -> list[Row]:
+    """Rows keyed by canonical field names: every required field, and optional ones the data has."""
+    columns = {name: mapping.get(name, name) for name in required}
     if rows:
         missing = [f"{name} (column {column!r})" for name, column in columns.items() if column not in rows[0]]
         if missing:
             raise ValueError(f"{where}: missing fields {', '.join(missing)}; columns are {', '.join(rows[0])}; "
                              f"map them with [data.fields]")
+        columns.update({name: mapping.get(name, name) for name in optional
+                        if name not in columns and mapping.get(name, name) in rows[0]})
     return [{name: row[column] for name, column in columns.items()} for row in rows]
 
 
@@ -45,7 +49,7 @@ def _cap(rows: list[Row], limit: int | None) -> list[Row]:
     return [rows[i] for i in sorted(order[:limit])]
 
 
-def load_rows(task: TaskSpec, fields: tuple[str, ...]) -> tuple[list[Row], list[Row]]:
+def load_rows(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[list[Row], list[Row]]:
     """(train, eval) rows with the scenario's canonical field names."""
     data = task.data
     if data.train is not None and data.eval is not None:
@@ -55,8 +59,9 @@ def load_rows(task: TaskSpec, fields: tuple[str, ...]) -> tuple[list[Row], list[
     else:
         train, evaluation = _read_hub(task, data.train_split), _read_hub(task, data.eval_split)
         where_train, where_eval = f"{data.hub}[{data.train_split}]", f"{data.hub}[{data.eval_split}]"
-    train = _canonical(_cap(train, data.max_train_samples), fields, dict(data.fields), where_train)
-    evaluation = _canonical(_cap(evaluation, data.max_eval_samples), fields, dict(data.fields), where_eval)
+    mapping = dict(data.fields)
+    train = _canonical(_cap(train, data.max_train_samples), fields, optional, mapping, where_train)
+    evaluation = _canonical(_cap(evaluation, data.max_eval_samples), fields, optional, mapping, where_eval)
     if not train or not evaluation:
         raise ValueError(f"{task.path}: empty {'training' if not train else 'evaluation'} data")
     return train, evaluation

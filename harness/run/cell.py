@@ -19,8 +19,8 @@ from harness.measure.memory import MemoryTracker
 from harness.measure.params import count_parameters, folder_bytes
 from harness.measure.throughput import ThroughputTracker
 from harness.measure.timing import PhaseTimer
-from harness.metrics import METRICS
-from harness.models import load_tokenizer, resolve_source
+from harness.metrics import compute
+from harness.models import load_tokenizer, local_source, model_kind
 from harness.run.train import train
 from harness.scenarios import SCENARIOS
 from harness.schema import to_plain
@@ -80,10 +80,11 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     strategy = STRATEGIES.get(cell.strategy)(cell.options)
 
     with timer.phase("load"), memory.phase("load"):
-        source = resolve_source(task.model.source, task.path.parent)
+        source = local_source(task.model, task.path.parent)
+        kind = model_kind(source, task.model.kind, task.model.revision)
         tokenizer = load_tokenizer(source, task.model.revision)
-        train_rows, eval_rows = load_rows(task, scenario_class.fields)
-        scenario = scenario_class(task, tokenizer, train_rows, eval_rows)
+        train_rows, eval_rows = load_rows(task, scenario_class.required_fields(task.scenario), scenario_class.fields)
+        scenario = scenario_class.create(task, tokenizer, kind, train_rows, eval_rows)
         model, head_modules = scenario.load_model(source)
         applied = strategy.apply(model, ModelContext(head_modules, scenario.peft_task_type))
         model = applied.model.to(device)
@@ -105,7 +106,13 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     with timer.phase("eval"), memory.phase("eval"):
         evaluation = scenario.evaluate(model, training.eval_batch_size, device,
                                        lambda batch: eval_steps.step(batch.n_samples, batch.n_tokens))
-    metrics = {name: METRICS.get(name)(evaluation.predictions, evaluation.references) for name in task.metric.names}
+    metrics = {name: evaluation.scores[name] if name in evaluation.scores
+               else compute(name, evaluation.predictions, evaluation.references) for name in task.metric.names}
+    if task.lm_eval is not None:
+        from harness.metrics.lm_eval_bridge import evaluate_in_process
+
+        with timer.phase("lm_eval"):
+            metrics.update(evaluate_in_process(model, tokenizer, kind, task.lm_eval, task.path.parent))
 
     weights = None
     if strategy.trains and training.save_weights:
@@ -114,6 +121,8 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         **cell_header(cell), "status": "ok", "error": None,
         "metrics": metrics, "primary_value": metrics[task.primary_metric],
         "reference": evaluation.reference_figures,
+        **evaluation.details,  # e.g. examples, confusion_matrix
+        "model_kind": kind,
         "params": params,
         "training": training_summary,
         "throughput": {**train_steps.summary("train"), **eval_steps.summary("eval"),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
 from harness.registry import Registry
@@ -23,26 +23,56 @@ class Batch:
 
 @dataclass
 class Evaluation:
-    """What a scenario hands to the metrics, plus figures about the data."""
+    """What a scenario hands to the metrics, plus figures about the data and model."""
 
     predictions: list
     references: list
-    reference_figures: dict[str, float]  # e.g. the majority-class rate
+    reference_figures: dict[str, float] = field(default_factory=dict)  # e.g. the majority-class rate
+    scores: dict[str, float] = field(default_factory=dict)  # model metrics, e.g. perplexity
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. examples, a confusion matrix
 
 
 class Scenario(abc.ABC):
     """One task kind. Subclasses declare their fields and metrics and implement the hooks."""
 
     name: ClassVar[str]
-    fields: ClassVar[tuple[str, ...]]  # canonical data fields read from each row
+    fields: ClassVar[tuple[str, ...]]  # canonical data fields a row may carry
     metrics: ClassVar[tuple[str, ...]]  # metric names that apply
-    peft_task_type: ClassVar[str | None] = None
+    kinds: ClassVar[tuple[str, ...]]  # model kinds it supports: encoder, causal, seq2seq
+    needs_domain: ClassVar[bool] = False  # the task file must say which domain (task.domain)
 
-    def __init__(self, task, tokenizer, train_rows: list[dict], eval_rows: list[dict]) -> None:
+    @dataclass(frozen=True)
+    class Options:
+        """The task file's [scenario] table; none by default."""
+
+    @classmethod
+    def check_options(cls, options: Any) -> list[tuple[str, str]]:
+        return []
+
+    @classmethod
+    def required_fields(cls, options: Any) -> tuple[str, ...]:
+        """Fields every row must have under these options."""
+        return cls.fields
+
+    @classmethod
+    def create(cls, task, tokenizer, kind: str, train_rows: list[dict], eval_rows: list[dict]) -> "Scenario":
+        """The scenario object for one cell (a registered entry may pick an implementation here)."""
+        return cls(task, tokenizer, kind, train_rows, eval_rows)
+
+    def __init__(self, task, tokenizer, kind: str, train_rows: list[dict], eval_rows: list[dict]) -> None:
+        if kind not in self.kinds:
+            raise ValueError(f"scenario {self.name!r} does not support {kind} models; use one of {', '.join(self.kinds)}")
         self.task = task
+        self.options = task.scenario
         self.tokenizer = tokenizer
+        self.kind = kind
         self.train_rows = train_rows
         self.eval_rows = eval_rows
+
+    @property
+    def peft_task_type(self) -> str | None:
+        """peft's task type for this scenario and model kind (some methods need it)."""
+        return None
 
     @abc.abstractmethod
     def load_model(self, source: str) -> tuple[Any, tuple[str, ...]]:
@@ -54,7 +84,8 @@ class Scenario(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
-        """Predictions for the evaluation rows; `on_batch(batch)` is a context manager per forward pass."""
+        """Predictions for the evaluation rows; `on_batch(batch)` is a context manager per forward pass,
+        whose value may be told the tokens produced (`record.tokens = n`)."""
 
 
 SCENARIOS: Registry[type[Scenario]] = Registry("scenario")
@@ -65,4 +96,4 @@ def new_head_modules(loading_info: dict) -> tuple[str, ...]:
     return tuple(sorted({key.rsplit(".", 1)[0] for key in loading_info.get("missing_keys", ())}))
 
 
-from harness.scenarios import classification  # noqa: E402,F401  (registration)
+from harness.scenarios import classification, dialogue, generation, question_answering  # noqa: E402,F401

@@ -14,10 +14,11 @@ class Classification(Scenario):
     name = "classification"
     fields = ("text", "label")
     metrics = ("accuracy", "macro_f1")
+    kinds = ("encoder", "causal")
     peft_task_type = "SEQ_CLS"
 
-    def __init__(self, task, tokenizer, train_rows, eval_rows) -> None:
-        super().__init__(task, tokenizer, train_rows, eval_rows)
+    def __init__(self, task, tokenizer, kind, train_rows, eval_rows) -> None:
+        super().__init__(task, tokenizer, kind, train_rows, eval_rows)
         self.labels = sorted({str(row["label"]) for row in train_rows})
         unseen = sorted({str(row["label"]) for row in eval_rows} - set(self.labels))
         if unseen:
@@ -57,4 +58,8 @@ class Classification(Scenario):
         references = [str(r["label"]) for r in self.eval_rows]
         majority = Counter(str(r["label"]) for r in self.train_rows).most_common(1)[0][0]
         rate = sum(ref == majority for ref in references) / len(references)
-        return Evaluation(predictions, references, {"majority_class_accuracy": rate})
+        counts = [[0] * len(self.labels) for _ in self.labels]  # rows: reference, columns: prediction
+        for reference, prediction in zip(references, predictions):
+            counts[self.label_ids[reference]][self.label_ids[prediction]] += 1
+        return Evaluation(predictions, references, {"majority_class_accuracy": rate},
+                          details={"confusion_matrix": {"labels": self.labels, "counts": counts}})

@@ -1,12 +1,16 @@
 """Write the offline sample datasets of the shipped tasks, deterministically.
 
 Run `python tasks/data/generate.py`; it rewrites tasks/data/<task>/{train,eval}.jsonl.
+Sentiment and spam are generated here; the other tasks' generators live in the sibling
+modules gen_text.py (news, squad, summarization, creative), gen_qa.py (openqa, medical,
+legal) and gen_dialogue.py (customer_service, chat).
 Every text is composed here from templates and word lists written for tunebench
 (no public dataset is copied). A fixed seed per task makes the files identical on
 every run; a test checks that the committed files match this script.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 from pathlib import Path
@@ -104,20 +108,64 @@ def spam(rng: random.Random) -> dict:
     return {"message": text, "label": "spam" if is_spam else "ham"}
 
 
+# ---------------------------------------------------------------- the other tasks (sibling modules)
+
+
+def _sibling(name: str):
+    """Import tasks/data/<name>.py by path (this file is also loaded by path, outside any package)."""
+    spec = importlib.util.spec_from_file_location(f"tunebench_data_{name}", HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gen_text, gen_qa, gen_dialogue = _sibling("gen_text"), _sibling("gen_qa"), _sibling("gen_dialogue")
+
 # ---------------------------------------------------------------- writing
 
-TASKS = {"sentiment": (sentiment, 101), "spam": (spam, 202)}
 SIZES = {"train": 480, "eval": 200}
+# task: (generator, seed, sizes, unique) - with unique=FIELD no two rows of the task (train or eval) share that
+# field, so eval never repeats a training item; sentiment and spam keep their original behaviour.
+TASKS = {
+    "sentiment": (sentiment, 101, SIZES, None),
+    "spam": (spam, 202, SIZES, None),
+    "news": (gen_text.news, 303, {"train": 480, "eval": 200}, "headline"),
+    "squad": (gen_text.squad, 404, {"train": 400, "eval": 120}, "context"),
+    "openqa": (gen_qa.openqa, 505, {"train": 300, "eval": 80}, "question"),
+    "summarization": (gen_text.summarization, 606, {"train": 300, "eval": 60}, "document"),
+    "creative": (gen_text.creative, 707, {"train": 300, "eval": 60}, "story"),
+    "customer_service": (gen_dialogue.customer_service, 808, {"train": 300, "eval": 60}, "customer"),
+    "chat": (gen_dialogue.chat, 909, {"train": 300, "eval": 60}, "messages"),
+    "medical": (gen_qa.medical, 1010, {"train": 300, "eval": 60}, "question"),
+    "legal": (gen_qa.legal, 1111, {"train": 300, "eval": 60}, "clause"),
+}
+
+
+def _rows(make, rng: random.Random, size: int, unique: str | None, seen: set) -> list[dict]:
+    rows = []
+    for _ in range(size * 200):
+        if len(rows) == size:
+            return rows
+        row = make(rng)
+        if unique is not None:
+            key = json.dumps(row[unique], ensure_ascii=False)
+            if key in seen:
+                continue
+            seen.add(key)
+        rows.append(row)
+    if len(rows) < size:
+        raise RuntimeError(f"{make.__name__}: only {len(rows)} distinct rows of {size}")
+    return rows
 
 
 def write_all(root: Path = HERE) -> list[Path]:
     written = []
-    for task, (make, seed) in TASKS.items():
-        rng = random.Random(seed)
-        for split, size in SIZES.items():
+    for task, (make, seed, sizes, unique) in TASKS.items():
+        rng, seen = random.Random(seed), set()
+        for split, size in sizes.items():
             path = root / task / f"{split}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
-            rows = [make(rng) for _ in range(size)]
+            rows = _rows(make, rng, size, unique, seen)
             path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
             written.append(path)
     return written

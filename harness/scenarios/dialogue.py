@@ -1,0 +1,46 @@
+"""Dialogue: a single reply to a customer message, or the next turn of a multi-turn chat."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.schema import field
+from harness.scenarios import SCENARIOS
+from harness.scenarios.text_to_text import TextToText
+
+
+@SCENARIOS.register("dialogue")
+class Dialogue(TextToText):
+    name = "dialogue"
+    fields = ("messages", "input", "target")
+
+    @dataclass(frozen=True)
+    class Options:
+        turns: Literal["single", "multi"] = field(
+            "multi", help="multi: rows carry `messages` ending with the assistant turn to predict; "
+                          "single: rows carry `input` (the user's message) and `target` (the reply)")
+        system: str | None = field(None, help="system message, where the chat template takes one")
+        chat_template: bool = field(True, help="format with the tokenizer's chat template when it has one")
+
+    @classmethod
+    def required_fields(cls, options) -> tuple[str, ...]:
+        return ("messages",) if options.turns == "multi" else ("input", "target")
+
+    def __init__(self, task, tokenizer, kind, train_rows, eval_rows) -> None:
+        super().__init__(task, tokenizer, kind, train_rows, eval_rows)
+        if self.options.turns == "multi":
+            for split, rows in (("train", train_rows), ("eval", eval_rows)):
+                for i, row in enumerate(rows):
+                    turns = row["messages"]
+                    if not isinstance(turns, list) or len(turns) < 2 or turns[-1].get("role") != "assistant":
+                        raise ValueError(f"{task.path}: {split} row {i}: `messages` must be a list of turns "
+                                         f"ending with an assistant turn")
+
+    def messages(self, row: dict) -> list[dict[str, str]]:
+        system = [{"role": "system", "content": self.options.system}] if self.options.system else []
+        if self.options.turns == "single":
+            return system + [{"role": "user", "content": str(row["input"])}]
+        return system + [{"role": t["role"], "content": str(t["content"])} for t in row["messages"][:-1]]
+
+    def target(self, row: dict) -> str:
+        return str(row["target"]) if self.options.turns == "single" else str(row["messages"][-1]["content"])

@@ -1,0 +1,168 @@
+"""Conditional generation shared by generation, dialogue, domain and generative QA.
+
+A subclass says how a row becomes a conversation (`messages`) and what the
+model should answer (`target`). Causal LMs train on prompt + target with the
+loss on target tokens only; seq2seq models encode the prompt and decode the
+target. Evaluation generates with the task's [generation] settings and, when
+asked, computes perplexity of the reference targets.
+"""
+from __future__ import annotations
+
+import abc
+import math
+from typing import Iterator
+
+import torch
+
+from harness.scenarios import Batch, Evaluation, Scenario
+
+IGNORE = -100  # label value the loss skips
+TEXT_METRICS = ("exact_match", "token_f1", "rouge1", "rouge2", "rougeL", "chrf", "bleu",
+                "distinct_1", "distinct_2", "perplexity")
+
+
+class TextToText(Scenario):
+    metrics = TEXT_METRICS
+    kinds = ("causal", "seq2seq")
+
+    @abc.abstractmethod
+    def messages(self, row: dict) -> list[dict[str, str]]:
+        """The conversation the model answers: [{"role": "system"|"user"|"assistant", "content": ...}]."""
+
+    @abc.abstractmethod
+    def target(self, row: dict) -> str | list[str]:
+        """The reference answer (a list when several are acceptable; the first one is trained on)."""
+
+    @property
+    def peft_task_type(self) -> str:
+        return "SEQ_2_SEQ_LM" if self.kind == "seq2seq" else "CAUSAL_LM"
+
+    @property
+    def uses_chat_template(self) -> bool:
+        return self.kind == "causal" and getattr(self.options, "chat_template", True) \
+            and bool(getattr(self.tokenizer, "chat_template", None))
+
+    def prompt(self, row: dict) -> str:
+        messages = self.messages(row)
+        if self.uses_chat_template:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if len(messages) == 1:
+            return messages[0]["content"] + "\n"
+        return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages) + "Assistant: "
+
+    def load_model(self, source: str):
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+        loader = AutoModelForSeq2SeqLM if self.kind == "seq2seq" else AutoModelForCausalLM
+        model, info = loader.from_pretrained(source, output_loading_info=True, revision=self.task.model.revision)
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = self.tokenizer.pad_token_id
+        return model, ()  # language-model heads are pretrained: nothing fresh to train
+
+    # ------------------------------------------------------------ batches
+
+    def _encode(self, rows: list[dict]) -> Batch:
+        """Teacher-forced inputs with labels on the target tokens only, right-padded."""
+        tok, limit = self.tokenizer, self.task.model.max_length
+        targets = [self._first(self.target(r)) for r in rows]
+        if self.kind == "seq2seq":
+            inputs = tok([self.prompt(r) for r in rows], truncation=True, max_length=limit, padding=True,
+                         return_tensors="pt")
+            labels = tok(text_target=targets, truncation=True, max_length=limit, padding=True,
+                         return_tensors="pt")["input_ids"]
+            labels[labels == tok.pad_token_id] = IGNORE
+            n_tokens = int(inputs["attention_mask"].sum()) + int((labels != IGNORE).sum())
+            return Batch({**inputs, "labels": labels}, len(rows), n_tokens)
+        sequences, label_rows = [], []
+        for row, target in zip(rows, targets):
+            prompt_ids = tok(self.prompt(row), add_special_tokens=not self.uses_chat_template)["input_ids"]
+            target_ids = tok(target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            target_ids = target_ids[: max(1, limit // 2)]
+            prompt_ids = prompt_ids[-(limit - len(target_ids)):]  # keep the end of a long prompt
+            sequences.append(prompt_ids + target_ids)
+            label_rows.append([IGNORE] * len(prompt_ids) + target_ids)
+        width = max(map(len, sequences))
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
+        attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
+        labels = torch.tensor([l + [IGNORE] * (width - len(l)) for l in label_rows])
+        return Batch({"input_ids": input_ids, "attention_mask": attention, "labels": labels},
+                     len(rows), int(attention.sum()))
+
+    @staticmethod
+    def _first(target: str | list[str]) -> str:
+        return target[0] if isinstance(target, list) else str(target)
+
+    def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
+        order = torch.randperm(len(self.train_rows), generator=generator).tolist()
+        for start in range(0, len(order), batch_size):
+            yield self._encode([self.train_rows[i] for i in order[start:start + batch_size]])
+
+    # ------------------------------------------------------------ evaluation
+
+    def perplexity(self, model, batch_size: int, device) -> float:
+        """exp(mean negative log-likelihood per reference target token), teacher-forced."""
+        total_nll, total_tokens = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(self.eval_rows), batch_size):
+                batch = self._encode(self.eval_rows[start:start + batch_size])
+                inputs = batch.on(device)
+                labels = inputs.pop("labels")
+                logits = model(**inputs, **({"labels": labels} if self.kind == "seq2seq" else {})).logits.float()
+                if self.kind == "causal":
+                    logits, labels = logits[:, :-1], labels[:, 1:]
+                nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                                        ignore_index=IGNORE, reduction="sum")
+                total_nll += float(nll)
+                total_tokens += int((labels != IGNORE).sum())
+        return math.exp(total_nll / total_tokens)
+
+    def _cut(self, text: str) -> str:
+        for stop in self.task.generation.stop:
+            if stop and stop in text:
+                text = text[: text.index(stop)]
+        return text.strip()
+
+    def _generated_length(self, ids: list[int]) -> int:
+        """Tokens the model produced for one row: up to and including its end token; later ones are padding."""
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        start = 1 if self.kind == "seq2seq" else 0  # seq2seq output starts with the decoder start token
+        for i, token in enumerate(ids[start:], start=1):
+            if token in ends:
+                return i
+        return len(ids) - start
+
+    def generate(self, model, batch_size: int, device, on_batch) -> list[str]:
+        """Greedy or sampled continuations of every evaluation prompt."""
+        spec, tok = self.task.generation, self.tokenizer
+        settings = {"max_new_tokens": spec.max_new_tokens, "do_sample": spec.do_sample,
+                    "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
+        if spec.do_sample:
+            settings.update(temperature=spec.temperature, top_p=spec.top_p)
+        tok.padding_side = "left"  # generation continues from the right edge
+        outputs: list[str] = []
+        try:
+            for start in range(0, len(self.eval_rows), batch_size):
+                rows = self.eval_rows[start:start + batch_size]
+                encoded = tok([self.prompt(r) for r in rows], return_tensors="pt", padding=True, truncation=True,
+                              max_length=self.task.model.max_length,
+                              add_special_tokens=self.kind == "seq2seq" or not self.uses_chat_template)
+                batch = Batch(dict(encoded), len(rows), 0)
+                with on_batch(batch) as record, torch.no_grad():
+                    generated = model.generate(**batch.on(device), **settings)
+                    new = generated if self.kind == "seq2seq" else generated[:, encoded["input_ids"].shape[1]:]
+                    new = new.cpu()
+                    record.tokens = sum(self._generated_length(row) for row in new.tolist())
+                outputs.extend(self._cut(t) for t in tok.batch_decode(new, skip_special_tokens=True))
+        finally:
+            tok.padding_side = "right"
+        return outputs
+
+    def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
+        predictions = self.generate(model, batch_size, device, on_batch)
+        references = [self.target(r) for r in self.eval_rows]
+        scores = {"perplexity": self.perplexity(model, batch_size, device)} \
+            if "perplexity" in self.task.metric.names else {}
+        examples = [{"input": self.messages(r)[-1]["content"], "reference": self._first(ref), "prediction": pred}
+                    for r, ref, pred in list(zip(self.eval_rows, references, predictions))[: self.task.generation.keep_examples]]
+        return Evaluation(predictions, references, scores=scores, details={"examples": examples})

@@ -1,0 +1,138 @@
+"""Every strategy on every scenario kind, with tiny models, run in process through the cell pipeline."""
+from __future__ import annotations
+
+import math
+import textwrap
+
+import pytest
+
+from harness.config import load_matrix
+from harness.run.cell import run_cell
+from tests.conftest import ROOT
+
+DATA = ROOT / "tasks" / "data"
+
+# name -> (scenario, model fixture, data folder, [scenario] table, [data] fields, metrics)
+SCENARIOS = {
+    "classification": ("classification", "tiny_bert_dir", "news", "", '{ text = "headline", label = "topic" }',
+                       ["accuracy", "macro_f1"]),
+    "qa-extractive": ("question_answering", "tiny_bert_dir", "squad", 'style = "extractive"\ndoc_stride = 16', "{}",
+                      ["exact_match", "token_f1"]),
+    "qa-generative": ("question_answering", "tiny_llama_dir", "openqa", 'style = "generative"', "{}",
+                      ["exact_match", "token_f1"]),
+    "summarization-causal": ("generation", "tiny_llama_dir", "summarization",
+                             'instruction = "Summarise in one sentence."',
+                             '{ input = "document", target = "summary" }', ["rouge1", "rouge2", "rougeL"]),
+    "summarization-seq2seq": ("generation", "tiny_t5_dir", "summarization", "",
+                              '{ input = "document", target = "summary" }', ["rougeL", "perplexity"]),
+    "creative": ("generation", "tiny_llama_dir", "creative", "", '{ input = "prompt", target = "story" }',
+                 ["perplexity", "distinct_1", "distinct_2", "rougeL"]),
+    "dialogue-multi": ("dialogue", "tiny_llama_dir", "chat", 'turns = "multi"', "{}",
+                       ["perplexity", "chrf", "bleu", "rougeL"]),
+    "dialogue-single-seq2seq": ("dialogue", "tiny_t5_dir", "customer_service", 'turns = "single"',
+                                '{ input = "customer", target = "reply" }', ["chrf", "rougeL"]),
+    "domain-medical": ("domain", "tiny_llama_dir", "medical", "", '{ input = "question", target = "answer" }',
+                       ["rougeL", "token_f1", "perplexity"]),
+}
+STRATEGIES = ("none", "full", "frozen-lower", "adapter", "lora")
+
+
+def write_scenario_task(folder, name: str, model_dir, max_length: int = 64):
+    scenario, _, data, options, fields, metrics = SCENARIOS[name]
+    domain = '\ndomain = "medical"' if scenario == "domain" else ""
+    path = folder / f"{name}.toml"
+    path.write_text(textwrap.dedent(f"""\
+        [task]
+        name = "{name}"
+        scenario = "{scenario}"{domain}
+
+        [model]
+        source = "{model_dir}"
+        max_length = {max_length}
+
+        [data]
+        train = "{DATA / data / 'train.jsonl'}"
+        eval = "{DATA / data / 'eval.jsonl'}"
+        fields = {fields}
+        max_train_samples = 16
+        max_eval_samples = 6
+
+        [metric]
+        names = {metrics}
+
+        [training]
+        epochs = 1
+        batch_size = 8
+        learning_rate = 1e-3
+        measure_warmup_steps = 0
+        save_weights = false
+
+        [generation]
+        max_new_tokens = 6
+        keep_examples = 2
+        """) + (f"\n[scenario]\n{options}\n" if options else ""), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_strategy_runs_on_every_scenario(name, request, tmp_path):
+    model_dir = request.getfixturevalue(SCENARIOS[name][1])
+    task_path = write_scenario_task(tmp_path, name, model_dir)
+    cells = load_matrix([task_path], strategies=STRATEGIES).cells
+    assert [c.strategy for c in cells] == list(STRATEGIES)
+    for cell in cells:
+        result = run_cell(cell, tmp_path / cell.cell_id)
+        metrics = result["metrics"]
+        assert set(metrics) == set(SCENARIOS[name][5]), (cell.label, metrics)
+        assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values()), (cell.label, metrics)
+        assert result["throughput"]["eval_tokens_per_s"] is None or result["throughput"]["eval_tokens_per_s"] > 0
+        trainable = result["params"]["trainable"]
+        assert (trainable == 0) == (cell.strategy == "none"), (cell.label, trainable)
+        if cell.strategy != "none":
+            assert result["training"]["steps"] == 2
+        if name != "classification":
+            assert len(result["examples"]) == 2 and {"input", "reference", "prediction"} <= set(result["examples"][0])
+        else:
+            assert sum(map(sum, result["confusion_matrix"]["counts"])) == 6
+
+
+def test_causal_loss_is_on_target_tokens_only(tiny_llama_dir, tmp_path):
+    from harness.data import load_rows
+    from harness.models import load_tokenizer
+    from harness.scenarios import SCENARIOS as REGISTRY
+    from harness.scenarios.text_to_text import IGNORE
+
+    task = load_matrix([write_scenario_task(tmp_path, "domain-medical", tiny_llama_dir, max_length=256)]).cells[0].task
+    tokenizer = load_tokenizer(str(tiny_llama_dir))
+    train, evaluation = load_rows(task, ("input", "target"))
+    scenario = REGISTRY.get("domain").create(task, tokenizer, "causal", train, evaluation)
+    batch = scenario._encode(train[:2])
+    for row, ids, labels in zip(train[:2], batch.inputs["input_ids"], batch.inputs["labels"]):
+        target = [int(t) for t, l in zip(ids, labels) if l != IGNORE]
+        assert tokenizer.decode(target[:-1]) == tokenizer.decode(tokenizer(row["target"], add_special_tokens=False)["input_ids"])
+        assert target[-1] == tokenizer.eos_token_id
+        prompt = tokenizer.decode([int(t) for t, l in zip(ids, labels) if l == IGNORE and t != tokenizer.pad_token_id])
+        assert "<|assistant|>" in prompt and row["input"].split()[0] in prompt
+
+
+def test_extractive_windows_cover_long_contexts(tiny_bert_dir, tmp_path):
+    from harness.data import load_rows
+    from harness.models import load_tokenizer
+    from harness.scenarios import SCENARIOS as REGISTRY
+
+    task = load_matrix([write_scenario_task(tmp_path, "qa-extractive", tiny_bert_dir)]).cells[0].task
+    tokenizer = load_tokenizer(str(tiny_bert_dir))
+    train, evaluation = load_rows(task, ("question", "context", "answers"))
+    scenario = REGISTRY.get("question_answering").create(task, tokenizer, "encoder", train, evaluation)
+    rows = [r for r in scenario.train_rows if len(r["context"].split()) > 60][:2]
+    assert rows, "the shipped squad data has long contexts"
+    batch = scenario._train_batch(rows)
+    assert batch.n_samples > len(rows), "a long context must overflow into several windows"
+    starts, ends = batch.inputs["start_positions"], batch.inputs["end_positions"]
+    found = [(int(s), int(e)) for s, e in zip(starts, ends) if int(s) > 0]
+    assert found, "the answer must be labelled in at least one window"
+    for (s, e), ids in zip([(int(s), int(e)) for s, e in zip(starts, ends)], batch.inputs["input_ids"]):
+        if s > 0:
+            span = tokenizer.decode(ids[s:e + 1])
+            assert any(span.replace(" ", "") in r["answers"]["text"][0].lower().replace(" ", "") or
+                       r["answers"]["text"][0].lower().replace(" ", "") in span.replace(" ", "") for r in rows)
