@@ -62,8 +62,16 @@ def materialize_gguf(folder: str, gguf_file: str) -> str:
         return str(target)
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
+    from safetensors.torch import save_model
+
     AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(staging)
-    AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(staging)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
+    # transformers refuses save_pretrained on a GGUF-loaded model; the weights are plain floats by now
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.save_pretrained(staging)
+    model.generation_config.save_pretrained(staging)
+    save_model(model, str(staging / "model.safetensors"))  # writes tied weights once
     try:
         staging.rename(target)
     except OSError:  # another process finished first
@@ -87,6 +95,24 @@ def model_kind(source: str, declared: str = "auto", revision: str | None = None)
     if getattr(config, "is_encoder_decoder", False):
         return "seq2seq"
     return "encoder" if config.model_type in ENCODER_TYPES else "causal"
+
+
+def declared_kind(spec, base: Path) -> str:
+    """The model kind without loading weights: as declared, causal for GGUF files, else from a local
+    config.json; 'auto' when only a hub lookup could tell."""
+    import json
+
+    if spec.kind != "auto":
+        return spec.kind
+    if spec.gguf_file:
+        return "causal"  # transformers loads GGUF checkpoints as causal LMs
+    config = Path(resolve_source(spec.source, base)) / "config.json"
+    if not config.is_file():
+        return "auto"
+    data = json.loads(config.read_text(encoding="utf-8"))
+    if data.get("is_encoder_decoder"):
+        return "seq2seq"
+    return "encoder" if data.get("model_type") in ENCODER_TYPES else "causal"
 
 
 def load_tokenizer(source: str, revision: str | None = None):
