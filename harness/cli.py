@@ -25,6 +25,8 @@ def cmd_validate(args) -> int:
 
 
 def cmd_list(args) -> int:
+    from harness.models import declared_kind
+
     matrix = load_matrix(args.paths or ["tasks"])
     rows, seen = [], set()
     for cell in matrix.cells:
@@ -33,19 +35,22 @@ def cmd_list(args) -> int:
             continue
         seen.add(task.name)
         rows.append({"name": task.name, "scenario": task.task.scenario, "domain": task.task.domain,
-                     "model": task.model.source, "dataset": task.data.hub or task.data.train,
+                     "model": task.model.source, "model_kind": declared_kind(task.model, task.path.parent),
+                     "dataset": task.data.hub or task.data.train,
                      "metrics": list(task.metric.names), "primary_metric": task.primary_metric,
                      "path": str(task.path)})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            print(f"{row['name']:<16} {row['scenario']:<16} {row['model']:<40} {row['dataset']:<36} {','.join(row['metrics'])}")
+            print(f"{row['name']:<17} {row['scenario']:<19} {row['model_kind']:<8} {row['model']:<34} "
+                  f"{row['dataset']:<34} {','.join(row['metrics'])}")
     return EXIT_OK
 
 
 def cmd_run(args) -> int:
     from harness.report.export import export
+    from harness.report.html import write_html
     from harness.run.executor import run_matrix
 
     matrix = load_matrix(args.paths, _strategies(args.strategies), args.seeds, args.profile)
@@ -54,20 +59,64 @@ def cmd_run(args) -> int:
     outcomes = run_matrix(matrix, run_dir)
     for fmt in ("csv", "md"):
         (run_dir / f"results.{fmt}").write_text(export(run_dir, fmt), encoding="utf-8")
+    write_html(run_dir)  # RUN_DIR/report.html
     failed = [o for o in outcomes if o.status != "ok"]
     print(f"{len(outcomes) - len(failed)} ok, {len(failed)} failed; results in {run_dir}/results.md", file=sys.stderr)
     return EXIT_CELLS_FAILED if failed else EXIT_OK
 
 
-def cmd_report(args) -> int:
-    from harness.report.export import export
+def _constraints(args):
+    from harness.report.recommend import Constraints
 
+    return Constraints(args.max_memory, args.min_metric, args.prefer)
+
+
+def cmd_report(args) -> int:
+    """No --format: the HTML report (default RUN_DIR/report.html); else a table export."""
+    from harness.report.export import export
+    from harness.report.html import write_html
+
+    if args.format is None:
+        path = write_html(args.run_dir, args.out, args.baseline, _constraints(args))
+        print(f"report written to {path}", file=sys.stderr)
+        return EXIT_OK
+    if args.baseline:
+        print("tunebench: --baseline needs the HTML report (leave out --format)", file=sys.stderr)
+        return EXIT_CONFIG
     text = export(args.run_dir, args.format)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def cmd_recommend(args) -> int:
+    """One line per task: the strategy to pick under the constraints and why; exit 1 if some task has none."""
+    from harness.report.recommend import recommend, recommendation_lines
+    from harness.results.aggregate import load_aggregates
+
+    aggregates = load_aggregates(args.run_dir)
+    print("\n".join(recommendation_lines(aggregates, _constraints(args))))
+    return EXIT_OK if all(item.strategy for item in recommend(aggregates, _constraints(args))) else EXIT_CELLS_FAILED
+
+
+def _memory_size(text: str) -> int:
+    from harness.report.format import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_constraint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
+                        help="largest acceptable peak memory: bytes, or e.g. 2GiB, 500MB")
+    parser.add_argument("--min-metric", type=float, metavar="VALUE",
+                        help="smallest acceptable primary metric (largest, for lower-is-better metrics)")
+    parser.add_argument("--prefer", choices=("accuracy", "memory", "speed"), default="accuracy",
+                        help="what decides among the strategies that meet the limits (default: accuracy)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,11 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", help=f"one of {', '.join(PROFILES)}")
     run.add_argument("--out", help="run folder; an existing one is resumed (finished cells are kept)")
     run.set_defaults(func=cmd_run)
-    report = commands.add_parser("report", help="tables from a run folder's result files")
+    report = commands.add_parser("report", help="HTML report, or a table export with --format")
     report.add_argument("run_dir")
-    report.add_argument("--format", choices=("csv", "md", "json"), default="md")
-    report.add_argument("--out", help="write to this file instead of standard output")
+    report.add_argument("--format", choices=("csv", "md", "json", "latex"),
+                        help="a table export instead of the HTML report")
+    report.add_argument("--out", help="output file (HTML default: RUN_DIR/report.html; exports: standard output)")
+    report.add_argument("--baseline", metavar="OTHER_RUN_DIR", help="HTML: per-cell deltas against this run")
+    _add_constraint_options(report)
     report.set_defaults(func=cmd_report)
+    recommend = commands.add_parser("recommend", help="which strategy to pick per task, and why")
+    recommend.add_argument("run_dir")
+    _add_constraint_options(recommend)
+    recommend.set_defaults(func=cmd_recommend)
     return parser
 
 

@@ -1,35 +1,97 @@
-"""Per-cell tables as CSV, GitHub Markdown or JSON, built from a run folder's result files."""
+"""Tables built from a run folder's result files: CSV, JSON, GitHub Markdown and LaTeX.
+
+CSV and JSON carry every cell and every (task, strategy) aggregate. In CSV a first column
+`row_type` says which ("cell" or "aggregate"); read it back with
+`frame = pd.read_csv(path); cells = frame[frame.row_type == "cell"].dropna(axis=1, how="all")`.
+JSON is {"columns": [...], "cells": [...], "aggregate_columns": [...], "aggregates": [...]}.
+Markdown and LaTeX are for publishing: one row per (task, strategy), mean ± std over seeds,
+the best per task marked and ties within noise marked.
+"""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-from harness.results.table import COLUMNS, load_results
+from harness.report.format import NOISE_LEGEND, human_bytes, metric_value, missing, number, strategy_sort_key
+from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN, aggregate
+from harness.results.table import load_results
 
-FORMATS = ("csv", "md", "json")
+FORMATS = ("csv", "md", "json", "latex")
+MARKDOWN_COLUMNS = ("task", "scenario", "strategy", "n", "primary_metric", "primary_value", "peak_memory",
+                    "train_tokens_per_s", "eval_tokens_per_s", "trainable_percent", "train_seconds", "vs_best")
+VS_BEST_TEXT = {BEST: "★ best", TIE: "≈ within noise of best", UNKNOWN: "? single seed: noise unknown",
+                DIFFERS: "worse, beyond noise"}
 
 
-def _cell_text(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+def ordered(aggregates):
+    """Aggregate rows by task, then strategy in the usual order."""
+    keys = aggregates.apply(lambda r: (r["task"], strategy_sort_key(r["strategy"])), axis=1)
+    return aggregates.loc[sorted(aggregates.index, key=lambda i: keys[i])] if len(aggregates) else aggregates
+
+
+def seed_count_text(row) -> str:
+    """'3', or '2 (+1 failed)'."""
+    failed = int(row["n_failed"])
+    return f"{int(row['n'])}" + (f" (+{failed} failed)" if failed else "")
+
+
+def vs_best_text(row) -> str:
+    """How a strategy stands against the best of its task, in words with the marker."""
+    if int(row["n"]) == 0:
+        return "no ok cell"
+    return VS_BEST_TEXT.get(row["noise_vs_best"], "")
+
+
+def _markdown_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(aggregates) -> str:
+    """A GitHub table: one row per (task, strategy), mean ± std, best in bold, ties marked."""
+    lines = ["| " + " | ".join(MARKDOWN_COLUMNS) + " |", "|" + "---|" * len(MARKDOWN_COLUMNS)]
+    for _, row in ordered(aggregates).iterrows():
+        value = metric_value(row["primary_value_mean"], row["primary_value_std"])
+        if row["best"]:
+            value = f"**{value}**"
+        cells = [row["task"], row["scenario"], row["strategy"], seed_count_text(row), row["primary_metric"], value,
+                 human_bytes(row.get("peak_memory_bytes_mean")), number(row.get("train_tokens_per_s_mean")),
+                 number(row.get("eval_tokens_per_s_mean")), number(row.get("trainable_percent_mean"), 3),
+                 number(row.get("train_seconds_mean")), vs_best_text(row)]
+        lines.append("| " + " | ".join(_markdown_cell("n/a" if missing(c) else c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def combined_frame(cells, aggregates):
+    """Cells and aggregates in one frame, told apart by a first column `row_type`."""
+    import pandas as pd
+
+    def keep_integers(frame):  # NaN-padding by concat would turn seeds and counts into floats
+        return frame.astype({c: "Int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])})
+
+    both = pd.concat([keep_integers(cells).assign(row_type="cell"),
+                      keep_integers(aggregates).assign(row_type="aggregate")], ignore_index=True)
+    return both[["row_type"] + [c for c in both.columns if c != "row_type"]]
+
+
+def _records(frame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records"))
 
 
 def export(run_dir: str | Path, fmt: str) -> str:
-    """The run's table in `fmt`; one row per cell with at least COLUMNS."""
-    frame = load_results(run_dir)
+    """The run's tables in `fmt` (one of FORMATS)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    cells = load_results(run_dir)
+    aggregates = aggregate(cells)
     if fmt == "csv":
-        return frame.to_csv(index=False)
+        return combined_frame(cells, aggregates).to_csv(index=False)
     if fmt == "json":
-        records = json.loads(frame.to_json(orient="records"))
-        return json.dumps({"columns": list(frame.columns), "cells": records}, indent=2) + "\n"
+        payload = {"columns": list(cells.columns), "cells": _records(cells),
+                   "aggregate_columns": list(aggregates.columns), "aggregates": _records(aggregates),
+                   "noise_rule": NOISE_LEGEND}
+        return json.dumps(payload, indent=2) + "\n"
     if fmt == "md":
-        columns = list(COLUMNS)
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        for row in frame[columns].itertuples(index=False):
-            lines.append("| " + " | ".join(_cell_text(v) for v in row) + " |")
-        return "\n".join(lines) + "\n"
-    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        return markdown_table(aggregates)
+    from harness.report.latex import latex_table
+
+    return latex_table(aggregates)

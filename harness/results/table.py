@@ -47,10 +47,17 @@ def flatten(result: dict) -> dict:
     return row
 
 
-def load_results(run_dir: str | Path):
-    """A pandas DataFrame with one row per cell of the run in `run_dir`."""
+def load_results(run_dir: str | Path, aggregate: bool = False):
+    """A pandas DataFrame with one row per cell of the run in `run_dir`.
+
+    With aggregate=True, one row per (task, strategy) instead: see `harness.load_aggregates`.
+    """
     import pandas as pd
 
+    if aggregate:
+        from harness.results.aggregate import load_aggregates
+
+        return load_aggregates(run_dir)
     rows = [flatten(r) for r in read_results(Path(run_dir))]
     frame = pd.DataFrame(rows)
     for column in COLUMNS + EXTRA_COLUMNS:

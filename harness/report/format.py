@@ -1,0 +1,80 @@
+"""Number, size and noise formatting shared by the exports, the terminal and the HTML report."""
+from __future__ import annotations
+
+import math
+import re
+
+from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN
+
+# Built-in strategies first, in the README's order; any other strategy follows by name.
+STRATEGY_ORDER = ("none", "full", "frozen-lower", "adapter", "lora", "peft")
+BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+              "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+# Short markers used in every table, and what they mean.
+NOISE_MARKERS = {BEST: "★", TIE: "≈", UNKNOWN: "?", DIFFERS: ""}
+NOISE_LEGEND = {BEST: "best mean on the task", TIE: "within noise of the best (95% CIs overlap, or equal means)",
+                UNKNOWN: "single seed: noise unknown, so not ranked against the best"}
+
+
+def strategy_sort_key(name: str) -> tuple:
+    """Built-in strategies in their usual order, then the rest by name."""
+    return (STRATEGY_ORDER.index(name), "") if name in STRATEGY_ORDER else (len(STRATEGY_ORDER), name)
+
+
+def missing(value) -> bool:
+    """None or NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value, digits: int = 4) -> str:
+    """A figure with `digits` significant digits, thousands grouped for large values; 'n/a' if missing."""
+    if missing(value):
+        return "n/a"
+    value = float(value)
+    if abs(value) >= 10 ** digits:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def metric_value(value, spread=None, digits: int = 3) -> str:
+    """Mean, with '± spread' when the spread is known; fixed decimals so columns line up."""
+    if missing(value):
+        return "n/a"
+    text = f"{float(value):.{digits}f}"
+    return text if missing(spread) else f"{text} ± {float(spread):.{digits}f}"
+
+
+def human_bytes(value) -> str:
+    """Bytes in binary units: '1.22 GiB'."""
+    if missing(value):
+        return "n/a"
+    size, unit = float(value), 0
+    while abs(size) >= 1024 and unit < len(BINARY_UNITS) - 1:
+        size, unit = size / 1024, unit + 1
+    return f"{size:.0f} B" if unit == 0 else f"{size:.3g} {BINARY_UNITS[unit]}"
+
+
+def human_seconds(value) -> str:
+    """Seconds as '42.1 s' or '3 min 05 s'."""
+    if missing(value):
+        return "n/a"
+    value = float(value)
+    if value < 120:
+        return f"{value:.3g} s"
+    minutes, seconds = divmod(round(value), 60)
+    return f"{minutes} min {seconds:02d} s"
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '2000000', '500MB', '2GiB', '1.5 GiB' (KB/MB/GB are 1000-based, KiB/MiB/GiB 1024-based)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
+    unit = match.group(2).lower() if match else None
+    if unit not in SIZE_UNITS:
+        raise ValueError(f"not a memory size: {text!r}; write bytes or a number with B, KB, MB, GB, KiB, MiB, GiB")
+    return int(float(match.group(1)) * SIZE_UNITS[unit])
+
+
+def noise_marker(verdict) -> str:
+    """The short marker for a `noise_vs_best` value ('' for none)."""
+    return NOISE_MARKERS.get(verdict, "") if isinstance(verdict, str) else ""

@@ -1,0 +1,64 @@
+"""A booktabs table fragment for papers: mean ± std per (task, strategy), best in bold, ties marked."""
+from __future__ import annotations
+
+from harness.report.export import ordered
+from harness.report.format import missing
+from harness.results.aggregate import TIE, UNKNOWN
+
+HEADER = ("Task", "Metric", "Strategy", "Score", "Peak mem.\\ (GiB)", "Train tok/s", "Trainable (\\%)", "$n$")
+TIE_MARK, UNKNOWN_MARK = "$^{\\dagger}$", "$^{*}$"
+LATEX_SPECIALS = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
+                  "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}",
+                  "<": "\\textless{}", ">": "\\textgreater{}"}
+
+
+def latex_escape(text) -> str:
+    """Text safe inside a LaTeX table cell."""
+    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def _fixed(value, digits: int) -> str:
+    return "--" if missing(value) else f"{float(value):,.{digits}f}".replace(",", "{,}")
+
+
+def _score(row) -> str:
+    if int(row["n"]) == 0:
+        return "failed"
+    mean, std = row["primary_value_mean"], row["primary_value_std"]
+    text = _fixed(mean, 3) + ("" if missing(std) else f" $\\pm$ {_fixed(std, 3)}")
+    if row["best"]:
+        text = f"\\textbf{{{text}}}"
+    if row["noise_vs_best"] == TIE:
+        text += TIE_MARK
+    elif row["noise_vs_best"] == UNKNOWN:
+        text += UNKNOWN_MARK
+    return text
+
+
+def latex_table(aggregates) -> str:
+    """A tabular (needs \\usepackage{booktabs}); notes for the markers follow the bottom rule."""
+    lines = ["% tunebench: mean $\\pm$ sample std over seeds; needs \\usepackage{booktabs}",
+             "\\begin{tabular}{lllrrrrr}", "\\toprule", " & ".join(HEADER) + " \\\\", "\\midrule"]
+    previous_task, markers = None, set()
+    for _, row in ordered(aggregates).iterrows():
+        first_of_task = row["task"] != previous_task
+        if first_of_task and previous_task is not None:
+            lines.append("\\midrule")
+        previous_task = row["task"]
+        markers.add(row["noise_vs_best"])
+        memory = row.get("peak_memory_bytes_mean")
+        cells = [latex_escape(row["task"]) if first_of_task else "",
+                 latex_escape(row["primary_metric"]) if first_of_task else "",
+                 latex_escape(row["strategy"]), _score(row),
+                 _fixed(None if missing(memory) else memory / 2**30, 2), _fixed(row.get("train_tokens_per_s_mean"), 0),
+                 _fixed(row.get("trainable_percent_mean"), 2), str(int(row["n"]))]
+        lines.append(" & ".join(cells) + " \\\\")
+    lines.append("\\bottomrule")
+    notes = ["Bold: best mean per task."]
+    if TIE in markers:
+        notes.append(f"{TIE_MARK} within noise of the best (95\\% confidence intervals overlap, or equal means).")
+    if UNKNOWN in markers:
+        notes.append(f"{UNKNOWN_MARK} single seed: noise unknown.")
+    lines.append(f"\\multicolumn{{{len(HEADER)}}}{{l}}{{\\footnotesize {' '.join(notes)}}} \\\\")
+    lines.append("\\end{tabular}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,171 @@
+"""What the HTML report shows, computed from result files only: overview matrix, per-task tables and charts."""
+from __future__ import annotations
+
+from harness.report.export import seed_count_text
+from harness.report.format import (NOISE_LEGEND, human_bytes, human_seconds, metric_value, missing, noise_marker,
+                                   number, strategy_sort_key)
+from harness.report.svg import BREAKDOWN_PARTS, PALETTE, Point, byte_ticks, linear_ticks, scatter_chart, stacked_bars
+from harness.results.aggregate import BEST, TIE, UNKNOWN, higher_is_better
+
+
+def strategy_colors(strategies: list[str]) -> dict[str, str]:
+    """One colour per strategy, the same in every chart of the page."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(strategies)}
+
+
+def _cell(text, sort=None, **extra) -> dict:
+    """A table cell: shown text and the value the sort script uses ('' sorts last)."""
+    return {"text": text, "sort": "" if missing(sort) else sort, **extra}
+
+
+def _shade(value, low, high, higher: bool) -> str:
+    """Per-task colour: darker green is better within the task's column."""
+    if missing(value):
+        return "#f4f4f4"
+    share = 1.0 if high == low else (value - low) / (high - low)
+    share = share if higher else 1 - share
+    return f"hsl(145, 55%, {94 - 34 * share:.0f}%)"
+
+
+def _win_rate_and_rank(aggregates, strategy: str) -> tuple[float | None, float | None]:
+    """HELM-style mean win rate (share of other strategies beaten per task, ties count half) and mean rank."""
+    rates, ranks = [], []
+    for _, group in aggregates.groupby("task"):
+        scored = group[group["primary_value_mean"].notna()]
+        mine = scored[scored["strategy"] == strategy]
+        if mine.empty or len(scored) < 2:
+            continue
+        higher = higher_is_better(mine["primary_metric"].iloc[0])
+        value = mine["primary_value_mean"].iloc[0]
+        others = scored.loc[scored["strategy"] != strategy, "primary_value_mean"]
+        beaten = (others < value).sum() if higher else (others > value).sum()
+        rates.append((beaten + 0.5 * (others == value).sum()) / len(others))
+        ranks.append(float(mine["rank_in_task"].iloc[0]))
+    return (sum(rates) / len(rates) if rates else None), (sum(ranks) / len(ranks) if ranks else None)
+
+
+def overview(aggregates, tasks: list[str], strategies: list[str]) -> dict:
+    """The task x strategy matrix of the primary metric, with markers, colours, win rate and mean rank."""
+    by_key = {(r["task"], r["strategy"]): r for _, r in aggregates.iterrows()}
+    ranges, metrics = {}, {}
+    for task in tasks:
+        group = aggregates[(aggregates["task"] == task) & aggregates["primary_value_mean"].notna()]
+        ranges[task] = (group["primary_value_mean"].min(), group["primary_value_mean"].max()) if len(group) else (0, 0)
+        metrics[task] = group["primary_metric"].iloc[0] if len(group) else ""
+    rows = []
+    for strategy in strategies:
+        cells = []
+        for task in tasks:
+            row = by_key.get((task, strategy))
+            if row is None:
+                cells.append(_cell("not run", None, color="#f4f4f4", marker="", title="", classes="missing"))
+                continue
+            if int(row["n"]) == 0:
+                statuses = row["failed_statuses"]
+                cells.append(_cell("failed" if statuses == "failed" else f"failed ({statuses})", None,
+                                   color="#fde2e1", marker="",
+                                   title=f"{row['n_failed']} failed cell(s)", classes="failed"))
+                continue
+            verdict = row["noise_vs_best"]
+            title = f"n={seed_count_text(row)}; " + NOISE_LEGEND.get(verdict, "worse than the best beyond noise")
+            cells.append(_cell(metric_value(row["primary_value_mean"], row["primary_value_std"]),
+                               row["primary_value_mean"], marker=noise_marker(verdict), title=title,
+                               color=_shade(row["primary_value_mean"], *ranges[task],
+                                            higher_is_better(row["primary_metric"])),
+                               classes="best" if verdict == BEST else ("tie" if verdict == TIE else "")))
+        win_rate, mean_rank = _win_rate_and_rank(aggregates, strategy)
+        rows.append({"strategy": strategy, "cells": cells,
+                     "win_rate": _cell("n/a" if win_rate is None else f"{win_rate:.0%}", win_rate),
+                     "mean_rank": _cell("n/a" if mean_rank is None else f"{mean_rank:.2g}", mean_rank)})
+    return {"tasks": [{"name": t, "metric": metrics[t]} for t in tasks], "rows": rows}
+
+
+def _figure(row, column: str, formatter) -> dict:
+    mean = row.get(f"{column}_mean")
+    std = row.get(f"{column}_std")
+    text = formatter(mean)
+    if not missing(mean) and not missing(std) and std > 0:
+        text += f" ± {formatter(std)}"
+    return _cell(text, mean)
+
+
+def task_table(group, metric_columns: list[str]) -> dict:
+    """Per-task sortable table: metrics (mean ± std), noise marker, memory, throughput, size, time."""
+    primary = group["primary_metric"].dropna().iloc[0] if group["primary_metric"].notna().any() else "primary"
+    columns = ["strategy", "seeds", f"{primary} (primary)"] + [c.removeprefix("metric.") for c in metric_columns
+                                                               if c != f"metric.{primary}"]
+    columns += ["vs best", "peak memory", "train tokens/s", "eval / generation tokens/s", "trainable %",
+                "trainable params", "saved weights", "training time"]
+    rows = []
+    for _, row in sorted(group.iterrows(), key=lambda item: strategy_sort_key(item[1]["strategy"])):
+        verdict = row["noise_vs_best"] if int(row["n"]) else None
+        cells = [_cell(row["strategy"], row["strategy"]), _cell(seed_count_text(row), int(row["n"])),
+                 _cell(metric_value(row["primary_value_mean"], row["primary_value_std"]), row["primary_value_mean"],
+                       classes="best" if verdict == BEST else "")]
+        for column in metric_columns:
+            if column != f"metric.{primary}":
+                cells.append(_cell(metric_value(row.get(f"{column}_mean"), row.get(f"{column}_std")),
+                                   row.get(f"{column}_mean")))
+        marker = noise_marker(verdict)
+        label = {BEST: "best", TIE: "within noise", UNKNOWN: "noise unknown"}.get(verdict, "worse" if verdict else "")
+        cells += [_cell(f"{marker} {label}".strip(), {BEST: 0, TIE: 1, UNKNOWN: 2}.get(verdict, 3)),
+                  _figure(row, "peak_memory_bytes", human_bytes),
+                  _figure(row, "train_tokens_per_s", number), _figure(row, "eval_tokens_per_s", number),
+                  _cell(number(row.get("trainable_percent_mean"), 3), row.get("trainable_percent_mean")),
+                  _cell(number(row.get("trainable_params_mean")), row.get("trainable_params_mean")),
+                  _cell(human_bytes(row.get("weights_bytes_mean")), row.get("weights_bytes_mean")),
+                  _figure(row, "train_seconds", human_seconds)]
+        rows.append({"strategy": row["strategy"], "cells": cells})
+    return {"columns": columns, "rows": rows}
+
+
+def _points(group, x_column: str, colors: dict[str, str]) -> list[Point]:
+    points = []
+    for _, row in group.iterrows():
+        x, y = row.get(f"{x_column}_mean"), row["primary_value_mean"]
+        if missing(x) or missing(y):
+            continue
+        points.append(Point(row["strategy"], float(x), float(y), colors[row["strategy"]],
+                            None if missing(row.get(f"{x_column}_std")) else float(row[f"{x_column}_std"]),
+                            None if missing(row["primary_value_std"]) else float(row["primary_value_std"])))
+    return sorted(points, key=lambda p: strategy_sort_key(p.name))
+
+
+def task_charts(task: str, group, colors: dict[str, str], memory_kind: str) -> list:
+    """Primary metric vs peak memory and vs training throughput, each with its Pareto front."""
+    metric = group["primary_metric"].dropna().iloc[0] if group["primary_metric"].notna().any() else "primary metric"
+    higher = higher_is_better(metric)
+    y_format = lambda v: f"{metric} {v:.4g}"  # noqa: E731
+    vertical = "Up" if higher else "Down"
+    untrained = sorted(group.loc[group["train_tokens_per_s_mean"].isna() & (group["n"] > 0), "strategy"])
+    return [
+        {"svg": scatter_chart(_points(group, "peak_memory_bytes", colors), title=f"{task}: {metric} vs peak memory",
+                              x_label=f"peak memory ({memory_kind})", y_label=metric,
+                              x_ticks=byte_ticks, x_format=human_bytes, y_format=y_format, higher_x_better=False,
+                              higher_y_better=higher),
+         "note": f"{vertical} and to the left is better; the dashed line joins the strategies no other beats "
+                 "on both axes (the Pareto front)."},
+        {"svg": scatter_chart(_points(group, "train_tokens_per_s", colors),
+                              title=f"{task}: {metric} vs training throughput",
+                              x_label="training throughput (non-padding tokens/s)", y_label=metric,
+                              x_ticks=linear_ticks, x_format=lambda v: f"{v:,.0f} tokens/s", y_format=y_format,
+                              higher_x_better=True, higher_y_better=higher),
+         "note": f"{vertical} and to the right is better." + (" Not plotted (no training steps): "
+                                                              + ", ".join(f'"{s}"' for s in untrained) + "."
+                                                    if untrained else "")},
+    ]
+
+
+def memory_breakdown_chart(task: str, results: list[dict], strategies: list[str]):
+    """Stacked bars of the mean training-peak breakdown per strategy, or None when no result carries one."""
+    bars = []
+    for strategy in strategies:
+        breakdowns = [r["memory"]["breakdown"] for r in results
+                      if r["task"] == task and r["strategy"] == strategy and r["status"] == "ok"
+                      and isinstance((r.get("memory") or {}).get("breakdown"), dict)]
+        if breakdowns:
+            bars.append((strategy, {key: sum(b.get(key) or 0 for b in breakdowns) / len(breakdowns)
+                                    for key, _, _ in BREAKDOWN_PARTS}))
+    if not bars:
+        return None
+    return stacked_bars(bars, title=f"{task}: training memory by part")

@@ -1,0 +1,181 @@
+"""Per-(task, strategy) aggregates over seeds, and the noise rule that decides ties.
+
+Statistics over the ok cells of a group: mean, sample standard deviation (ddof=1) and the
+half-width of the 95% confidence interval of the mean (Student t, n-1 degrees of freedom).
+With one ok cell the standard deviation and the interval are undefined: NaN in frames,
+null in JSON, and tables say "single seed: noise unknown".
+
+Noise rule: two strategies on one task differ within noise when their 95% intervals
+overlap, or when either has fewer than two seeds (noise unknown). Equal means always tie.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+# Metrics where a smaller value is better; every other metric is higher-is-better.
+LOWER_IS_BETTER = {"perplexity", "loss", "eval_loss", "wer", "cer", "ter", "mae", "mse", "rmse",
+                   "error_rate", "bits_per_byte", "word_perplexity", "byte_perplexity"}
+# Figures aggregated besides the metric.NAME columns.
+FIGURES = ("primary_value", "peak_memory_bytes", "train_tokens_per_s", "train_samples_per_s",
+           "eval_tokens_per_s", "train_seconds", "trainable_params", "total_params", "trainable_percent",
+           "weights_bytes", "eval_seconds")
+GROUP_KEYS = ("task", "strategy")
+LEADING_COLUMNS = ("task", "strategy", "scenario", "primary_metric", "n", "n_failed", "best",
+                   "within_noise_of_best", "noise_vs_best", "rank_in_task", "seeds", "failed_statuses")
+
+# Values of the `noise_vs_best` column.
+BEST, TIE, DIFFERS, UNKNOWN = "best", "within noise", "differs", "single seed: noise unknown"
+
+
+def higher_is_better(metric_name: str | None) -> bool:
+    """Whether a larger value of this metric is better (names in LOWER_IS_BETTER are not)."""
+    return (metric_name or "").lower() not in LOWER_IS_BETTER
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample std, 95% CI half-width and count of one figure over seeds (NaN where undefined)."""
+
+    mean: float
+    std: float
+    ci95: float
+    n: int
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.ci95
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.ci95
+
+
+def summarize(values) -> Summary:
+    """Summary of the finite numbers in `values`; None and NaN are left out of n."""
+    from scipy import stats
+
+    numbers = [float(v) for v in values if v is not None and not _is_nan(v)]
+    n = len(numbers)
+    if n == 0:
+        return Summary(math.nan, math.nan, math.nan, 0)
+    mean = math.fsum(numbers) / n
+    if n == 1:
+        return Summary(mean, math.nan, math.nan, 1)
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in numbers) / (n - 1))
+    ci95 = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return Summary(mean, std, ci95, n)
+
+
+def noise_verdict(a: Summary, b: Summary) -> str:
+    """TIE when a and b are within noise, UNKNOWN when either has n < 2 (and means differ), else DIFFERS."""
+    if a.n == 0 or b.n == 0:
+        raise ValueError("noise_verdict needs at least one value on each side")
+    if a.mean == b.mean:
+        return TIE
+    if a.n < 2 or b.n < 2:
+        return UNKNOWN
+    return TIE if a.low <= b.high and b.low <= a.high else DIFFERS
+
+
+def within_noise(a: Summary, b: Summary) -> bool:
+    """The noise rule: True when the two cannot be told apart (CIs overlap, or noise unknown)."""
+    return noise_verdict(a, b) != DIFFERS
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _numeric_columns(cells) -> list[str]:
+    metric_columns = sorted(c for c in cells.columns if c.startswith("metric."))
+    return [c for c in FIGURES if c in cells.columns] + metric_columns
+
+
+def _first(series):
+    present = [v for v in series if v is not None and not _is_nan(v)]
+    return present[0] if present else None
+
+
+def aggregate(cells):
+    """One row per (task, strategy) of a per-cell frame (`load_results`): mean/std/ci95 per figure,
+    n (ok cells), n_failed, best, within_noise_of_best, noise_vs_best, rank_in_task (1 = best)."""
+    import pandas as pd
+
+    figures = _numeric_columns(cells)
+    rows = []
+    for (task, strategy), group in cells.groupby(list(GROUP_KEYS), sort=True):
+        ok = group[group["status"] == "ok"]
+        row = {"task": task, "strategy": strategy, "scenario": _first(group["scenario"]),
+               "primary_metric": _first(group["primary_metric"]), "n": int(len(ok)),
+               "n_failed": int(len(group) - len(ok)), "seeds": ",".join(str(s) for s in sorted(ok["seed"])),
+               "failed_statuses": ",".join(sorted(set(group.loc[group["status"] != "ok", "status"])))}
+        for column in figures:
+            summary = summarize(pd.to_numeric(ok[column], errors="coerce"))
+            row[f"{column}_mean"], row[f"{column}_std"], row[f"{column}_ci95"] = (
+                summary.mean, summary.std, summary.ci95)
+        rows.append(row)
+    frame = _mark_best(pd.DataFrame(rows, columns=None if rows else list(LEADING_COLUMNS)))
+    figure_columns = [c for c in frame.columns if c not in LEADING_COLUMNS]
+    return frame[list(LEADING_COLUMNS) + figure_columns]
+
+
+def group_summary(row, column: str = "primary_value") -> Summary:
+    """The Summary of one figure from an aggregate row (n is the count of ok cells)."""
+    return Summary(row[f"{column}_mean"], row[f"{column}_std"], row[f"{column}_ci95"], int(row["n"]))
+
+
+def _mark_best(frame):
+    frame["best"] = False
+    frame["within_noise_of_best"] = False
+    frame["noise_vs_best"] = None
+    frame["rank_in_task"] = math.nan
+    if frame.empty or "primary_value_mean" not in frame:
+        return frame
+    for task, group in frame.groupby("task", sort=False):
+        scored = group[group["primary_value_mean"].notna()]
+        if scored.empty:
+            continue
+        higher = higher_is_better(_first(scored["primary_metric"]))
+        means = scored["primary_value_mean"]
+        frame.loc[scored.index, "rank_in_task"] = means.rank(ascending=not higher, method="min")
+        best_row = best_index(scored, higher)
+        best = group_summary(frame.loc[best_row])
+        frame.loc[best_row, "best"] = True
+        frame.loc[best_row, "noise_vs_best"] = BEST
+        for index in scored.index.drop(best_row):
+            verdict = noise_verdict(group_summary(frame.loc[index]), best)
+            frame.loc[index, "noise_vs_best"] = verdict
+            frame.loc[index, "within_noise_of_best"] = verdict != DIFFERS
+    return frame
+
+
+def best_index(scored, higher: bool):
+    """Index of the row with the best primary mean; exact ties go to the lower peak memory, then the name."""
+    memory = scored.get("peak_memory_bytes_mean")
+    keys = [((-m if higher else m), (memory[i] if memory is not None and not _is_nan(memory[i]) else math.inf),
+             scored.loc[i, "strategy"]) for i, m in scored["primary_value_mean"].items()]
+    return scored.index[min(range(len(keys)), key=keys.__getitem__)]
+
+
+def best_by_task(aggregates) -> dict[str, dict]:
+    """For each task: the best strategy by primary mean and the strategies tied with it within noise."""
+    answer = {}
+    for task, group in aggregates.groupby("task", sort=True):
+        best = group[group["best"]]
+        if best.empty:
+            continue
+        answer[task] = {"best": best["strategy"].iloc[0],
+                        "ties": list(group.loc[group["noise_vs_best"] == TIE, "strategy"]),
+                        "noise_unknown": list(group.loc[group["noise_vs_best"] == UNKNOWN, "strategy"])}
+    return answer
+
+
+def load_aggregates(run_dir: str | Path):
+    """A pandas DataFrame with one row per (task, strategy) of the run in `run_dir`: for the primary
+    metric and each numeric figure `<column>_mean`, `_std` (ddof=1), `_ci95` (95% CI half-width),
+    plus n (ok cells), n_failed, best, within_noise_of_best, noise_vs_best and rank_in_task."""
+    from harness.results.table import load_results
+
+    return aggregate(load_results(run_dir))
