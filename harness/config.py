@@ -25,8 +25,9 @@ DEFAULT_STRATEGIES = ("none", "full", "frozen-lower", "adapter", "lora")
 # Built-in profiles: `smoke` proves the pipeline runs, `default` is the task as
 # written, `full` lifts the task's sample caps.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {"data": {"max_train_samples": 32, "max_eval_samples": 32},
-              "training": {"epochs": 2, "max_steps": 4, "measure_warmup_steps": 1}},
+    "smoke": {"data": {"max_train_samples": 32, "max_eval_samples": 16},
+              "training": {"epochs": 2, "max_steps": 3, "measure_warmup_steps": 1},
+              "generation": {"max_new_tokens": 16}},
     "default": {},
     "full": {"data": {"max_train_samples": None, "max_eval_samples": None}},
 }
