@@ -113,11 +113,23 @@ class TrainingSpec:
     max_grad_norm: float = field(1.0, min=0.0, help="gradient clipping norm; 0 disables")
     measure_warmup_steps: int = field(2, min=0, help="first steps excluded from throughput figures")
     save_weights: bool = field(True, help="save the tuned (trainable) weights in the cell folder")
+    max_tokens: int | None = field(None, min=1, help="budget: stop after this many (non-padding) training tokens")
+    max_seconds: float | None = field(None, min=0.0, help="budget: stop after this much training wall time (s)")
+    precision: Literal["fp32", "bf16", "fp16"] = field("fp32", help="autocast dtype for forward passes")
+    gradient_checkpointing: bool = field(False, help="recompute activations in the backward pass to save memory")
+    target: float | None = field(None, help="primary-metric value whose first reach is recorded (time to target)")
+    eval_every_steps: int | None = field(None, min=1, help="evaluate every N steps (needed for target)")
+    stop_at_target: bool = field(False, help="stop training once the target is reached")
 
     def problems(self) -> list[tuple[str, str]]:
+        problems = []
         if self.learning_rate <= 0:
-            return [("learning_rate", f"must be > 0, got {self.learning_rate!r}")]
-        return []
+            problems.append(("learning_rate", f"must be > 0, got {self.learning_rate!r}"))
+        if self.target is not None and self.eval_every_steps is None:
+            problems.append(("target", "needs eval_every_steps: the target is checked on periodic evaluation"))
+        if self.stop_at_target and self.target is None:
+            problems.append(("stop_at_target", "needs a target"))
+        return problems
 
 
 @dataclass(frozen=True)

@@ -26,19 +26,25 @@ def test_lora_on_minilm_matches_peft_and_the_design_figure():
 
 
 @pytest.mark.slow
-def test_default_suite_tuned_strategies_beat_baseline_and_majority(tmp_path):
-    """Acceptance of the main job: every tuned strategy beats `none` and the majority class by 15 points."""
+def test_default_suite_acceptance(tmp_path):
+    """The main job: every cell ok; on classification every tuned strategy beats `none` and the majority
+    class by 15 points; on generative and dialogue tasks some tuned strategy beats `none`."""
+    from harness.metrics import LOWER_IS_BETTER
+
     suite = ROOT / "tasks/suites/default.toml"
     assert main(["run", str(suite), "--out", str(tmp_path / "run")]) == 0
     results = read_results(tmp_path / "run")
-    assert len(results) == len(load_matrix([suite]).cells) == 10
-    for task in ("sentiment", "spam"):
+    assert len(results) == len(load_matrix([suite]).cells)
+    for task in sorted({r["task"] for r in results}):
         rows = {r["strategy"]: r for r in results if r["task"] == task}
-        baseline = rows["none"]["metrics"]["accuracy"]
-        majority = rows["none"]["reference"]["majority_class_accuracy"]
-        for strategy in ("full", "frozen-lower", "adapter", "lora"):
-            accuracy = rows[strategy]["metrics"]["accuracy"]
-            assert accuracy >= max(baseline, majority) + 0.15, (task, strategy, accuracy, baseline, majority)
+        tuned = ("full", "frozen-lower", "adapter", "lora")
         counts = {s: rows[s]["params"]["trainable"] for s in rows}
         assert counts["full"] > counts["frozen-lower"] > counts["adapter"] > 0 and counts["lora"] > 0
         assert rows["lora"]["params"]["trainable"] == rows["lora"]["params"]["peft_reported_trainable"]
+        scenario = rows["none"]["scenario"]
+        if scenario == "classification":
+            floor = max(rows["none"]["primary_value"], rows["none"]["reference"]["majority_class_accuracy"]) + 0.15
+            assert all(rows[s]["primary_value"] >= floor for s in tuned), (task, {s: rows[s]["primary_value"] for s in rows})
+        elif scenario in ("generation", "dialogue", "domain"):
+            sign = -1 if rows["none"]["primary_metric"] in LOWER_IS_BETTER else 1
+            assert any(sign * (rows[s]["primary_value"] - rows["none"]["primary_value"]) > 0 for s in tuned), task

@@ -58,6 +58,13 @@ class MemoryTracker:
             peak = max(peak, self._process.memory_info().rss)
             self.phases[name] = {"peak_rss_bytes": peak}
 
+    def phase_peak(self, name: str) -> int | None:
+        """The headline peak of one phase: CUDA max allocated, else the sampled resident set."""
+        phase = self.phases.get(name)
+        if phase is None:
+            return None
+        return phase.get("cuda_max_allocated_bytes", phase.get("peak_rss_bytes"))
+
     def peak_bytes(self) -> int:
         """The cell's headline peak: CUDA max allocated over phases, else the process's peak RSS."""
         if self.device.type == "cuda":

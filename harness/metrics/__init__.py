@@ -15,7 +15,9 @@ from harness.registry import Registry
 Metric = Callable[[Sequence, Sequence], float]
 METRICS: Registry[Metric] = Registry("metric")
 MODEL_METRICS = ("perplexity",)  # computed by the scenario, not from predictions
-LOWER_IS_BETTER = frozenset({"perplexity"})
+# Metrics where a smaller value is better (lm-eval's names included); every other one is higher-is-better.
+LOWER_IS_BETTER = frozenset({"perplexity", "loss", "eval_loss", "wer", "cer", "ter", "mae", "mse", "rmse",
+                             "error_rate", "bits_per_byte", "word_perplexity", "byte_perplexity"})
 EVALUATE_PREFIX = "evaluate:"
 
 

@@ -14,9 +14,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-# Metrics where a smaller value is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = {"perplexity", "loss", "eval_loss", "wer", "cer", "ter", "mae", "mse", "rmse",
-                   "error_rate", "bits_per_byte", "word_perplexity", "byte_perplexity"}
+from harness.metrics import LOWER_IS_BETTER
+
 # Figures aggregated besides the metric.NAME columns.
 FIGURES = ("primary_value", "peak_memory_bytes", "train_tokens_per_s", "train_samples_per_s",
            "eval_tokens_per_s", "train_seconds", "trainable_params", "total_params", "trainable_percent",
@@ -31,7 +30,7 @@ BEST, TIE, DIFFERS, UNKNOWN = "best", "within noise", "differs", "single seed: n
 
 def higher_is_better(metric_name: str | None) -> bool:
     """Whether a larger value of this metric is better (names in LOWER_IS_BETTER are not)."""
-    return (metric_name or "").lower() not in LOWER_IS_BETTER
+    return (metric_name or "").rsplit(".", 1)[-1].lower() not in LOWER_IS_BETTER  # lm_eval.TASK.NAME too
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from harness.measure.throughput import ThroughputTracker
 from harness.measure.timing import PhaseTimer
 from harness.metrics import compute
 from harness.models import load_tokenizer, local_source, model_kind
-from harness.run.train import train
+from harness.measure.breakdown import MemoryBreakdown
+from harness.run.train import TrainHooks, train
+from harness.run.watch import TrainingWatch
 from harness.scenarios import SCENARIOS
 from harness.schema import to_plain
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
@@ -94,11 +96,16 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         params["peft_reported_trainable"] = model.get_nb_trainable_parameters()[0]
 
     train_steps = ThroughputTracker(training.measure_warmup_steps, synchronize=synchronize)
-    training_summary = None
+    training_summary, breakdown = None, None
     if strategy.trains:
+        breakdown = MemoryBreakdown(model)
+        watch = TrainingWatch(training, task.primary_metric,
+                              evaluate=lambda: _periodic_primary(scenario, model, task, device),
+                              step_seconds=lambda: sum(r.seconds for r in train_steps.steps))
+        hooks = TrainHooks(step_context=lambda batch: train_steps.step(batch.n_samples, batch.n_tokens),
+                           watch_optimizer=breakdown.watch, after_step=watch.after_step)
         with timer.phase("train"), memory.phase("train"):
-            training_summary = train(model, scenario, training, device, cell.seed,
-                                     lambda batch: train_steps.step(batch.n_samples, batch.n_tokens))
+            training_summary = {**train(model, scenario, training, device, cell.seed, hooks), **watch.summary()}
 
     eval_batches = math.ceil(len(eval_rows) / training.eval_batch_size)
     eval_steps = ThroughputTracker(1 if eval_batches > 1 else 0, synchronize=synchronize)
@@ -106,8 +113,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     with timer.phase("eval"), memory.phase("eval"):
         evaluation = scenario.evaluate(model, training.eval_batch_size, device,
                                        lambda batch: eval_steps.step(batch.n_samples, batch.n_tokens))
-    metrics = {name: evaluation.scores[name] if name in evaluation.scores
-               else compute(name, evaluation.predictions, evaluation.references) for name in task.metric.names}
+    metrics = _metrics(task, evaluation)
     if task.lm_eval is not None:
         from harness.metrics.lm_eval_bridge import evaluate_in_process
 
@@ -128,13 +134,31 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         "throughput": {**train_steps.summary("train"), **eval_steps.summary("eval"),
                        "unit_note": "tokens are non-padding tokens; warm-up steps excluded"},
         "memory": {"peak_bytes": memory.peak_bytes(), "phases": memory.phases,
-                   "kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"},
+                   "kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss",
+                   "breakdown": breakdown.summary(memory.phase_peak("train")) if breakdown else None},
         "timing": {f"{k}_seconds": v for k, v in timer.seconds.items()},
         "weights": weights,
         "data": {"train_rows": len(train_rows), "eval_rows": len(eval_rows)},
         "provenance": capture(device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _metrics(task, evaluation) -> dict[str, float]:
+    """Every metric the task names: model metrics from the scenario, the rest from the predictions."""
+    return {name: evaluation.scores[name] if name in evaluation.scores
+            else compute(name, evaluation.predictions, evaluation.references) for name in task.metric.names}
+
+
+def _periodic_primary(scenario, model, task, device) -> float:
+    """The primary metric now, for time-to-target; training resumes afterwards."""
+    model.eval()
+    try:
+        evaluation = scenario.evaluate(model, task.training.eval_batch_size, device,
+                                       lambda batch: ThroughputTracker().step(batch.n_samples))
+        return _metrics(task, evaluation)[task.primary_metric]
+    finally:
+        model.train()
 
 
 def error_result(cell: CellSpec, exc: BaseException) -> dict:

@@ -1,11 +1,26 @@
-"""The training loop shared by every strategy and scenario. Measurement wraps it from outside."""
+"""The training loop shared by every strategy and scenario. Measurement and budgets hook in from outside."""
 from __future__ import annotations
 
+import contextlib
 import math
+from dataclasses import dataclass, field
+from typing import Callable, ContextManager
 
 import torch
 
 from harness.config import TrainingSpec
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TrainHooks:
+    """How the cell watches training without living inside the loop."""
+
+    step_context: Callable[..., ContextManager] = lambda batch: contextlib.nullcontext()  # wraps each step
+    watch_optimizer: Callable[[torch.optim.Optimizer], None] = lambda optimizer: None  # e.g. memory breakdown
+    after_step: Callable[[int, object], bool] = lambda step, batch: False  # True stops training (budgets, targets)
+    losses: list[float] = field(default_factory=list)
 
 
 def planned_steps(n_rows: int, training: TrainingSpec) -> int:
@@ -13,31 +28,46 @@ def planned_steps(n_rows: int, training: TrainingSpec) -> int:
     return min(steps, training.max_steps) if training.max_steps else steps
 
 
-def train(model, scenario, training: TrainingSpec, device, seed: int, step_context) -> dict:
-    """AdamW with linear warm-up and decay; `step_context(batch)` wraps each optimizer step."""
+def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: TrainHooks) -> dict:
+    """AdamW with linear LR warm-up and decay over the planned steps; a budget may stop it earlier."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the strategy left no trainable parameters")
     optimizer = torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.weight_decay)
+    hooks.watch_optimizer(optimizer)
     total = planned_steps(len(scenario.train_rows), training)
     warmup = int(training.lr_warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: (step + 1) / max(1, warmup) if step < warmup else max(0.0, (total - step) / max(1, total - warmup)))
+        optimizer, lambda step: (step + 1) / max(1, warmup) if step < warmup
+        else max(0.0, (total - step) / max(1, total - warmup)))
+    autocast = torch.autocast(device.type, dtype=AUTOCAST_DTYPES[training.precision]) \
+        if training.precision in AUTOCAST_DTYPES else contextlib.nullcontext()
+    scaler = torch.amp.GradScaler(device.type, enabled=training.precision == "fp16" and device.type == "cuda")
+    if training.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     generator = torch.Generator().manual_seed(seed)
     model.train()
-    losses: list[float] = []
-    while len(losses) < total:
+    losses = hooks.losses
+    stopped_by = "planned steps"
+    while len(losses) < total and stopped_by == "planned steps":
         for batch in scenario.train_batches(training.batch_size, generator):
-            with step_context(batch):
-                loss = model(**batch.on(device)).loss
-                loss.backward()
+            with hooks.step_context(batch):
+                with autocast:
+                    loss = model(**batch.on(device)).loss
+                scaler.scale(loss).backward()
                 if training.max_grad_norm > 0:
+                    scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(params, training.max_grad_norm)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
+            if hooks.after_step(len(losses), batch):
+                stopped_by = "budget or target"
+                break
             if len(losses) >= total:
                 break
     model.eval()
-    return {"steps": len(losses), "first_loss": losses[0], "final_loss": sum(losses[-5:]) / len(losses[-5:])}
+    return {"steps": len(losses), "planned_steps": total, "stopped_by": stopped_by,
+            "first_loss": losses[0], "final_loss": sum(losses[-5:]) / len(losses[-5:])}

@@ -1,0 +1,52 @@
+"""What the cell checks after each training step: budgets (tokens, seconds) and periodic evaluation
+for time-to-target. Called by the loop through TrainHooks.after_step."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from harness.config import TrainingSpec
+from harness.metrics import LOWER_IS_BETTER
+
+
+class TrainingWatch:
+    def __init__(self, training: TrainingSpec, primary: str, evaluate: Callable[[], float],
+                 step_seconds: Callable[[], float], clock: Callable[[], float] = time.monotonic) -> None:
+        self.training = training
+        self.primary = primary
+        self.evaluate = evaluate  # the primary metric on the evaluation set, now
+        self.step_seconds = step_seconds  # training time so far, summed over steps (evaluation excluded)
+        self.clock = clock
+        self.started = clock()
+        self.tokens = 0
+        self.history: list[dict] = []  # periodic evaluations
+        self.time_to_target: dict | None = None
+        self.exhausted: str | None = None
+
+    def _reached(self, value: float) -> bool:
+        target = self.training.target
+        return value <= target if self.primary in LOWER_IS_BETTER else value >= target
+
+    def after_step(self, step: int, batch) -> bool:
+        """True when training should stop."""
+        self.tokens += batch.n_tokens
+        spec = self.training
+        if spec.eval_every_steps and step % spec.eval_every_steps == 0:
+            value = self.evaluate()
+            self.history.append({"step": step, "tokens": self.tokens, "train_seconds": self.step_seconds(),
+                                 self.primary: value})
+            if spec.target is not None and self.time_to_target is None and self._reached(value):
+                self.time_to_target = {"step": step, "tokens": self.tokens, "train_seconds": self.step_seconds(),
+                                       "value": value, "target": spec.target}
+                if spec.stop_at_target:
+                    self.exhausted = "target reached"
+                    return True
+        if spec.max_tokens is not None and self.tokens >= spec.max_tokens:
+            self.exhausted = f"max_tokens={spec.max_tokens}"
+        elif spec.max_seconds is not None and self.clock() - self.started >= spec.max_seconds:
+            self.exhausted = f"max_seconds={spec.max_seconds:g}"
+        return self.exhausted is not None
+
+    def summary(self) -> dict:
+        return {"budget_stop": self.exhausted, "tokens": self.tokens, "periodic_evaluation": self.history,
+                "time_to_target": self.time_to_target}
