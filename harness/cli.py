@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from harness.config import DEFAULT_STRATEGIES, PROFILES, ConfigError, load_matrix
+from harness.results.io import ResultFileError
 
 EXIT_OK, EXIT_CELLS_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ResultFileError) as exc:
         print(f"tunebench: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except BrokenPipeError:  # e.g. `tunebench list --json | head`: the reader left; say nothing more

@@ -1,6 +1,8 @@
 """Load task rows from local files (jsonl, csv, parquet) or a datasets hub id."""
 from __future__ import annotations
 
+import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -10,14 +12,32 @@ from harness.config import TaskSpec
 Row = dict[str, Any]
 
 
+def _read_jsonl(path: Path) -> list[Row]:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: not a JSON object: {exc.msg}") from None
+    return rows
+
+
 def _read_local(path: Path) -> list[Row]:
     import pandas as pd
 
-    readers = {".jsonl": lambda p: pd.read_json(p, lines=True), ".json": lambda p: pd.read_json(p, lines=True),
-               ".csv": pd.read_csv, ".parquet": pd.read_parquet}
+    if path.suffix in (".jsonl", ".json"):
+        return _read_jsonl(path)  # read as written: no type guessing, a missing key stays missing
+    readers = {".csv": lambda p: pd.read_csv(p, keep_default_na=False),  # "NA" or "" is text, not NaN
+               ".parquet": pd.read_parquet}
     if path.suffix not in readers:
         raise ValueError(f"{path}: unsupported data format {path.suffix!r}; use .jsonl, .csv or .parquet")
     return readers[path.suffix](path).to_dict(orient="records")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _read_hub(task: TaskSpec, split: str) -> list[Row]:
@@ -37,7 +57,11 @@ def _canonical(rows: list[Row], required: tuple[str, ...], optional: tuple[str, 
                              f"map them with [data.fields]")
         columns.update({name: mapping.get(name, name) for name in optional
                         if name not in columns and mapping.get(name, name) in rows[0]})
-    return [{name: row[column] for name, column in columns.items()} for row in rows]
+    for number, row in enumerate(rows, start=1):
+        for name, column in columns.items():
+            if name in required and _missing(row.get(column)):
+                raise ValueError(f"{where}: row {number}: field {name} (column {column!r}) is missing")
+    return [{name: row[column] for name, column in columns.items() if column in row} for row in rows]
 
 
 def _cap(rows: list[Row], limit: int | None) -> list[Row]:

@@ -184,3 +184,31 @@ def test_shipped_tasks_validate(capsys):
 
     assert main(["validate", str(ROOT / "tasks"), str(ROOT / "tasks/suites/default.toml")]) == 0
     assert "valid under every profile" in capsys.readouterr().out
+
+
+def test_non_utf8_files_and_non_table_profiles_are_one_line_errors(tmp_path, tiny_bert_dir, capsys):
+    binary = tmp_path / "weights.toml"
+    binary.write_bytes(b"\xff\xfe\x00 not text")
+    assert main(["validate", str(binary)]) == 2
+    assert capsys.readouterr().err.strip() == f"{binary}: not a UTF-8 text file (a TOML task or suite file was expected)"
+    path = write_task(tmp_path, "t", tiny_bert_dir)
+    path.write_text("profiles = 1\n" + path.read_text())
+    assert main(["validate", str(path)]) == 2
+    assert "profiles: expected a table" in capsys.readouterr().err
+
+
+def test_scenario_options_must_fit_model_kind_and_metrics(tmp_path, tiny_bert_dir):
+    path = write_task(tmp_path, "t", tiny_bert_dir)
+    text = path.read_text().replace('scenario = "classification"', 'scenario = "question_answering"')
+    text = text.replace('["accuracy", "macro_f1"]', '["token_f1", "rougeL"]').replace(
+        'fields = { text = "review", label = "sentiment" }', "")
+    path.write_text(text + '\n[scenario]\nstyle = "generative"\n\n[lm_eval]\ntasks = ["x"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_matrix([path])
+    message = str(caught.value)
+    assert "model.source: encoder models do not fit scenario 'question_answering'" in message
+    assert "lm_eval: lm-eval evaluates causal or seq2seq models" in message
+    path.write_text(path.read_text().replace('style = "generative"', 'style = "extractive"')
+                    .replace('\n[lm_eval]\ntasks = ["x"]\n', ""))
+    with pytest.raises(ConfigError, match=r"metric.names\[1\]: metric 'rougeL' does not apply here"):
+        load_matrix([path])

@@ -46,3 +46,23 @@ def test_missing_column_is_a_clear_error(tmp_path, tiny_bert_dir):
     task = load_matrix([task_path]).cells[0].task
     with pytest.raises(ValueError, match=r"missing fields text \(column 'body'\)"):
         load_rows(task, ("text", "label"))
+
+
+def test_a_missing_value_is_an_error_naming_file_row_and_field(tmp_path, tiny_bert_dir):
+    rows = [{"review": "good", "sentiment": "positive"}, {"review": "bad"}]
+    for split in ("train", "eval"):
+        (tmp_path / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    task_path = write_task(tmp_path, "t", tiny_bert_dir)
+    task_path.write_text(task_path.read_text()
+                         .replace(str(ROOT / "tasks/data/sentiment/train.jsonl"), "train.jsonl")
+                         .replace(str(ROOT / "tasks/data/sentiment/eval.jsonl"), "eval.jsonl"))
+    task = load_matrix([task_path]).cells[0].task
+    with pytest.raises(ValueError, match=r"train.jsonl: row 2: field label \(column 'sentiment'\) is missing"):
+        load_rows(task, ("text", "label"))
+
+
+def test_csv_keeps_na_as_text(tmp_path):
+    from harness.data import _read_local
+
+    (tmp_path / "d.csv").write_text("text,label\nNA,1\n,0\n")
+    assert _read_local(tmp_path / "d.csv") == [{"text": "NA", "label": 1}, {"text": "", "label": 0}]

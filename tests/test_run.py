@@ -128,3 +128,57 @@ def test_results_are_written_atomically(tmp_path):
         write_result(tmp_path, {"cell_id": "x", "status": "ok", "value": float("nan")})
     assert json.loads((tmp_path / "cells" / "x.json").read_text())["status"] == "ok"
     assert [p.name for p in (tmp_path / "cells").iterdir()] == ["x.json"]
+
+
+def test_a_changed_config_sets_earlier_results_aside(finished_run, tmp_path):
+    import shutil
+
+    _, run_dir, task = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    changed = tmp_path / "tiny-sentiment.toml"
+    changed.write_text(task.read_text().replace("learning_rate = 1e-3", "learning_rate = 2e-3"))
+    matrix = load_matrix([changed], strategies=("lora",))
+
+    def fake_runner(cell, run_dir, matrix):  # writes what a finished cell would
+        from harness.results.io import write_result
+        from harness.run.cell import cell_header
+
+        write_result(run_dir, {**cell_header(cell), "status": "ok", "primary_value": 0.5})
+        return "ok"
+
+    stream = io.StringIO()
+    run_matrix(matrix, copy, stream=stream, runner=fake_runner)
+    assert "moved 1 result(s) of an earlier config" in stream.getvalue()
+    assert len(list((copy / "stale").glob("*.json"))) == 1
+    lora = [r for r in read_results(copy) if r["strategy"] == "lora"]
+    assert [r["cell_id"] for r in lora] == [matrix.cells[0].cell_id]
+
+
+def test_three_seeds_give_aggregates_in_exports(finished_run, tmp_path, capsys):
+    _, _, task = finished_run
+    run_dir = tmp_path / "seeds"
+    assert main(["run", str(task), "--strategies", "none", "--seeds", "3", "--out", str(run_dir)]) == 0
+    assert sorted(r["seed"] for r in read_results(run_dir)) == [0, 1, 2]
+    aggregates = harness.load_aggregates(run_dir)
+    row = aggregates.iloc[0]
+    assert row["n"] == 3 and {"primary_value_mean", "primary_value_std", "primary_value_ci95"} <= set(aggregates.columns)
+    assert main(["report", str(run_dir), "--format", "json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert len(exported["cells"]) == 3 and exported["aggregates"][0]["n"] == 3
+    assert main(["report", str(run_dir), "--format", "csv"]) == 0
+    csv_text = capsys.readouterr().out
+    assert csv_text.splitlines()[0].startswith("row_type") and csv_text.count("\naggregate,") == 1
+
+
+def test_unreadable_result_file_is_a_one_line_error(finished_run, tmp_path, capsys):
+    import shutil
+
+    _, run_dir, _ = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    broken = next((copy / "cells").glob("*.json"))
+    broken.write_text("{not json")
+    assert main(["report", str(copy), "--format", "md"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tunebench: {broken}: not a JSON result file") and "\n" not in err

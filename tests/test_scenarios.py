@@ -106,7 +106,7 @@ def test_causal_loss_is_on_target_tokens_only(tiny_llama_dir, tmp_path):
     tokenizer = load_tokenizer(str(tiny_llama_dir))
     train, evaluation = load_rows(task, ("input", "target"))
     scenario = REGISTRY.get("domain").create(task, tokenizer, "causal", train, evaluation)
-    batch = scenario._encode(train[:2])
+    batch = scenario.training_batch(train[:2])
     for row, ids, labels in zip(train[:2], batch.inputs["input_ids"], batch.inputs["labels"]):
         target = [int(t) for t, l in zip(ids, labels) if l != IGNORE]
         assert tokenizer.decode(target[:-1]) == tokenizer.decode(tokenizer(row["target"], add_special_tokens=False)["input_ids"])
@@ -126,7 +126,7 @@ def test_extractive_windows_cover_long_contexts(tiny_bert_dir, tmp_path):
     scenario = REGISTRY.get("question_answering").create(task, tokenizer, "encoder", train, evaluation)
     rows = [r for r in scenario.train_rows if len(r["context"].split()) > 60][:2]
     assert rows, "the shipped squad data has long contexts"
-    batch = scenario._train_batch(rows)
+    batch = scenario.training_batch(rows)
     assert batch.n_samples > len(rows), "a long context must overflow into several windows"
     starts, ends = batch.inputs["start_positions"], batch.inputs["end_positions"]
     found = [(int(s), int(e)) for s, e in zip(starts, ends) if int(s) > 0]
@@ -136,3 +136,33 @@ def test_extractive_windows_cover_long_contexts(tiny_bert_dir, tmp_path):
             span = tokenizer.decode(ids[s:e + 1])
             assert any(span.replace(" ", "") in r["answers"]["text"][0].lower().replace(" ", "") or
                        r["answers"]["text"][0].lower().replace(" ", "") in span.replace(" ", "") for r in rows)
+
+
+def test_prompt_tuning_on_a_causal_lm_scores_perplexity(tiny_llama_dir, tmp_path):
+    """Prompt-learning methods prepend virtual tokens; perplexity must still score the target tokens."""
+    path = write_scenario_task(tmp_path, "creative", tiny_llama_dir)
+    path.write_text(path.read_text() + '\n[strategies.peft]\nmethod = "PROMPT_TUNING"\nconfig = { num_virtual_tokens = 4 }\n')
+    cell = load_matrix([path], strategies=("peft",)).cells[0]
+    result = run_cell(cell, tmp_path / cell.cell_id)
+    assert math.isfinite(result["metrics"]["perplexity"]) and result["params"]["trainable"] == 4 * 32
+
+
+def test_long_prompts_keep_their_end_at_generation(tiny_llama_dir, tmp_path):
+    from harness.data import load_rows
+    from harness.models import load_tokenizer
+    from harness.scenarios import SCENARIOS as REGISTRY
+
+    task = load_matrix([write_scenario_task(tmp_path, "summarization-causal", tiny_llama_dir, max_length=16)]).cells[0].task
+    tokenizer = load_tokenizer(str(tiny_llama_dir))
+    train, evaluation = load_rows(task, ("input", "target"))
+    scenario = REGISTRY.get("generation").create(task, tokenizer, "causal", train, evaluation[:1])
+    seen = []
+
+    class Recorder:
+        def generate(self, input_ids, attention_mask, **settings):
+            seen.append(tokenizer.decode(input_ids[0]))
+            return input_ids
+
+    scenario.generate(Recorder(), 1, "cpu", lambda batch: __import__("contextlib").nullcontext(batch))
+    assert seen[0].rstrip().endswith("<|assistant|>"), seen[0]
+    assert tokenizer.padding_side == tokenizer.truncation_side == "right"

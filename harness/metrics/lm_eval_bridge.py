@@ -31,11 +31,15 @@ def evaluate_in_process(model, tokenizer, kind: str, spec, base: Path) -> dict[s
     return flatten_scores(results["results"])
 
 
+NOT_SCORES = frozenset({"sample_len", "sample_count", "alias"})  # lm-eval bookkeeping beside the metrics
+
+
 def flatten_scores(results: dict) -> dict[str, float]:
     flat = {}
     for task, scores in results.items():
         for key, value in scores.items():
             metric = key.split(",")[0]
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and not metric.endswith("_stderr"):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not metric.endswith("_stderr") \
+                    and metric not in NOT_SCORES:
                 flat[f"lm_eval.{task}.{metric}"] = float(value)
     return flat

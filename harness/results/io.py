@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -38,12 +39,48 @@ def write_result(run_dir: Path, result: dict) -> Path:
     return path
 
 
+REQUIRED_KEYS = ("cell_id", "task", "strategy", "seed", "status")
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be read as one; the message names the file and the key."""
+
+
 def read_result(path: Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        result = json.load(handle)
-    if result.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {result.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            result = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFileError(f"{path}: not a JSON result file ({exc})") from None
+    if not isinstance(result, dict) or result.get("schema_version") != SCHEMA_VERSION:
+        found = result.get("schema_version") if isinstance(result, dict) else None
+        raise ResultFileError(f"{path}: schema_version: {found!r}, expected {SCHEMA_VERSION}")
+    for key in REQUIRED_KEYS:
+        if key not in result:
+            raise ResultFileError(f"{path}: {key}: missing")
     return result
+
+
+def non_finite_paths(value, prefix: str = "") -> list[str]:
+    """Dotted paths of NaN or infinite numbers inside a result (JSON cannot hold them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [prefix]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite_paths(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite_paths(v, f"{prefix}[{i}]")]
+    return []
+
+
+def without_non_finite(value):
+    """A copy with NaN and infinities replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: without_non_finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_non_finite(v) for v in value]
+    return value
 
 
 def read_results(run_dir: Path) -> list[dict]:

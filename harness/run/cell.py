@@ -25,7 +25,6 @@ from harness.measure.breakdown import MemoryBreakdown
 from harness.run.train import TrainHooks, train
 from harness.run.watch import TrainingWatch
 from harness.scenarios import SCENARIOS
-from harness.schema import to_plain
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
 
 TRACEBACK_LINES = 15

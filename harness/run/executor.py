@@ -94,11 +94,31 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def set_aside_stale(matrix: Matrix, run_dir: Path, stream: TextIO) -> None:
+    """Move results of an earlier config of the same (task, strategy, seed) to RUN_DIR/stale/, so that
+    tables never mix two configs of one cell; nothing is deleted."""
+    wanted = {(c.task.name, c.strategy, c.seed): c.cell_id for c in matrix.cells}
+    moved = 0
+    for path in sorted((run_dir / "cells").glob("*.json")):
+        result = read_result(path)
+        key = (result["task"], result["strategy"], result["seed"])
+        if key in wanted and wanted[key] != result["cell_id"]:
+            stale = run_dir / "stale"
+            stale.mkdir(exist_ok=True)
+            path.rename(stale / path.name)
+            if (folder := path.with_suffix("")).is_dir():
+                folder.rename(stale / folder.name)
+            moved += 1
+    if moved:
+        print(f"moved {moved} result(s) of an earlier config to {run_dir / 'stale'}", file=stream)
+
+
 def run_matrix(matrix: Matrix, run_dir: Path, stream: TextIO | None = None,
                runner: Callable[[CellSpec, Path, Matrix], str] = run_one) -> list[Outcome]:
     """Run every cell not already finished ok in `run_dir`, printing progress with an ETA."""
     stream = stream or sys.stderr
     run_dir.mkdir(parents=True, exist_ok=True)
+    set_aside_stale(matrix, run_dir, stream)
     outcomes: list[Outcome] = []
     todo = []
     for cell in matrix.cells:

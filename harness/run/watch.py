@@ -1,8 +1,8 @@
 """What the cell checks after each training step: budgets (tokens, seconds) and periodic evaluation
-for time-to-target. Called by the loop through TrainHooks.after_step."""
+for time-to-target. Called by the loop through TrainHooks.after_step. Seconds are training-step
+time, so periodic evaluation spends neither the budget nor the time to target."""
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from harness.config import TrainingSpec
@@ -11,13 +11,11 @@ from harness.metrics import LOWER_IS_BETTER
 
 class TrainingWatch:
     def __init__(self, training: TrainingSpec, primary: str, evaluate: Callable[[], float],
-                 step_seconds: Callable[[], float], clock: Callable[[], float] = time.monotonic) -> None:
+                 step_seconds: Callable[[], float]) -> None:
         self.training = training
         self.primary = primary
         self.evaluate = evaluate  # the primary metric on the evaluation set, now
         self.step_seconds = step_seconds  # training time so far, summed over steps (evaluation excluded)
-        self.clock = clock
-        self.started = clock()
         self.tokens = 0
         self.history: list[dict] = []  # periodic evaluations
         self.time_to_target: dict | None = None
@@ -43,7 +41,7 @@ class TrainingWatch:
                     return True
         if spec.max_tokens is not None and self.tokens >= spec.max_tokens:
             self.exhausted = f"max_tokens={spec.max_tokens}"
-        elif spec.max_seconds is not None and self.clock() - self.started >= spec.max_seconds:
+        elif spec.max_seconds is not None and self.step_seconds() >= spec.max_seconds:
             self.exhausted = f"max_seconds={spec.max_seconds:g}"
         return self.exhausted is not None
 

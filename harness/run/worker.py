@@ -13,7 +13,7 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     run_dir, request = Path(argv[0]), json.loads(argv[1])
     from harness.config import load_plugins, load_task_cells
-    from harness.results.io import write_result
+    from harness.results.io import non_finite_paths, without_non_finite, write_result
     from harness.run.cell import error_result, run_cell
 
     load_plugins(request["plugins"])
@@ -32,8 +32,12 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # recorded in the result; the parent carries on with other cells
         write_result(run_dir, error_result(cell, exc))
         raise
+    if bad := non_finite_paths(result):  # e.g. a diverged run: keep every figure, fail the cell clearly
+        result = {**without_non_finite(result), "status": "failed",
+                  "error": {"type": "NonFiniteResult", "message": f"non-finite values (NaN or inf) at: {', '.join(bad)}",
+                            "traceback_tail": []}}
     write_result(run_dir, result)
-    return 0
+    return 0 if result["status"] == "ok" else 1
 
 
 if __name__ == "__main__":

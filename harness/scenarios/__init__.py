@@ -55,6 +55,16 @@ class Scenario(abc.ABC):
         return cls.fields
 
     @classmethod
+    def allowed_metrics(cls, options: Any) -> tuple[str, ...]:
+        """Metric names that apply under these options."""
+        return cls.metrics
+
+    @classmethod
+    def supported_kinds(cls, options: Any) -> tuple[str, ...]:
+        """Model kinds that work under these options."""
+        return cls.kinds
+
+    @classmethod
     def create(cls, task, tokenizer, kind: str, train_rows: list[dict], eval_rows: list[dict]) -> "Scenario":
         """The scenario object for one cell (a registered entry may pick an implementation here)."""
         return cls(task, tokenizer, kind, train_rows, eval_rows)
@@ -79,8 +89,16 @@ class Scenario(abc.ABC):
         """The model with its task head, and the names of freshly initialised head modules."""
 
     @abc.abstractmethod
+    def training_batch(self, rows: list[dict]) -> Batch:
+        """Model inputs with labels for these training rows."""
+
     def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
-        """One epoch of shuffled training batches (shuffled with `generator`)."""
+        """One epoch of training batches, rows shuffled with `generator`."""
+        import torch
+
+        order = torch.randperm(len(self.train_rows), generator=generator).tolist()
+        for start in range(0, len(order), batch_size):
+            yield self.training_batch([self.train_rows[i] for i in order[start:start + batch_size]])
 
     @abc.abstractmethod
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterator
 
 import torch
 
@@ -35,21 +34,16 @@ class Classification(Scenario):
             model.config.pad_token_id = self.tokenizer.pad_token_id
         return model, new_head_modules(info)
 
-    def _batch(self, rows: list[dict]) -> Batch:
+    def training_batch(self, rows: list[dict]) -> Batch:
         encoded = self.tokenizer([str(r["text"]) for r in rows], truncation=True,
                                  max_length=self.task.model.max_length, padding=True, return_tensors="pt")
         encoded["labels"] = torch.tensor([self.label_ids[str(r["label"])] for r in rows])
         return Batch(dict(encoded), n_samples=len(rows), n_tokens=int(encoded["attention_mask"].sum()))
 
-    def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
-        order = torch.randperm(len(self.train_rows), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
-            yield self._batch([self.train_rows[i] for i in order[start:start + batch_size]])
-
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
         predictions: list[str] = []
         for start in range(0, len(self.eval_rows), batch_size):
-            batch = self._batch(self.eval_rows[start:start + batch_size])
+            batch = self.training_batch(self.eval_rows[start:start + batch_size])
             with on_batch(batch), torch.no_grad():
                 inputs = batch.on(device)
                 inputs.pop("labels")

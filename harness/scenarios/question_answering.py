@@ -3,7 +3,7 @@ long contexts) or generative (the model writes the answer)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import torch
 
@@ -46,6 +46,14 @@ class QuestionAnswering(Scenario):
         return ("question", "context", "answers") if options.style == "extractive" else ("question", "answer")
 
     @classmethod
+    def allowed_metrics(cls, options: QAOptions) -> tuple[str, ...]:
+        return ExtractiveQA.metrics if options.style == "extractive" else GenerativeQA.metrics
+
+    @classmethod
+    def supported_kinds(cls, options: QAOptions) -> tuple[str, ...]:
+        return ExtractiveQA.kinds if options.style == "extractive" else GenerativeQA.kinds
+
+    @classmethod
     def create(cls, task, tokenizer, kind, train_rows, eval_rows) -> Scenario:
         implementation = ExtractiveQA if task.scenario.style == "extractive" else GenerativeQA
         return implementation(task, tokenizer, kind, train_rows, eval_rows)
@@ -86,7 +94,7 @@ class ExtractiveQA(Scenario):
                               stride=self.options.doc_stride, return_overflowing_tokens=True,
                               return_offsets_mapping=True, padding=True, return_tensors="pt")
 
-    def _train_batch(self, rows: list[dict]) -> Batch:
+    def training_batch(self, rows: list[dict]) -> Batch:
         encoded = self._windows(rows)
         starts, ends = [], []
         for w, row_index in enumerate(encoded["overflow_to_sample_mapping"].tolist()):
@@ -105,11 +113,6 @@ class ExtractiveQA(Scenario):
         inputs = {k: encoded[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
         inputs.update(start_positions=torch.tensor(starts), end_positions=torch.tensor(ends))
         return Batch(inputs, len(starts), int(encoded["attention_mask"].sum()))
-
-    def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
-        order = torch.randperm(len(self.train_rows), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
-            yield self._train_batch([self.train_rows[i] for i in order[start:start + batch_size]])
 
     def _best_span(self, start_logits, end_logits, sequence, offsets) -> tuple[float, tuple[int, int] | None]:
         best: tuple[float, tuple[int, int] | None] = (float("-inf"), None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Iterator
 
 import torch
 
@@ -61,7 +60,7 @@ class TextToText(Scenario):
 
     # ------------------------------------------------------------ batches
 
-    def _encode(self, rows: list[dict]) -> Batch:
+    def training_batch(self, rows: list[dict]) -> Batch:
         """Teacher-forced inputs with labels on the target tokens only, right-padded."""
         tok, limit = self.tokenizer, self.task.model.max_length
         targets = [self._first(self.target(r)) for r in rows]
@@ -93,11 +92,6 @@ class TextToText(Scenario):
     def _first(target: str | list[str]) -> str:
         return target[0] if isinstance(target, list) else str(target)
 
-    def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
-        order = torch.randperm(len(self.train_rows), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
-            yield self._encode([self.train_rows[i] for i in order[start:start + batch_size]])
-
     # ------------------------------------------------------------ evaluation
 
     def perplexity(self, model, batch_size: int, device) -> float:
@@ -105,17 +99,20 @@ class TextToText(Scenario):
         total_nll, total_tokens = 0.0, 0
         with torch.no_grad():
             for start in range(0, len(self.eval_rows), batch_size):
-                batch = self._encode(self.eval_rows[start:start + batch_size])
+                batch = self.training_batch(self.eval_rows[start:start + batch_size])
                 inputs = batch.on(device)
                 labels = inputs.pop("labels")
                 logits = model(**inputs, **({"labels": labels} if self.kind == "seq2seq" else {})).logits.float()
                 if self.kind == "causal":
+                    # prompt-learning methods prepend virtual tokens: score only the positions of the inputs
+                    logits = logits[:, -labels.size(1):]
                     logits, labels = logits[:, :-1], labels[:, 1:]
                 nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
                                                         ignore_index=IGNORE, reduction="sum")
                 total_nll += float(nll)
                 total_tokens += int((labels != IGNORE).sum())
-        return math.exp(total_nll / total_tokens)
+        mean_nll = total_nll / total_tokens
+        return math.exp(mean_nll) if mean_nll < 700 else math.inf  # exp overflows a float past ~709
 
     def _cut(self, text: str) -> str:
         for stop in self.task.generation.stop:
@@ -139,7 +136,7 @@ class TextToText(Scenario):
                     "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
         if spec.do_sample:
             settings.update(temperature=spec.temperature, top_p=spec.top_p)
-        tok.padding_side = "left"  # generation continues from the right edge
+        tok.padding_side = tok.truncation_side = "left"  # generation continues from the prompt's end
         outputs: list[str] = []
         try:
             for start in range(0, len(self.eval_rows), batch_size):
@@ -155,7 +152,7 @@ class TextToText(Scenario):
                     record.tokens = sum(self._generated_length(row) for row in new.tolist())
                 outputs.extend(self._cut(t) for t in tok.batch_decode(new, skip_special_tokens=True))
         finally:
-            tok.padding_side = "right"
+            tok.padding_side = tok.truncation_side = "right"
         return outputs
 
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
