@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 .PHONY: bench test
-bench: $(VENV)/.installed  ## the main job: every shipped task x strategy, offline
+bench: $(VENV)/.installed  ## the main job: the default suite (tasks/suites/default.toml) x 5 strategies, offline
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/tunebench run tasks/suites/default.toml
 
 test: $(VENV)/.installed  ## the test suite (exit 5, "no tests collected", is a failure)

@@ -50,13 +50,23 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def _new_run_dir(parent: Path) -> Path:
+    """reports/run-YYYYmmdd-HHMMSS, with a suffix when a run started in the same second."""
+    base = parent / time.strftime("run-%Y%m%d-%H%M%S")
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
 def cmd_run(args) -> int:
     from harness.report.export import export
     from harness.report.html import write_html
     from harness.run.executor import run_matrix
 
     matrix = load_matrix(args.paths, _strategies(args.strategies), args.seeds, args.profile)
-    run_dir = Path(args.out) if args.out else Path("reports") / time.strftime("run-%Y%m%d-%H%M%S")
+    run_dir = Path(args.out) if args.out else _new_run_dir(Path("reports"))
     print(f"running {len(matrix.cells)} cell(s) into {run_dir}", file=sys.stderr)
     outcomes = run_matrix(matrix, run_dir)
     for fmt in ("csv", "md"):

@@ -166,3 +166,21 @@ def test_long_prompts_keep_their_end_at_generation(tiny_llama_dir, tmp_path):
     scenario.generate(Recorder(), 1, "cpu", lambda batch: __import__("contextlib").nullcontext(batch))
     assert seen[0].rstrip().endswith("<|assistant|>"), seen[0]
     assert tokenizer.padding_side == tokenizer.truncation_side == "right"
+
+
+@pytest.mark.parametrize("name,bad_row,message", [
+    ("qa-extractive", {"question": "q", "context": "c", "answers": "c"}, "field answers must be"),
+    ("dialogue-multi", {"messages": ["hi", "hello"]}, "field messages must be a list of {role, content} turns"),
+])
+def test_malformed_rows_are_named(name, bad_row, message, request, tmp_path):
+    import json as json_module
+
+    from harness.models import load_tokenizer
+    from harness.scenarios import SCENARIOS as REGISTRY
+
+    model_dir = request.getfixturevalue(SCENARIOS[name][1])
+    task = load_matrix([write_scenario_task(tmp_path, name, model_dir)]).cells[0].task
+    kind = "encoder" if name == "qa-extractive" else "causal"
+    rows = [json_module.loads(json_module.dumps(bad_row))]
+    with pytest.raises(ValueError, match=rf"train row 1: {message}"):
+        REGISTRY.get(task.task.scenario).create(task, load_tokenizer(str(model_dir)), kind, rows, rows)

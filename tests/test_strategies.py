@@ -139,3 +139,14 @@ def test_peft_options_are_checked_against_peft():
     cls = STRATEGIES.get("peft")
     problems = cls.check_options(cls.Options(method="IA3", config={"target_modulez": ["key"]}))
     assert problems and problems[0][0] == "config.target_modulez" and "did you mean 'target_modules'" in problems[0][1]
+
+
+def test_decoder_position_embeddings_count_as_embeddings():
+    from transformers import BartConfig, BartForSequenceClassification
+
+    model = BartForSequenceClassification(BartConfig(vocab_size=100, d_model=32, encoder_layers=2, decoder_layers=2,
+                                                     encoder_attention_heads=2, decoder_attention_heads=2,
+                                                     encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64))
+    layout = discover(model)
+    assert len(layout.blocks) == 4
+    assert {"model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight"} <= set(layout.embedding_params)

@@ -34,7 +34,8 @@ class Constraints:
         if self.max_memory_bytes is not None:
             parts.append(f"peak memory at most {human_bytes(self.max_memory_bytes)} ({self.max_memory_bytes:,} bytes)")
         if self.min_metric is not None:
-            parts.append(f"primary metric at least {number(self.min_metric)}")
+            parts.append(f"primary metric at least {number(self.min_metric)} "
+                         f"(at most, for lower-is-better metrics such as perplexity)")
         return ", ".join(parts)
 
 

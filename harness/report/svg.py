@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999933", "#000000")
 BREAKDOWN_PARTS = (("weights_bytes", "weights", "#0072B2"), ("gradients_bytes", "gradients", "#E69F00"),
                    ("optimizer_state_bytes", "optimizer state", "#009E73"),
-                   ("other_bytes", "other (activations, workspace)", "#BBBBBB"))
+                   ("other_bytes", "other (activations…)", "#BBBBBB"))
 WIDTH, HEIGHT, LEGEND_WIDTH = 470, 320, 150
 LEFT, RIGHT, TOP, BOTTOM = 70, 16, 16, 50
 

@@ -32,9 +32,11 @@ class Dialogue(TextToText):
             for split, rows in (("train", train_rows), ("eval", eval_rows)):
                 for i, row in enumerate(rows):
                     turns = row["messages"]
-                    if not isinstance(turns, list) or len(turns) < 2 or turns[-1].get("role") != "assistant":
-                        raise ValueError(f"{task.path}: {split} row {i}: `messages` must be a list of turns "
-                                         f"ending with an assistant turn")
+                    well_formed = isinstance(turns, list) and len(turns) >= 2 and all(
+                        isinstance(t, dict) and {"role", "content"} <= set(t) for t in turns)
+                    if not well_formed or turns[-1]["role"] != "assistant":
+                        raise ValueError(f"{task.path}: {split} row {i + 1}: field messages must be a list of "
+                                         f"{{role, content}} turns ending with an assistant turn")
 
     def messages(self, row: dict) -> list[dict[str, str]]:
         system = [{"role": "system", "content": self.options.system}] if self.options.system else []

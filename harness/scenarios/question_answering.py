@@ -80,6 +80,16 @@ class ExtractiveQA(Scenario):
     kinds = ("encoder",)
     peft_task_type = "QUESTION_ANS"
 
+    def __init__(self, task, tokenizer, kind, train_rows, eval_rows) -> None:
+        super().__init__(task, tokenizer, kind, train_rows, eval_rows)
+        for split, rows in (("train", train_rows), ("eval", eval_rows)):
+            for number, row in enumerate(rows, start=1):
+                answers = row["answers"]
+                if not (isinstance(answers, dict) and len(answers.get("text", ())) > 0
+                        and len(answers.get("answer_start", ())) > 0):
+                    raise ValueError(f"{task.path}: {split} row {number}: field answers must be "
+                                     f'{{"text": [...], "answer_start": [...]}} (SQuAD format)')
+
     def load_model(self, source: str):
         from transformers import AutoModelForQuestionAnswering
 
@@ -112,7 +122,7 @@ class ExtractiveQA(Scenario):
             ends.append(end)
         inputs = {k: encoded[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
         inputs.update(start_positions=torch.tensor(starts), end_positions=torch.tensor(ends))
-        return Batch(inputs, len(starts), int(encoded["attention_mask"].sum()))
+        return Batch(inputs, len(rows), int(encoded["attention_mask"].sum()))  # samples are examples, not windows
 
     def _best_span(self, start_logits, end_logits, sequence, offsets) -> tuple[float, tuple[int, int] | None]:
         best: tuple[float, tuple[int, int] | None] = (float("-inf"), None)

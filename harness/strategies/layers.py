@@ -3,7 +3,8 @@
 Works on encoder (BERT, RoBERTa), decoder (GPT-2, Llama) and encoder-decoder
 (T5, BART) models without per-architecture tables: blocks are the outermost
 ModuleLists whose entries share one class; embeddings are the parameters
-registered before the first block.
+registered before the first block, plus any other named like an embedding
+outside the blocks (a decoder's own position embeddings).
 """
 from __future__ import annotations
 
@@ -44,12 +45,14 @@ def discover(model: nn.Module) -> Layout:
     if not lists:
         raise ValueError(f"cannot find transformer blocks in {type(model).__name__}")
     blocks = tuple(f"{name}.{i}" for name, module in lists for i in range(len(module)))
-    first_block = blocks[0] + "."
+    in_blocks = tuple(b + "." for b in blocks)
     embedding_params: list[str] = []
+    seen_block = False
     for name, _ in model.named_parameters():
-        if name.startswith(first_block):
-            break
-        embedding_params.append(name)
+        if name.startswith(in_blocks):
+            seen_block = True
+        elif not seen_block or "embed" in name.lower():  # e.g. a decoder's position embeddings (BART)
+            embedding_params.append(name)
     return Layout(tuple(embedding_params), blocks)
 
 

@@ -1,0 +1,42 @@
+"""Offline text metrics against hand-computed values, and the evaluate: bridge."""
+from __future__ import annotations
+
+import pytest
+
+from harness.metrics import compute
+from harness.metrics.text import distinct_1, distinct_2, exact_match, normalize_answer, token_f1
+
+
+def test_squad_normalisation_and_scores():
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert exact_match(["the Eiffel tower", "Paris"], [["Eiffel Tower", "tower"], "London"]) == 0.5
+    # "big red dog" vs "red dog": precision 2/3, recall 1 -> F1 0.8; second pair shares nothing
+    assert token_f1(["big red dog", "cat"], ["red dog", "mouse"]) == pytest.approx(0.4)
+
+
+def test_distinct_n():
+    assert distinct_1(["a a b", "b c"], [None, None]) == pytest.approx(3 / 5)
+    assert distinct_2(["a b a b"], [None]) == pytest.approx(2 / 3)
+
+
+def test_rouge_chrf_bleu_are_perfect_on_identical_text():
+    text = ["the cat sat on the mat today"]
+    assert compute("rougeL", text, text) == pytest.approx(1.0)
+    assert compute("chrf", text, text) == pytest.approx(100.0)
+    assert compute("bleu", text, text) == pytest.approx(100.0)
+    assert compute("rouge2", ["a b c"], ["x y z"]) == 0.0
+
+
+def test_evaluate_prefix_goes_through_the_evaluate_library(monkeypatch):
+    import evaluate
+
+    calls = []
+
+    class FakeMetric:
+        def compute(self, predictions, references):
+            calls.append((predictions, references))
+            return {"score": 0.25, "name": "fake"}
+
+    monkeypatch.setattr(evaluate, "load", lambda name: calls.append(name) or FakeMetric())
+    assert compute("evaluate:fancy", ["a"], ["b"]) == 0.25
+    assert calls == ["fancy", (["a"], ["b"])]
