@@ -21,9 +21,10 @@ from harness.registry import did_you_mean
 # Built-in profiles: `smoke` proves the pipeline runs, `default` is the task as
 # written, `full` lifts the task's sample caps.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {"data": {"max_train_samples": 32, "max_eval_samples": 16},
-              "training": {"epochs": 2, "max_steps": 3, "measure_warmup_steps": 1},
-              "generation": {"max_new_tokens": 16}},
+    "smoke": {"data": {"max_train_samples": 16, "max_eval_samples": 4},
+              "training": {"epochs": 1, "max_steps": 2, "batch_size": 4, "eval_batch_size": 8,
+                           "measure_warmup_steps": 1, "save_weights": False},
+              "generation": {"max_new_tokens": 8}},
     "default": {},
     "full": {"data": {"max_train_samples": None, "max_eval_samples": None}},
 }

@@ -137,14 +137,14 @@ def test_layering_strategy_training_and_profiles(tmp_path, tiny_bert_dir):
         learning_rate = 5e-5
 
         [profiles.smoke.training]
-        batch_size = 4
+        batch_size = 2
         """)
     cells = {c.strategy: c for c in load_matrix([path], strategies=("full", "lora"), profile="smoke").cells}
     assert cells["full"].task.training.learning_rate == 5e-5
     assert cells["lora"].task.training.learning_rate == 1e-3
-    assert cells["full"].task.training.batch_size == 4  # the task's own profile table
-    assert cells["full"].task.training.epochs == 2  # the built-in smoke profile
-    assert cells["full"].task.data.max_train_samples == 32
+    assert cells["full"].task.training.batch_size == 2  # the task's own profile table wins over the built-in 4
+    assert cells["full"].task.training.max_steps == 2  # the built-in smoke profile
+    assert cells["full"].task.data.max_train_samples == 16
     full = load_matrix([path], strategies=("full",), profile="full").cells[0]
     assert full.task.data.max_train_samples is None
 

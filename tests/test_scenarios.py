@@ -127,7 +127,7 @@ def test_extractive_windows_cover_long_contexts(tiny_bert_dir, tmp_path):
     rows = [r for r in scenario.train_rows if len(r["context"].split()) > 60][:2]
     assert rows, "the shipped squad data has long contexts"
     batch = scenario.training_batch(rows)
-    assert batch.n_samples > len(rows), "a long context must overflow into several windows"
+    assert batch.inputs["input_ids"].shape[0] > len(rows) == batch.n_samples, "a long context must overflow into windows"
     starts, ends = batch.inputs["start_positions"], batch.inputs["end_positions"]
     found = [(int(s), int(e)) for s, e in zip(starts, ends) if int(s) > 0]
     assert found, "the answer must be labelled in at least one window"
