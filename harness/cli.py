@@ -28,6 +28,7 @@ def cmd_validate(args) -> int:
 
 def cmd_list(args) -> int:
     from harness.models import declared_kind
+    from harness.results.table import data_source_text
 
     matrix = load_matrix(args.paths or ["tasks"])
     rows, seen = [], set()
@@ -38,7 +39,8 @@ def cmd_list(args) -> int:
         seen.add(task.name)
         rows.append({"name": task.name, "scenario": task.task.scenario, "domain": task.task.domain,
                      "model": task.model.source, "model_kind": declared_kind(task.model, task.path.parent),
-                     "dataset": task.data.hub or task.data.train,
+                     "dataset": task.data.hub or task.data.train, "source": task.data.source,
+                     "citation": task.data.citation, "licence": task.data.licence,
                      "metrics": list(task.metric.names), "primary_metric": task.primary_metric,
                      "path": str(task.path)})
     if args.json:
@@ -46,7 +48,9 @@ def cmd_list(args) -> int:
     else:
         for row in rows:
             print(f"{row['name']:<17} {row['scenario']:<19} {row['model_kind']:<8} {row['model']:<34} "
-                  f"{row['dataset']:<34} {','.join(row['metrics'])}")
+                  f"{','.join(row['metrics'])}")
+            print(f"{'':<17} data: {row['dataset']}")
+            print(f"{'':<17} {data_source_text(row) or 'source, citation and licence not stated'}")
     return EXIT_OK
 
 

@@ -106,9 +106,7 @@ def _check_refs(path: Path, layered: dict, out: Collector) -> None:
             out.add(f"metric.names[{i}]", f"metric {name!r} does not apply to scenario "
                                           f"{scenario.name!r}; use one of {', '.join(scenario.metrics)}")
         # metrics that apply only under some scenario options are checked by _check_fit
-    for key in ("train", "eval"):
-        if isinstance(relative := data.get(key), str) and not (path.parent / relative).is_file():
-            out.add(f"data.{key}", f"file not found: {(path.parent / relative).resolve()}")
+    _check_data(path, data, out)
     fields = data.get("fields")
     for name in fields if isinstance(fields, dict) and scenario is not None else ():
         if name not in scenario.fields:
@@ -124,6 +122,33 @@ def _check_refs(path: Path, layered: dict, out: Collector) -> None:
             resolve_source(source, path.parent, gguf if isinstance(gguf, str) else None)
         except ValueError as exc:
             out.add("model.source", str(exc))
+
+
+def _check_data(path: Path, data: dict, out: Collector) -> None:
+    """Data files exist (locally or in an installed package) and transforms are known, with valid options."""
+    from harness.data.readers import detect_format
+    from harness.data.sources import resolve_data
+    from harness.data.transforms import TRANSFORMS
+
+    for key in ("train", "eval"):
+        if isinstance(reference := data.get(key), str):
+            try:
+                location = resolve_data(reference, path.parent)
+                declared = data.get("format", "auto")
+                detect_format(location, declared if isinstance(declared, str) else "auto")
+            except ValueError as exc:
+                out.add(f"data.{key}", str(exc))
+    transforms = data.get("transforms")
+    for i, spec in enumerate(transforms if isinstance(transforms, list) else []):
+        key = f"data.transforms[{i}]"
+        if not isinstance(spec, dict):
+            out.add(key, f"expected a table ([[data.transforms]]), got {type(spec).__name__}")
+        elif not isinstance(name := spec.get("name"), str):
+            out.add(f"{key}.name", f"is required: one of {', '.join(TRANSFORMS.names())}")
+        elif name not in TRANSFORMS:
+            out.add(f"{key}.name", str(_lookup_error(TRANSFORMS, name)))
+        else:
+            build(TRANSFORMS.get(name).Options, {k: v for k, v in spec.items() if k != "name"}, key, out)
 
 
 def _lookup_error(registry, name: str) -> Exception:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -21,15 +20,10 @@ def resolve_source(source: str, base: Path, gguf_file: str | None = None) -> str
     """
     marker = gguf_file or "config.json"
     if source.startswith(PACKAGE_PREFIX):
+        from harness.data.sources import package_folder
+
         package, _, subdir = source[len(PACKAGE_PREFIX):].partition("/")
-        try:
-            spec = importlib.util.find_spec(package)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None or not spec.submodule_search_locations:
-            raise ValueError(f"package {package!r} is not installed "
-                             f"(pip install {package.replace('_', '-')})")
-        folder = Path(list(spec.submodule_search_locations)[0]) / subdir
+        folder = package_folder(package) / subdir
         if not (folder / marker).is_file():
             raise ValueError(f"package {package!r} has no {marker} in {folder}")
         return str(folder)

@@ -55,20 +55,50 @@ class LmEvalSpec:
 
 
 @dataclass(frozen=True)
+class SplitSpec:
+    eval: float = field(min=0.0, help="rows held out for evaluation: a share (0 < x < 1) or a count (>= 1)")
+    seed: int = field(0, help="seed of the split; independent of the cell seed, so every cell sees the same rows")
+    stratify: bool = field(True, help="keep the label proportions on both sides (needs a label field)")
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.eval <= 0 or (self.eval >= 1 and self.eval != int(self.eval)):
+            return [("eval", f"must be a share between 0 and 1 or a whole count, got {self.eval!r}")]
+        return []
+
+
+@dataclass(frozen=True)
 class DataSpec:
-    train: str | None = field(None, help="local jsonl/csv/parquet file, relative to the task file")
-    eval: str | None = field(None, help="local jsonl/csv/parquet file, relative to the task file")
+    train: str | None = field(None, help="training data: a file or folder relative to the task file, or "
+                                         "package:IMPORT_NAME/PATH inside an installed package (#MEMBER for a zip)")
+    eval: str | None = field(None, help="evaluation data, as train; or leave it out and carve it with split")
+    split: SplitSpec | None = field(None, help="carve the evaluation rows out of train: { eval = 0.2, seed = 0, stratify = true }")
+    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "folders"] = field(
+        "auto", help="file format; auto reads it from the name (.bz2, .gz, .zip compression allowed); "
+                     "folders: one sub-folder of text files per label")
+    encoding_errors: Literal["strict", "replace"] = field(
+        "strict", help="strict: text that is not UTF-8 is an error; replace: bad bytes become U+FFFD")
+    transforms: tuple[dict[str, Any], ...] = field((), help="[[data.transforms]] applied in order to the source rows")
+    source: str | None = field(None, help="where the data comes from, e.g. 'SMS Spam Collection (UCI)'")
+    citation: str | None = field(None, help="how to cite it, e.g. 'Almeida & Hidalgo 2011'")
+    licence: str | None = field(None, help="its licence, e.g. 'CC BY 4.0'")
     hub: str | None = field(None, help="datasets hub id, used when train/eval files are not given")
     hub_config: str | None = field(None, help="hub dataset configuration name")
     train_split: str = field("train", help="hub split used for training")
     eval_split: str = field("test", help="hub split used for evaluation")
-    fields: dict[str, str] = field(factory=dict, help="scenario field -> column name in the data")
+    fields: dict[str, str] = field(factory=dict, help="scenario field -> column name in the data "
+                                                       "(a nested path such as input.1.content is allowed)")
     max_train_samples: int | None = field(None, min=1, help="use at most this many training rows")
     max_eval_samples: int | None = field(None, min=1, help="use at most this many evaluation rows")
 
     def problems(self) -> list[tuple[str, str]]:
-        if self.hub is None and (self.train is None or self.eval is None):
-            return [("train", "give both 'train' and 'eval' files, or a 'hub' dataset id")]
+        if self.train is not None and self.eval is not None and self.split is not None:
+            return [("split", "give either an 'eval' file or a 'split' of train, not both")]
+        if self.train is not None and (self.eval is not None or self.split is not None):
+            return []
+        if self.hub is None:
+            return [("train", "give 'train' and 'eval' files, a 'train' file and a 'split', or a 'hub' dataset id")]
+        if self.split is not None:
+            return [("split", "split carves a local train file; hub data uses train_split and eval_split")]
         return []
 
 
@@ -192,18 +222,10 @@ class Matrix:
 
 
 def _data_digest(task: TaskSpec) -> str | None:
-    """Digest of the local data files, so that changed data means a new cell id; None for hub data."""
-    if task.data.train is None or task.data.eval is None:
+    """Digest of the local data files (or folders), so that changed data means a new cell id; None for hub data."""
+    from harness.data.sources import digest, resolve_data
+
+    if task.data.train is None:
         return None
-    files = [task.resolve_path(p) for p in (task.data.train, task.data.eval)]
-    return _files_digest(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
-
-
-@functools.lru_cache(maxsize=256)
-def _files_digest(files: tuple[tuple[str, int, int], ...]) -> str:
-    digest = hashlib.sha256()
-    for name, _, _ in files:
-        with open(name, "rb") as handle:
-            for chunk in iter(lambda: handle.read(2**20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
+    refs = [ref for ref in (task.data.train, task.data.eval) if ref is not None]
+    return digest([resolve_data(ref, task.path.parent) for ref in refs])

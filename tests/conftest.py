@@ -9,6 +9,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def isolated_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tunebench-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(request, isolated_cache, monkeypatch):
+    """Tests write prepared data (and any model cache) to a temporary folder, never to ~/.cache;
+    slow real-model tests keep the user's cache, where the converted SmolLM2 weights live."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setenv("TUNEBENCH_CACHE", str(isolated_cache))
 TINY = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64)
 
 

@@ -36,6 +36,8 @@ def cell_result(task: str, strategy: str, seed: int, value: float, *, memory: fl
         "provenance": {"device": "cpu", "device_name": "x86_64", "python": "3.11.7", "platform": "Linux",
                        "cpu_count": 2, "git_commit": "0123abcd", "git_dirty": False,
                        "packages": {"torch": "2.13.0+cpu", "transformers": "5.24.0"}},
+        "data": {"source": f"{task} corpus", "citation": "Doe 2026", "licence": "CC BY 4.0", "train_rows": 100,
+                 "eval_rows": 50, "train_sha256": "1111", "eval_sha256": "2222", "split": None},
         "finished_at": "2026-11-28T12:00:00+0000", **extra,
     }
 
@@ -78,6 +80,7 @@ def injected_results() -> list[dict]:
     results = []
     for strategy, value in (("full", 0.9), ("lora", 0.8)):
         results.append(cell_result(task, strategy, 0, value, memory=GiB, tokens_per_s=1000.0,
+                                   data={"source": f"data {XSS_SCRIPT}", "citation": XSS_IMG, "licence": "x"},
                                    examples=[{"input": f"dataset {XSS_IMG}", "reference": f"ref {XSS_SCRIPT}",
                                               "prediction": f"model {XSS_IMG} {XSS_SCRIPT}"}],
                                    confusion_matrix={"labels": [XSS_IMG, "ok"], "counts": [[1, 0], [0, 1]]}))

@@ -22,7 +22,11 @@ def run_dir(tmp_path):
 
 
 def test_markdown_is_a_github_table(run_dir):
-    lines = export(run_dir, "md").splitlines()
+    text = export(run_dir, "md")
+    table, notes = text.split("\n\n", 1)
+    lines = table.splitlines()
+    assert notes.split("\n\n") == ["Data (qa): qa corpus (Doe 2026), CC BY 4.0",
+                                     "Data (sentiment): sentiment corpus (Doe 2026), CC BY 4.0\n"]
     assert lines[0].startswith("| task | scenario | strategy |")
     assert re.fullmatch(r"\|(---\|)+", lines[1])
     counts = {len(re.findall(r"(?<!\\)\|", line)) for line in lines}

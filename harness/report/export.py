@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.report.format import NOISE_LEGEND, human_bytes, metric_value, missing, number, strategy_sort_key
 from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN, aggregate
-from harness.results.table import load_results
+from harness.results.table import data_sources, load_results
 
 FORMATS = ("csv", "md", "json", "latex")
 MARKDOWN_COLUMNS = ("task", "scenario", "strategy", "n", "primary_metric", "primary_value", "peak_memory",
@@ -90,8 +90,10 @@ def export(run_dir: str | Path, fmt: str) -> str:
                    "aggregate_columns": list(aggregates.columns), "aggregates": _records(aggregates),
                    "noise_rule": NOISE_LEGEND}
         return json.dumps(payload, indent=2) + "\n"
+    sources = data_sources(cells)
     if fmt == "md":
-        return markdown_table(aggregates)
+        return markdown_table(aggregates) + "".join(f"\nData ({task}): {_markdown_cell(text)}\n"
+                                                    for task, text in sorted(sources.items()))
     from harness.report.latex import latex_table
 
-    return latex_table(aggregates)
+    return latex_table(aggregates, sources)

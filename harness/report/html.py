@@ -16,7 +16,7 @@ from harness.report.recommend import PREFERENCES, Constraints, recommend
 from harness.report.view import memory_breakdown_chart, overview, strategy_colors, task_charts, task_table
 from harness.results.aggregate import aggregate
 from harness.results.io import read_results
-from harness.results.table import load_results
+from harness.results.table import data_sources, load_results
 
 REPORT_NAME = "report.html"
 
@@ -56,6 +56,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
     colors = strategy_colors(strategies)
     memory_kind = _memory_kind(results)
     metric_columns = sorted(c for c in cells.columns if c.startswith("metric."))
+    sources = data_sources(cells) if len(cells) else {}
     task_sections = []
     for task in tasks:
         group = aggregates[aggregates["task"] == task]
@@ -64,6 +65,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
         first = group.iloc[0]
         task_sections.append({
             "name": task, "scenario": first["scenario"], "primary_metric": first["primary_metric"],
+            "data_source": sources.get(task, "not recorded in these results"),
             "table": task_table(group, task_metrics), "charts": task_charts(task, group, colors, memory_kind),
             "breakdown": memory_breakdown_chart(task, results, strategies),
             "examples": examples(results, task), "confusion": confusion_matrices(results, task)})
@@ -79,6 +81,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
         "summary": {"tasks": len(tasks), "strategies": len(strategies), "seeds": len(seeds),
                     "cells": len(cells), "ok": int((cells["status"] == "ok").sum()) if len(cells) else 0,
                     "max_n": int(aggregates["n"].max()) if len(aggregates) else 0},
+        "data_sources": [(task, sources.get(task, "not recorded in these results")) for task in tasks],
         "overview": overview(aggregates, tasks, strategies), "legend": [(NOISE_MARKERS[k], v)
                                                                        for k, v in NOISE_LEGEND.items()],
         "colors": colors, "constraints": constraints.describe(), "preferred": constraints.prefer,

@@ -35,8 +35,9 @@ def _score(row) -> str:
     return text
 
 
-def latex_table(aggregates) -> str:
-    """A tabular (needs \\usepackage{booktabs}); notes for the markers follow the bottom rule."""
+def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
+    """A tabular (needs \\usepackage{booktabs}); notes for the markers and the data sources follow
+    the bottom rule."""
     lines = ["% tunebench: mean $\\pm$ sample std over seeds; needs \\usepackage{booktabs}",
              "\\begin{tabular}{lllrrrrr}", "\\toprule", " & ".join(HEADER) + " \\\\", "\\midrule"]
     previous_task, markers = None, set()
@@ -60,5 +61,8 @@ def latex_table(aggregates) -> str:
     if UNKNOWN in markers:
         notes.append(f"{UNKNOWN_MARK} single seed: noise unknown.")
     lines.append(f"\\multicolumn{{{len(HEADER)}}}{{l}}{{\\footnotesize {' '.join(notes)}}} \\\\")
+    for task, text in sorted((sources or {}).items()):
+        lines.append(f"\\multicolumn{{{len(HEADER)}}}{{l}}{{\\footnotesize Data ({latex_escape(task)}): "
+                     f"{latex_escape(text)}}} \\\\")
     lines.append("\\end{tabular}")
     return "\n".join(lines) + "\n"

@@ -12,7 +12,24 @@ COLUMNS = (
 )
 EXTRA_COLUMNS = ("profile", "trainable_percent", "eval_samples_per_s", "train_step_seconds_median",
                  "train_step_seconds_p90", "eval_seconds", "load_seconds", "weights_bytes", "error_type",
-                 "error_message")
+                 "error_message", "data_source", "data_eval_sha256")
+
+
+def data_source_text(record: dict | None) -> str | None:
+    """'SOURCE (CITATION), LICENCE' from a result's data record; None when the result has none."""
+    if not isinstance(record, dict) or not any(record.get(k) for k in ("source", "citation", "licence")):
+        return None
+    return (f"{record.get('source') or 'source not stated'} ({record.get('citation') or 'no citation given'}), "
+            f"{record.get('licence') or 'licence not stated'}")
+
+
+def data_sources(cells) -> dict[str, str]:
+    """Per task, the data-source line of its cells (the first one recorded)."""
+    sources: dict[str, str] = {}
+    for task, text in zip(cells["task"], cells["data_source"]):
+        if isinstance(text, str) and text:
+            sources.setdefault(task, text)
+    return sources
 
 
 def flatten(result: dict) -> dict:
@@ -41,6 +58,8 @@ def flatten(result: dict) -> dict:
         "eval_seconds": timing.get("eval_seconds"), "load_seconds": timing.get("load_seconds"),
         "weights_bytes": (result.get("weights") or {}).get("bytes"),
         "error_type": error.get("type"), "error_message": error.get("message"),
+        "data_source": data_source_text(result.get("data")),
+        "data_eval_sha256": (result.get("data") or {}).get("eval_sha256"),
     }
     for name, value in (result.get("metrics") or {}).items():
         row[f"metric.{name}"] = value

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from harness.config import CellSpec
-from harness.data import load_rows
+from harness.data import load_task_data
 from harness.measure.environment import capture
 from harness.measure.memory import MemoryTracker
 from harness.measure.params import count_parameters, folder_bytes
@@ -84,7 +84,8 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         source = local_source(task.model, task.path.parent)
         kind = model_kind(source, task.model.kind, task.model.revision)
         tokenizer = load_tokenizer(source, task.model.revision)
-        train_rows, eval_rows = load_rows(task, scenario_class.required_fields(task.scenario), scenario_class.fields)
+        data = load_task_data(task, scenario_class.required_fields(task.scenario), scenario_class.fields)
+        train_rows, eval_rows = data.train, data.eval
         scenario = scenario_class.create(task, tokenizer, kind, train_rows, eval_rows)
         model, head_modules = scenario.load_model(source)
         applied = strategy.apply(model, ModelContext(head_modules, scenario.peft_task_type))
@@ -137,7 +138,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
                    "breakdown": breakdown.summary(memory.phase_peak("train")) if breakdown else None},
         "timing": {f"{k}_seconds": v for k, v in timer.seconds.items()},
         "weights": weights,
-        "data": {"train_rows": len(train_rows), "eval_rows": len(eval_rows)},
+        "data": data.record,
         "provenance": capture(device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

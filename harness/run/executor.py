@@ -14,6 +14,7 @@ from typing import Callable, TextIO
 import psutil
 
 from harness.config import CellSpec, Matrix
+from harness.data import warm_cache
 from harness.results.io import cell_result_path, read_result, write_result
 from harness.run.cell import TRACEBACK_LINES, failed_result
 
@@ -128,6 +129,7 @@ def run_matrix(matrix: Matrix, run_dir: Path, stream: TextIO | None = None,
         else:
             todo.append(cell)
     total = len(matrix.cells)
+    warm_cache([cell.task for cell in todo])  # parse each task's source once, here, not in every cell
     if outcomes:
         print(f"resuming: {len(outcomes)} of {total} cells already done in {run_dir}", file=stream)
     timed: list[float] = []

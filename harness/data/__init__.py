@@ -1,0 +1,230 @@
+"""A task's rows: read the source (local file or folder, installed package, or hub), apply the
+task's transforms, map fields to the scenario's names, split deterministically, cap.
+
+Order: read -> `[[data.transforms]]` -> field mapping -> split (one-file sources) -> sample caps.
+The split depends on `[data.split]` and the data only, never on the cell's seed, so every
+strategy and every machine sees the same rows; each result records a digest of them.
+Prepared rows are cached under the tunebench cache, keyed by the data spec and the bytes
+of the source, so that a large source file is parsed once per run, not once per cell.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import TaskSpec
+from harness.data.readers import read_rows
+from harness.data.sources import DataLocation, digest, resolve_data
+from harness.data.transforms import apply_transforms, get_path
+
+Row = dict[str, Any]
+CACHE_VERSION = 1  # bump when preparation changes what a cached entry holds
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """The rows a cell uses and what a result records about them."""
+
+    train: list[Row]
+    eval: list[Row]
+    record: dict[str, Any]
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _read_hub(task: TaskSpec, split: str) -> list[Row]:
+    import datasets
+
+    return list(datasets.load_dataset(task.data.hub, task.data.hub_config, split=split))
+
+
+def _read_local(path: Path) -> list[Row]:
+    """Rows of one local file (format from its name)."""
+    return read_rows(DataLocation(path))
+
+
+def _canonical(rows: list[Row], required: tuple[str, ...], optional: tuple[str, ...], mapping: dict[str, str],
+               where: str) -> list[Row]:
+    """Rows keyed by canonical field names: every required field, and optional ones the data has.
+    A mapped column may be a nested path, e.g. `input.1.content`."""
+    columns = {name: mapping.get(name, name) for name in required}
+
+    def has(row: Row, column: str) -> bool:
+        try:
+            get_path(row, column)
+            return True
+        except KeyError:
+            return False
+
+    if rows:
+        missing = [f"{name} (column {column!r})" for name, column in columns.items() if not has(rows[0], column)]
+        if missing:
+            raise ValueError(f"{where}: missing fields {', '.join(missing)}; columns are {', '.join(rows[0])}; "
+                             f"map them with [data.fields]")
+        columns.update({name: mapping.get(name, name) for name in optional
+                        if name not in columns and has(rows[0], mapping.get(name, name))})
+    out = []
+    for number, row in enumerate(rows, start=1):
+        canonical = {}
+        for name, column in columns.items():
+            try:
+                canonical[name] = get_path(row, column)
+            except KeyError:
+                canonical[name] = None
+            if name in required and _missing(canonical[name]):
+                raise ValueError(f"{where}: row {number}: field {name} (column {column!r}) is missing")
+            if canonical[name] is None and name not in required:
+                del canonical[name]
+        out.append(canonical)
+    return out
+
+
+def _cap(rows: list[Row], limit: int | None) -> list[Row]:
+    """The first `limit` rows of a fixed shuffle, so every cell sees the same subset."""
+    if limit is None or limit >= len(rows):
+        return rows
+    order = list(range(len(rows)))
+    random.Random(0).shuffle(order)
+    return [rows[i] for i in sorted(order[:limit])]
+
+
+def split_rows(rows: list[Row], share_or_count: float, seed: int, stratify: bool, where: str) -> tuple[list[Row], list[Row]]:
+    """(train, eval): a seeded shuffle, per label when stratified; rows keep their file order."""
+    total = len(rows)
+    wanted = math.floor(share_or_count * total + 0.5) if share_or_count < 1 else int(share_or_count)
+    if not 0 < wanted < total:
+        raise ValueError(f"{where}: data.split.eval = {share_or_count:g} leaves {wanted} of {total} rows for "
+                         f"evaluation; both sides need at least one row")
+    rng = random.Random(seed)
+    if stratify:
+        if any("label" not in row for row in rows):
+            raise ValueError(f"{where}: data.split.stratify needs a label field; set stratify = false")
+        groups: dict[str, list[int]] = {}
+        for index, row in enumerate(rows):
+            groups.setdefault(str(row["label"]), []).append(index)
+        exact = {label: wanted * len(members) / total for label, members in sorted(groups.items())}
+        counts = {label: math.floor(value) for label, value in exact.items()}
+        by_remainder = sorted(exact, key=lambda label: (-(exact[label] - counts[label]), label))
+        for label in by_remainder[:wanted - sum(counts.values())]:
+            counts[label] += 1
+        held = []
+        for label, members in sorted(groups.items()):
+            members = members[:]
+            rng.shuffle(members)
+            held.extend(members[:counts[label]])
+    else:
+        order = list(range(total))
+        rng.shuffle(order)
+        held = order[:wanted]
+    held_set = set(held)
+    return [r for i, r in enumerate(rows) if i not in held_set], [r for i, r in enumerate(rows) if i in held_set]
+
+
+def rows_digest(rows: list[Row]) -> str:
+    """A digest of rows as used (canonical JSON): equal digests mean equal data."""
+    blob = json.dumps(rows, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _plain(rows: list[Row]) -> list[Row]:
+    """Rows as JSON gives them back (numpy scalars to numbers), so fresh and cached rows are equal."""
+    return json.loads(json.dumps(rows, ensure_ascii=False,
+                                 default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def _locations(task: TaskSpec) -> list[DataLocation]:
+    data = task.data
+    return [resolve_data(ref, task.path.parent) for ref in (data.train, data.eval) if ref is not None]
+
+
+def _cache_path(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...]) -> Path | None:
+    if task.data.train is None:
+        return None  # hub data: the datasets library keeps its own cache
+    from harness.models import cache_root
+    from harness.schema import to_plain
+
+    spec = {k: v for k, v in to_plain(task.data).items() if k not in ("max_train_samples", "max_eval_samples")}
+    key = json.dumps({"data": spec, "fields": fields, "optional": optional,
+                      "files": [str(loc) for loc in _locations(task)], "bytes": digest(_locations(task)),
+                      "version": CACHE_VERSION}, sort_keys=True)
+    return cache_root() / "data" / f"{task.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def _prepare(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...]) -> tuple[list[Row], list[Row]]:
+    data = task.data
+    mapping = dict(data.fields)
+    if data.train is None:
+        train = _read_hub(task, data.train_split)
+        evaluation = _read_hub(task, data.eval_split)
+        where_train, where_eval = f"{data.hub}[{data.train_split}]", f"{data.hub}[{data.eval_split}]"
+        return (_canonical(train, fields, optional, mapping, where_train),
+                _canonical(evaluation, fields, optional, mapping, where_eval))
+    locations = _locations(task)
+    prepared = []
+    for location in locations:
+        rows = read_rows(location, data.format, data.encoding_errors)
+        rows = apply_transforms(rows, data.transforms, str(location))
+        prepared.append(_canonical(rows, fields, optional, mapping, str(location)))
+    if data.split is not None:
+        split = data.split
+        return split_rows(prepared[0], split.eval, split.seed, split.stratify, str(locations[0]))
+    return prepared[0], prepared[1]
+
+
+def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> TaskData:
+    """The rows for one cell of `task`, with the scenario's canonical field names."""
+    data = task.data
+    cache = _cache_path(task, fields, optional)
+    if cache is not None and cache.is_file():
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        train, evaluation = cached["train"], cached["eval"]
+    else:
+        train, evaluation = map(_plain, _prepare(task, fields, optional))
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps({"train": train, "eval": evaluation}, ensure_ascii=False),
+                                 encoding="utf-8")
+            os.replace(temporary, cache)  # atomic: a killed run never leaves half an entry
+    train = _cap(train, data.max_train_samples)
+    evaluation = _cap(evaluation, data.max_eval_samples)
+    if not train or not evaluation:
+        raise ValueError(f"{task.path}: empty {'training' if not train else 'evaluation'} data")
+    record = {
+        "source": data.source, "citation": data.citation, "licence": data.licence,
+        "train": data.train or f"{data.hub}[{data.train_split}]",
+        "eval": data.eval or (None if data.split else f"{data.hub}[{data.eval_split}]"),
+        "split": {"eval": data.split.eval, "seed": data.split.seed, "stratify": data.split.stratify}
+        if data.split else None,
+        "train_rows": len(train), "eval_rows": len(evaluation),
+        "train_sha256": rows_digest(train), "eval_sha256": rows_digest(evaluation),
+    }
+    return TaskData(train, evaluation, record)
+
+
+def load_rows(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[list[Row], list[Row]]:
+    """(train, eval) rows with the scenario's canonical field names."""
+    loaded = load_task_data(task, fields, optional)
+    return loaded.train, loaded.eval
+
+
+def warm_cache(tasks: list[TaskSpec]) -> None:
+    """Prepare each task's rows once (in the calling process), so cells read the small cached file;
+    a problem here is left for the cell to report."""
+    from harness.schema import to_plain
+    from harness.scenarios import SCENARIOS
+
+    for task in {json.dumps([str(t.path), to_plain(t.data)], sort_keys=True): t for t in tasks}.values():
+        scenario = SCENARIOS.get(task.task.scenario)
+        try:
+            load_task_data(task, scenario.required_fields(task.scenario), scenario.fields)
+        except (ValueError, OSError):
+            pass
