@@ -285,6 +285,10 @@ def test_every_cell_of_a_task_sees_the_same_rows_and_reports_the_source(data_pac
     assert len({r["data"]["eval_sha256"] for r in results}) == 1
     assert len({r["data"]["train_sha256"] for r in results}) == 1
     assert {r["data"]["eval_rows"] for r in results} == {5} and {r["data"]["train_rows"] for r in results} == {13}
+    # eval: 3 negative, 2 positive; train's majority is positive (7 of 13): the constant guess scores
+    # accuracy 2/5 and macro-F1 (F1 0.571 on positive, 0 on negative) / 2
+    assert results[0]["reference"]["majority_class_accuracy"] == pytest.approx(0.4)
+    assert results[0]["reference"]["majority_class_macro_f1"] == pytest.approx(0.5 * 2 * 0.4 / 1.4)
     expected = "Tiny reviews <b>test</b> (Doe 2026), CC0"
     assert main(["report", str(run_dir), "--format", "md"]) == 0
     assert f"Data (pkg): {expected}" in capsys.readouterr().out
@@ -300,7 +304,7 @@ def test_every_cell_of_a_task_sees_the_same_rows_and_reports_the_source(data_pac
 
 # ---------------------------------------------------------------- shipped tasks
 
-SHIPPED = sorted([*ROOT.glob("tasks/*.toml"), *ROOT.glob("tasks/generated/*.toml")])
+SHIPPED = sorted([*ROOT.glob("tasks/*.toml"), *ROOT.glob("tasks/generated/*.toml"), *ROOT.glob("tasks/hub/*.toml")])
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "tasks")))

@@ -152,9 +152,9 @@ def _cache_path(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ..
     from harness.schema import to_plain
 
     spec = {k: v for k, v in to_plain(task.data).items() if k not in ("max_train_samples", "max_eval_samples")}
-    key = json.dumps({"data": spec, "fields": fields, "optional": optional,
-                      "files": [str(loc) for loc in _locations(task)], "bytes": digest(_locations(task)),
-                      "version": CACHE_VERSION}, sort_keys=True)
+    locations = _locations(task)
+    key = json.dumps({"data": spec, "fields": fields, "optional": optional, "files": [str(loc) for loc in locations],
+                      "bytes": digest(locations), "version": CACHE_VERSION}, sort_keys=True)
     return cache_root() / "data" / f"{task.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
@@ -226,5 +226,5 @@ def warm_cache(tasks: list[TaskSpec]) -> None:
         scenario = SCENARIOS.get(task.task.scenario)
         try:
             load_task_data(task, scenario.required_fields(task.scenario), scenario.fields)
-        except (ValueError, OSError):
+        except Exception:  # noqa: BLE001 - the task's cells run the same code and record the error
             pass

@@ -5,6 +5,7 @@ from collections import Counter
 
 import torch
 
+from harness.metrics import macro_f1
 from harness.scenarios import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
 
 
@@ -52,8 +53,10 @@ class Classification(Scenario):
         references = [str(r["label"]) for r in self.eval_rows]
         majority = Counter(str(r["label"]) for r in self.train_rows).most_common(1)[0][0]
         rate = sum(ref == majority for ref in references) / len(references)
+        majority_f1 = macro_f1([majority] * len(references), references)  # the bar on imbalanced classes
         counts = [[0] * len(self.labels) for _ in self.labels]  # rows: reference, columns: prediction
         for reference, prediction in zip(references, predictions):
             counts[self.label_ids[reference]][self.label_ids[prediction]] += 1
-        return Evaluation(predictions, references, {"majority_class_accuracy": rate},
+        return Evaluation(predictions, references,
+                          {"majority_class_accuracy": rate, "majority_class_macro_f1": majority_f1},
                           details={"confusion_matrix": {"labels": self.labels, "counts": counts}})
