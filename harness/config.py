@@ -128,7 +128,7 @@ def _check_data(path: Path, data: dict, out: Collector) -> None:
     """Data files exist (locally or in an installed package) and transforms are known, with valid options."""
     from harness.data.readers import detect_format
     from harness.data.sources import resolve_data
-    from harness.data.transforms import TRANSFORMS
+    from harness.data.transforms import transform_options
 
     for key in ("train", "eval"):
         if isinstance(reference := data.get(key), str):
@@ -140,15 +140,7 @@ def _check_data(path: Path, data: dict, out: Collector) -> None:
                 out.add(f"data.{key}", str(exc))
     transforms = data.get("transforms")
     for i, spec in enumerate(transforms if isinstance(transforms, list) else []):
-        key = f"data.transforms[{i}]"
-        if not isinstance(spec, dict):
-            out.add(key, f"expected a table ([[data.transforms]]), got {type(spec).__name__}")
-        elif not isinstance(name := spec.get("name"), str):
-            out.add(f"{key}.name", f"is required: one of {', '.join(TRANSFORMS.names())}")
-        elif name not in TRANSFORMS:
-            out.add(f"{key}.name", str(_lookup_error(TRANSFORMS, name)))
-        else:
-            build(TRANSFORMS.get(name).Options, {k: v for k, v in spec.items() if k != "name"}, key, out)
+        transform_options(spec, f"data.transforms[{i}]", out)
 
 
 def _lookup_error(registry, name: str) -> Exception:

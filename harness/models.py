@@ -6,7 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-PACKAGE_PREFIX = "package:"
+from harness.data.sources import PACKAGE_PREFIX, package_folder
+
 ENCODER_TYPES = {"bert", "roberta", "distilbert", "electra", "deberta", "deberta-v2", "xlm-roberta", "albert", "mpnet"}
 
 
@@ -20,8 +21,6 @@ def resolve_source(source: str, base: Path, gguf_file: str | None = None) -> str
     """
     marker = gguf_file or "config.json"
     if source.startswith(PACKAGE_PREFIX):
-        from harness.data.sources import package_folder
-
         package, _, subdir = source[len(PACKAGE_PREFIX):].partition("/")
         folder = package_folder(package) / subdir
         if not (folder / marker).is_file():

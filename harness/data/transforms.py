@@ -245,17 +245,38 @@ def conversation(rows: list[Row], options: ConversationOptions) -> list[Row]:
     return out
 
 
+def transform_options(spec, key: str, out) -> tuple[Transform, Any] | None:
+    """The transform a `[[data.transforms]]` entry names and its built options; problems go to `out`
+    (a harness.schema.Collector), keys under `key`."""
+    from harness.schema import build
+
+    name = spec.get("name") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        out.add(key, f"expected a table ([[data.transforms]]), got {type(spec).__name__}")
+    elif not isinstance(name, str):
+        out.add(f"{key}.name", f"is required: one of {', '.join(TRANSFORMS.names())}")
+    elif name not in TRANSFORMS:
+        try:
+            TRANSFORMS.get(name)
+        except KeyError as exc:
+            out.add(f"{key}.name", str(exc))
+    else:
+        transform = TRANSFORMS.get(name)
+        options = build(transform.Options, {k: v for k, v in spec.items() if k != "name"}, key, out)
+        return (transform, options) if options is not None else None
+    return None
+
+
 def apply_transforms(rows: list[Row], specs: tuple, where: str) -> list[Row]:
     """Run each `[[data.transforms]]` entry on the rows; errors name the file and the transform."""
-    from harness.schema import Collector, build
+    from harness.schema import Collector
 
     for index, spec in enumerate(specs):
-        spec = dict(spec)
-        transform = TRANSFORMS.get(spec.pop("name"))
         out = Collector(where)
-        options = build(transform.Options, spec, f"data.transforms[{index}]", out)
-        if options is None:
+        built = transform_options(dict(spec), f"data.transforms[{index}]", out)
+        if built is None:
             raise ValueError("; ".join(str(p) for p in out.problems))
+        transform, options = built
         try:
             rows = transform.apply(rows, options)
         except KeyError as exc:
