@@ -90,10 +90,32 @@ def test_every_strategy_runs_on_every_scenario(name, request, tmp_path):
         assert (trainable == 0) == (cell.strategy == "none"), (cell.label, trainable)
         if cell.strategy != "none":
             assert result["training"]["steps"] == 2
+        _check_items(result, tmp_path / cell.cell_id)
         if name != "classification":
             assert len(result["examples"]) == 2 and {"input", "reference", "prediction"} <= set(result["examples"][0])
         else:
             assert sum(map(sum, result["confusion_matrix"]["counts"])) == 6
+
+
+def _check_items(result, cell_dir):
+    """The per-item file: one line per eval item, whose figures give back the primary metric."""
+    from harness.results.items import read_items
+
+    record, primary = result["items"], result["primary_metric"]
+    items = read_items(cell_dir / record["file"])
+    assert record["n"] == len(items) == 6 and record["metric"] == primary
+    assert all({"id", "prediction", "reference"} <= set(item) for item in items)
+    assert [item["id"] for item in items] == list(range(6))
+    if primary == "perplexity":  # per item: mean NLL per target token; the corpus figure weighs by tokens
+        assert record["measure"] == "score" and record["higher_is_better"] is False
+        assert all(math.isfinite(item["score"]) and item["score"] > 0 for item in items)
+    elif primary in ("accuracy", "exact_match"):
+        assert record["measure"] == "correct"
+        assert sum(item["correct"] for item in items) / 6 == pytest.approx(result["metrics"][primary])
+    else:
+        assert record["measure"] == "score"
+        if primary != "chrf":  # chrF is a corpus score; its items carry sentence chrF
+            assert sum(item["score"] for item in items) / 6 == pytest.approx(result["metrics"][primary])
 
 
 def test_causal_loss_is_on_target_tokens_only(tiny_llama_dir, tmp_path):

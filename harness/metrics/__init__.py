@@ -48,6 +48,28 @@ def _model_metric(predictions, references) -> float:
 METRICS.register("perplexity")(_model_metric)
 
 
+# Per-item figures for paired tests. Metrics in CORRECTNESS judge each item right or wrong (macro-F1 too:
+# its items are the same label predictions as accuracy's); those in SCORED_PER_ITEM are means of a
+# per-item score, or (chrF) a corpus score whose per-item value is the sentence-level score.
+CORRECTNESS = {"accuracy": "accuracy", "macro_f1": "accuracy", "exact_match": "exact_match"}
+SCORED_PER_ITEM = ("token_f1", "rouge1", "rouge2", "rougeL", "chrf")  # not BLEU: one sentence is mostly 0
+
+
+def per_item(name: str, predictions: Sequence, references: Sequence,
+             model_item_scores: dict[str, list[float]]) -> tuple[str | None, list]:
+    """("correct", [bool...]) or ("score", [float...]) for metric `name` item by item, or (None, [])
+    when the metric does not split into items (e.g. distinct-n, lm-eval metrics)."""
+    if name in model_item_scores:  # e.g. perplexity: each item's mean negative log-likelihood per token
+        return "score", [float(v) for v in model_item_scores[name]]
+    if name in CORRECTNESS:
+        judge = METRICS.get(CORRECTNESS[name])
+        return "correct", [judge([p], [r]) == 1.0 for p, r in zip(predictions, references, strict=True)]
+    if name in SCORED_PER_ITEM:
+        metric = METRICS.get(name)
+        return "score", [float(metric([p], [r])) for p, r in zip(predictions, references, strict=True)]
+    return None, []
+
+
 def compute(name: str, predictions: Sequence, references: Sequence) -> float:
     """Value of metric `name`; `evaluate:NAME` goes through the evaluate library."""
     if name.startswith(EVALUATE_PREFIX):

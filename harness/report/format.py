@@ -13,7 +13,10 @@ SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12
               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 # Short markers used in every table, and what they mean.
 NOISE_MARKERS = {BEST: "★", TIE: "≈", UNKNOWN: "?", DIFFERS: ""}
-NOISE_LEGEND = {BEST: "best mean on the task", TIE: "within noise of the best (95% CIs overlap, or equal means)",
+NOISE_LEGEND = {BEST: "best mean on the task",
+                TIE: ("within noise of the best: a paired test on the same eval items and seeds (McNemar on "
+                      "right/wrong items, paired bootstrap on item scores) finds no difference at the 5% level; "
+                      "without per-item results for 2+ common seeds, the 95% CIs overlap; or equal means"),
                 UNKNOWN: "single seed: noise unknown, so not ranked against the best"}
 
 

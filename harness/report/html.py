@@ -66,6 +66,8 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
         task_sections.append({
             "name": task, "scenario": first["scenario"], "primary_metric": first["primary_metric"],
             "data_source": sources.get(task, "not recorded in these results"),
+            "noise_tests": [(row["strategy"], row["noise_test"]) for _, row in group.iterrows()
+                            if isinstance(row.get("noise_test"), str)],
             "table": task_table(group, task_metrics), "charts": task_charts(task, group, colors, memory_kind),
             "breakdown": memory_breakdown_chart(task, results, strategies),
             "examples": examples(results, task), "confusion": confusion_matrices(results, task)})

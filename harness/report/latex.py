@@ -57,7 +57,8 @@ def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
     lines.append("\\bottomrule")
     notes = ["Bold: best mean per task."]
     if TIE in markers:
-        notes.append(f"{TIE_MARK} within noise of the best (95\\% confidence intervals overlap, or equal means).")
+        notes.append(f"{TIE_MARK} within noise of the best (paired test at the 5\\% level where per-item results "
+                     f"exist, else 95\\% confidence intervals overlap, or equal means).")
     if UNKNOWN in markers:
         notes.append(f"{UNKNOWN_MARK} single seed: noise unknown.")
     lines.append(f"\\multicolumn{{{len(HEADER)}}}{{l}}{{\\footnotesize {' '.join(notes)}}} \\\\")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.report.format import human_bytes, metric_value, missing, number, strategy_sort_key
-from harness.results.aggregate import TIE, best_index, group_summary, higher_is_better, noise_verdict
+from harness.results.aggregate import best_index, higher_is_better, tied_with
 
 PREFERENCES = ("accuracy", "memory", "speed")
 BASELINE_STRATEGY = "none"
@@ -99,8 +99,7 @@ def _pick(eligible, prefer: str, higher: bool):
             return row, (f"it trains fastest ({number(row['train_tokens_per_s_mean'])} tokens/s) "
                          f"and reaches {metric} {metric_value(row['primary_value_mean'])}"
                          + _versus_best(row, best_accuracy, metric))
-    best = group_summary(best_accuracy)
-    tied = eligible[[noise_verdict(group_summary(r), best) == TIE for _, r in eligible.iterrows()]]
+    tied = eligible[[tied_with(best_accuracy, r) for _, r in eligible.iterrows()]]
     row = tied.loc[memory[tied.index].idxmin()] if len(tied) else best_accuracy
     if row["strategy"] != best_accuracy["strategy"]:
         clause = (f"its {metric} ({metric_value(row['primary_value_mean'], row['primary_value_std'])}) is within "

@@ -68,6 +68,8 @@ def overview(aggregates, tasks: list[str], strategies: list[str]) -> dict:
                 continue
             verdict = row["noise_vs_best"]
             title = f"n={seed_count_text(row)}; " + NOISE_LEGEND.get(verdict, "worse than the best beyond noise")
+            if isinstance(row.get("noise_test"), str):
+                title += f"; decided by {row['noise_test']}"
             cells.append(_cell(metric_value(row["primary_value_mean"], row["primary_value_std"]),
                                row["primary_value_mean"], marker=noise_marker(verdict), title=title,
                                color=_shade(row["primary_value_mean"], *ranges[task],
@@ -108,7 +110,11 @@ def task_table(group, metric_columns: list[str]) -> dict:
                                    row.get(f"{column}_mean")))
         marker = noise_marker(verdict)
         label = {BEST: "best", TIE: "within noise", UNKNOWN: "noise unknown"}.get(verdict, "worse" if verdict else "")
-        cells += [_cell(f"{marker} {label}".strip(), {BEST: 0, TIE: 1, UNKNOWN: 2}.get(verdict, 3)),
+        p_value = row.get("noise_p_value")
+        if not missing(p_value):
+            label += f" (p = {p_value:.2g})"
+        test = row.get("noise_test") if isinstance(row.get("noise_test"), str) else ""
+        cells += [_cell(f"{marker} {label}".strip(), {BEST: 0, TIE: 1, UNKNOWN: 2}.get(verdict, 3), title=test),
                   _figure(row, "peak_memory_bytes", human_bytes),
                   _figure(row, "train_tokens_per_s", number), _figure(row, "eval_tokens_per_s", number),
                   _cell(number(row.get("trainable_percent_mean"), 3), row.get("trainable_percent_mean")),

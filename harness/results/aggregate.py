@@ -5,8 +5,13 @@ half-width of the 95% confidence interval of the mean (Student t, n-1 degrees of
 With one ok cell the standard deviation and the interval are undefined: NaN in frames,
 null in JSON, and tables say "single seed: noise unknown".
 
-Noise rule: two strategies on one task differ within noise when their 95% intervals
-overlap, or when either has fewer than two seeds (noise unknown). Equal means always tie.
+Noise rule: where both strategies have per-item results on the same evaluation items for at least
+two common seeds, a paired test decides (`harness.results.significance`: McNemar on per-item
+correctness, a paired bootstrap on per-item scores; within noise when p >= 0.05). Otherwise two
+strategies are within noise when their 95% intervals overlap, and the noise is unknown when either
+has fewer than two seeds. Equal means always tie. Each aggregate row says which rule decided its
+`noise_vs_best` (`noise_test`, `noise_p_value`) and lists the strategies within noise of it
+(`within_noise_of`), compared pair by pair.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.metrics import LOWER_IS_BETTER
+from harness.results.items import read_items
+from harness.results.significance import paired_test
 
 # Figures aggregated besides the metric.NAME columns.
 FIGURES = ("primary_value", "peak_memory_bytes", "train_tokens_per_s", "train_samples_per_s",
@@ -22,7 +29,8 @@ FIGURES = ("primary_value", "peak_memory_bytes", "train_tokens_per_s", "train_sa
            "weights_bytes", "eval_seconds")
 GROUP_KEYS = ("task", "strategy")
 LEADING_COLUMNS = ("task", "strategy", "scenario", "primary_metric", "n", "n_failed", "best",
-                   "within_noise_of_best", "noise_vs_best", "rank_in_task", "seeds", "failed_statuses")
+                   "within_noise_of_best", "noise_vs_best", "noise_test", "noise_p_value", "within_noise_of",
+                   "rank_in_task", "seeds", "failed_statuses")
 
 # Values of the `noise_vs_best` column.
 BEST, TIE, DIFFERS, UNKNOWN = "best", "within noise", "differs", "single seed: noise unknown"
@@ -78,6 +86,60 @@ def noise_verdict(a: Summary, b: Summary) -> str:
     return TIE if a.low <= b.high and b.low <= a.high else DIFFERS
 
 
+INTERVALS = "95% intervals of the mean over seeds"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How two strategies of one task compare: TIE, DIFFERS or UNKNOWN, by which rule, with what p-value."""
+
+    verdict: str
+    test: str
+    p_value: float | None = None
+
+
+class PairedItems:
+    """Per-item results of a task's ok cells, by strategy and seed, read once on first use."""
+
+    def __init__(self, cells) -> None:
+        self.files: dict[tuple[str, str], dict[int, tuple[str, str, str]]] = {}
+        self._read: dict[str, list[dict]] = {}
+        if "items_file" not in cells:
+            return
+        ok = cells[(cells["status"] == "ok") & cells["items_file"].notna()]
+        for row in ok.to_dict("records"):
+            self.files.setdefault((row["task"], row["strategy"]), {})[int(row["seed"])] = (
+                row["items_file"], row.get("items_measure"), row.get("data_eval_sha256"))
+
+    def verdict(self, task: str, a: str, b: str, summary_a: Summary, summary_b: Summary) -> Verdict:
+        """Strategy a against b on one task, by the noise rule."""
+        if summary_a.mean == summary_b.mean:
+            return Verdict(TIE, "equal means")
+        paired = self._paired(task, a, b)
+        if paired is not None:
+            return Verdict(DIFFERS if paired.differs else TIE, paired.describe(), paired.p_value)
+        verdict = noise_verdict(summary_a, summary_b)
+        return Verdict(verdict, UNKNOWN if verdict == UNKNOWN else INTERVALS)
+
+    def _paired(self, task: str, a: str, b: str):
+        files_a, files_b = self.files.get((task, a), {}), self.files.get((task, b), {})
+        seeds = [s for s in sorted(files_a.keys() & files_b.keys())
+                 if files_a[s][1:] == files_b[s][1:] and files_a[s][2]]  # same measure, same eval rows
+        measures = {files_a[s][1] for s in seeds}
+        if len(measures) != 1:
+            return None
+        try:
+            return paired_test({s: self._items(files_a[s][0]) for s in seeds},
+                               {s: self._items(files_b[s][0]) for s in seeds}, measures.pop())
+        except (OSError, ValueError):
+            return None  # per-item files missing or unreadable: the interval rule decides
+
+    def _items(self, path: str) -> list[dict]:
+        if path not in self._read:
+            self._read[path] = read_items(path)
+        return self._read[path]
+
+
 def within_noise(a: Summary, b: Summary) -> bool:
     """The noise rule: True when the two cannot be told apart (CIs overlap, or noise unknown)."""
     return noise_verdict(a, b) != DIFFERS
@@ -115,7 +177,7 @@ def aggregate(cells):
             row[f"{column}_mean"], row[f"{column}_std"], row[f"{column}_ci95"] = (
                 summary.mean, summary.std, summary.ci95)
         rows.append(row)
-    frame = _mark_best(pd.DataFrame(rows, columns=None if rows else list(LEADING_COLUMNS)))
+    frame = _mark_best(pd.DataFrame(rows, columns=None if rows else list(LEADING_COLUMNS)), PairedItems(cells))
     figure_columns = [c for c in frame.columns if c not in LEADING_COLUMNS]
     return frame[list(LEADING_COLUMNS) + figure_columns]
 
@@ -125,10 +187,13 @@ def group_summary(row, column: str = "primary_value") -> Summary:
     return Summary(row[f"{column}_mean"], row[f"{column}_std"], row[f"{column}_ci95"], int(row["n"]))
 
 
-def _mark_best(frame):
+def _mark_best(frame, items: PairedItems):
     frame["best"] = False
     frame["within_noise_of_best"] = False
     frame["noise_vs_best"] = None
+    frame["noise_test"] = None
+    frame["noise_p_value"] = math.nan
+    frame["within_noise_of"] = ""
     frame["rank_in_task"] = math.nan
     if frame.empty or "primary_value_mean" not in frame:
         return frame
@@ -140,14 +205,35 @@ def _mark_best(frame):
         means = scored["primary_value_mean"]
         frame.loc[scored.index, "rank_in_task"] = means.rank(ascending=not higher, method="min")
         best_row = best_index(scored, higher)
-        best = group_summary(frame.loc[best_row])
         frame.loc[best_row, "best"] = True
         frame.loc[best_row, "noise_vs_best"] = BEST
-        for index in scored.index.drop(best_row):
-            verdict = noise_verdict(group_summary(frame.loc[index]), best)
-            frame.loc[index, "noise_vs_best"] = verdict
-            frame.loc[index, "within_noise_of_best"] = verdict != DIFFERS
+        ties: dict = {index: [] for index in scored.index}
+        for i, first in enumerate(scored.index):
+            for second in scored.index[i + 1:]:
+                verdict = items.verdict(task, frame.loc[first, "strategy"], frame.loc[second, "strategy"],
+                                        group_summary(frame.loc[first]), group_summary(frame.loc[second]))
+                if verdict.verdict == TIE:
+                    ties[first].append(frame.loc[second, "strategy"])
+                    ties[second].append(frame.loc[first, "strategy"])
+                other = second if first == best_row else first if second == best_row else None
+                if other is not None:
+                    frame.loc[other, "noise_vs_best"] = verdict.verdict
+                    frame.loc[other, "within_noise_of_best"] = verdict.verdict != DIFFERS
+                    frame.loc[other, "noise_test"] = verdict.test
+                    frame.loc[other, "noise_p_value"] = math.nan if verdict.p_value is None else verdict.p_value
+        for index, names in ties.items():
+            frame.loc[index, "within_noise_of"] = ",".join(sorted(names))
     return frame
+
+
+def tied_with(row, other) -> bool:
+    """Whether aggregate row `other` is within noise of `row` (itself included), by the pairwise
+    `within_noise_of` column where the frame has it, else by the interval rule."""
+    if other["strategy"] == row["strategy"]:
+        return True
+    if isinstance(row.get("within_noise_of"), str):
+        return other["strategy"] in row["within_noise_of"].split(",")
+    return noise_verdict(group_summary(other), group_summary(row)) == TIE
 
 
 def best_index(scored, higher: bool):
@@ -174,7 +260,8 @@ def best_by_task(aggregates) -> dict[str, dict]:
 def load_aggregates(run_dir: str | Path):
     """A pandas DataFrame with one row per (task, strategy) of the run in `run_dir`: for the primary
     metric and each numeric figure `<column>_mean`, `_std` (ddof=1), `_ci95` (95% CI half-width),
-    plus n (ok cells), n_failed, best, within_noise_of_best, noise_vs_best and rank_in_task."""
+    plus n (ok cells), n_failed, best, within_noise_of_best, noise_vs_best (with noise_test and
+    noise_p_value: the rule that decided it), within_noise_of and rank_in_task."""
     from harness.results.table import load_results
 
     return aggregate(load_results(run_dir))

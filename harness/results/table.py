@@ -12,7 +12,7 @@ COLUMNS = (
 )
 EXTRA_COLUMNS = ("profile", "trainable_percent", "eval_samples_per_s", "train_step_seconds_median",
                  "train_step_seconds_p90", "eval_seconds", "load_seconds", "weights_bytes", "error_type",
-                 "error_message", "data_source", "data_eval_sha256")
+                 "error_message", "data_source", "data_eval_sha256", "items_measure", "items_file")
 
 
 def data_source_text(record: dict | None) -> str | None:
@@ -32,12 +32,14 @@ def data_sources(cells) -> dict[str, str]:
     return sources
 
 
-def flatten(result: dict) -> dict:
-    """One row: the fixed columns, then every metric as `metric.NAME`."""
+def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
+    """One row: the fixed columns, then every metric as `metric.NAME`. With `run_dir`, `items_file` is
+    the path of the cell's per-item results (for paired tests)."""
     params = result.get("params") or {}
     throughput = result.get("throughput") or {}
     timing = result.get("timing") or {}
     error = result.get("error") or {}
+    items = result.get("items") or {}
     row = {
         "task": result["task"], "scenario": result.get("scenario"), "strategy": result["strategy"],
         "seed": result["seed"], "status": result["status"],
@@ -60,6 +62,9 @@ def flatten(result: dict) -> dict:
         "error_type": error.get("type"), "error_message": error.get("message"),
         "data_source": data_source_text(result.get("data")),
         "data_eval_sha256": (result.get("data") or {}).get("eval_sha256"),
+        "items_measure": items.get("measure"),
+        "items_file": (str(Path(run_dir) / "cells" / result["cell_id"] / items["file"])
+                       if run_dir is not None and items.get("file") else None),
     }
     for name, value in (result.get("metrics") or {}).items():
         row[f"metric.{name}"] = value
@@ -77,7 +82,7 @@ def load_results(run_dir: str | Path, aggregate: bool = False):
         from harness.results.aggregate import load_aggregates
 
         return load_aggregates(run_dir)
-    rows = [flatten(r) for r in read_results(Path(run_dir))]
+    rows = [flatten(r, run_dir) for r in read_results(Path(run_dir))]
     frame = pd.DataFrame(rows)
     for column in COLUMNS + EXTRA_COLUMNS:
         if column not in frame:

@@ -19,9 +19,11 @@ from harness.measure.memory import MemoryTracker
 from harness.measure.params import count_parameters, folder_bytes
 from harness.measure.throughput import ThroughputTracker
 from harness.measure.timing import PhaseTimer
-from harness.metrics import compute
+from harness.metrics import compute, per_item
 from harness.models import load_tokenizer, local_source, model_kind
 from harness.measure.breakdown import MemoryBreakdown
+from harness.results.aggregate import higher_is_better
+from harness.results.items import write_items
 from harness.run.train import TrainHooks, train
 from harness.run.watch import TrainingWatch
 from harness.scenarios import SCENARIOS
@@ -120,6 +122,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         with timer.phase("lm_eval"):
             metrics.update(evaluate_in_process(model, tokenizer, kind, task.lm_eval, task.path.parent))
 
+    items = _save_items(task, evaluation, eval_rows, cell_dir)
     weights = None
     if strategy.trains and training.save_weights:
         weights = _save_weights(model, cell_dir / "weights")
@@ -138,6 +141,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
                    "breakdown": breakdown.summary(memory.phase_peak("train")) if breakdown else None},
         "timing": {f"{k}_seconds": v for k, v in timer.seconds.items()},
         "weights": weights,
+        "items": items,
         "data": data.record,
         "provenance": capture(device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -148,6 +152,20 @@ def _metrics(task, evaluation) -> dict[str, float]:
     """Every metric the task names: model metrics from the scenario, the rest from the predictions."""
     return {name: evaluation.scores[name] if name in evaluation.scores
             else compute(name, evaluation.predictions, evaluation.references) for name in task.metric.names}
+
+
+def _save_items(task, evaluation, eval_rows: list[dict], cell_dir: Path) -> dict:
+    """Each evaluation item's prediction, reference and primary-metric figure, for paired tests."""
+    measure, values = per_item(task.primary_metric, evaluation.predictions, evaluation.references,
+                               evaluation.item_scores)
+    items = []
+    for index, (row, prediction, reference) in enumerate(zip(eval_rows, evaluation.predictions,
+                                                             evaluation.references, strict=True)):
+        item = {"id": row.get("id", index), "prediction": prediction, "reference": reference}
+        if measure:
+            item[measure] = values[index]
+        items.append(item)
+    return write_items(cell_dir, items, measure, task.primary_metric, higher_is_better(task.primary_metric))
 
 
 def _periodic_primary(scenario, model, task, device) -> float:

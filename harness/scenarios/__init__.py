@@ -29,6 +29,7 @@ class Evaluation:
     references: list
     reference_figures: dict[str, float] = field(default_factory=dict)  # e.g. the majority-class rate
     scores: dict[str, float] = field(default_factory=dict)  # model metrics, e.g. perplexity
+    item_scores: dict[str, list[float]] = field(default_factory=dict)  # a model metric item by item (paired tests)
     details: dict[str, Any] = field(default_factory=dict)  # e.g. examples, a confusion matrix
 
 

@@ -94,9 +94,10 @@ class TextToText(Scenario):
 
     # ------------------------------------------------------------ evaluation
 
-    def perplexity(self, model, batch_size: int, device) -> float:
-        """exp(mean negative log-likelihood per reference target token), teacher-forced."""
-        total_nll, total_tokens = 0.0, 0
+    def perplexity(self, model, batch_size: int, device) -> tuple[float, list[float]]:
+        """exp(mean negative log-likelihood per reference target token), teacher-forced; and each item's
+        own mean negative log-likelihood per target token (for paired tests)."""
+        total_nll, total_tokens, item_nll = 0.0, 0, []
         with torch.no_grad():
             for start in range(0, len(self.eval_rows), batch_size):
                 batch = self.training_batch(self.eval_rows[start:start + batch_size])
@@ -108,11 +109,13 @@ class TextToText(Scenario):
                     logits = logits[:, -labels.size(1):]
                     logits, labels = logits[:, :-1], labels[:, 1:]
                 nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
-                                                        ignore_index=IGNORE, reduction="sum")
-                total_nll += float(nll)
-                total_tokens += int((labels != IGNORE).sum())
+                                                        ignore_index=IGNORE, reduction="none").view(labels.shape)
+                row_nll, row_tokens = nll.sum(dim=1), (labels != IGNORE).sum(dim=1)
+                total_nll += float(row_nll.sum())
+                total_tokens += int(row_tokens.sum())
+                item_nll.extend((row_nll / row_tokens.clamp(min=1)).tolist())
         mean_nll = total_nll / total_tokens
-        return math.exp(mean_nll) if mean_nll < 700 else math.inf  # exp overflows a float past ~709
+        return (math.exp(mean_nll) if mean_nll < 700 else math.inf), item_nll  # exp overflows past ~709
 
     def _cut(self, text: str) -> str:
         for stop in self.task.generation.stop:
@@ -158,8 +161,10 @@ class TextToText(Scenario):
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
         predictions = self.generate(model, batch_size, device, on_batch)
         references = [self.target(r) for r in self.eval_rows]
-        scores = {"perplexity": self.perplexity(model, batch_size, device)} \
-            if "perplexity" in self.task.metric.names else {}
+        scores, item_scores = {}, {}
+        if "perplexity" in self.task.metric.names:
+            scores["perplexity"], item_scores["perplexity"] = self.perplexity(model, batch_size, device)
         examples = [{"input": self.messages(r)[-1]["content"], "reference": self._first(ref), "prediction": pred}
                     for r, ref, pred in list(zip(self.eval_rows, references, predictions))[: self.task.generation.keep_examples]]
-        return Evaluation(predictions, references, scores=scores, details={"examples": examples})
+        return Evaluation(predictions, references, scores=scores, item_scores=item_scores,
+                          details={"examples": examples})
