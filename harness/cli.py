@@ -110,7 +110,7 @@ def cmd_report(args) -> int:
 def cmd_recommend(args) -> int:
     """One line per task: the strategy to pick under the constraints and why; exit 1 if some task has none."""
     from harness.report.recommend import recommend, recommendation_lines
-    from harness.results.aggregate import load_aggregates
+    from harness.results.table import load_aggregates
 
     aggregates = load_aggregates(args.run_dir)
     print("\n".join(recommendation_lines(aggregates, _constraints(args))))

@@ -7,7 +7,7 @@ from report_fixtures import GiB, three_seed_results, write_run
 from harness.cli import main
 from harness.report.format import parse_size
 from harness.report.recommend import Constraints, recommend
-from harness.results.aggregate import load_aggregates
+from harness.results.table import load_aggregates
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from scipy import stats
 
 from harness.report.html import render_html
 from harness.report.recommend import Constraints, recommend
-from harness.results.aggregate import DIFFERS, TIE, load_aggregates
+from harness.results.aggregate import DIFFERS, TIE
+from harness.results.table import load_aggregates
 from harness.results.io import write_result
 from harness.results.items import CORRECT, SCORE, read_items, write_items
 from harness.results.significance import BOOTSTRAP, MCNEMAR, mcnemar_p, paired_bootstrap_p, paired_test

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import TaskSpec
+from harness.specs import TaskSpec
+from harness.values import missing
 from harness.data.readers import read_rows
 from harness.data.sources import DataLocation, digest, resolve_data
 from harness.data.transforms import apply_transforms, get_path
@@ -34,10 +35,6 @@ class TaskData:
     train: list[Row]
     eval: list[Row]
     record: dict[str, Any]
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _read_hub(task: TaskSpec, split: str) -> list[Row]:
@@ -65,9 +62,9 @@ def _canonical(rows: list[Row], required: tuple[str, ...], optional: tuple[str, 
             return False
 
     if rows:
-        missing = [f"{name} (column {column!r})" for name, column in columns.items() if not has(rows[0], column)]
-        if missing:
-            raise ValueError(f"{where}: missing fields {', '.join(missing)}; columns are {', '.join(rows[0])}; "
+        absent = [f"{name} (column {column!r})" for name, column in columns.items() if not has(rows[0], column)]
+        if absent:
+            raise ValueError(f"{where}: missing fields {', '.join(absent)}; columns are {', '.join(rows[0])}; "
                              f"map them with [data.fields]")
         columns.update({name: mapping.get(name, name) for name in optional
                         if name not in columns and has(rows[0], mapping.get(name, name))})
@@ -79,7 +76,7 @@ def _canonical(rows: list[Row], required: tuple[str, ...], optional: tuple[str, 
                 canonical[name] = get_path(row, column)
             except KeyError:
                 canonical[name] = None
-            if name in required and _missing(canonical[name]):
+            if name in required and missing(canonical[name]):
                 raise ValueError(f"{where}: row {number}: field {name} (column {column!r}) is missing")
             if canonical[name] is None and name not in required:
                 del canonical[name]

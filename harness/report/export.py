@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.report.format import NOISE_LEGEND, human_bytes, metric_value, missing, number, strategy_sort_key
+from harness.report.format import NOISE_LEGEND, human_bytes, metric_value, missing, number, ordered, seed_count_text
 from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN, aggregate
 from harness.results.table import data_sources, load_results
 
@@ -21,18 +21,6 @@ MARKDOWN_COLUMNS = ("task", "scenario", "strategy", "n", "primary_metric", "prim
                     "train_tokens_per_s", "eval_tokens_per_s", "trainable_percent", "train_seconds", "vs_best")
 VS_BEST_TEXT = {BEST: "★ best", TIE: "≈ within noise of best", UNKNOWN: "? single seed: noise unknown",
                 DIFFERS: "worse, beyond noise"}
-
-
-def ordered(aggregates):
-    """Aggregate rows by task, then strategy in the usual order."""
-    keys = aggregates.apply(lambda r: (r["task"], strategy_sort_key(r["strategy"])), axis=1)
-    return aggregates.loc[sorted(aggregates.index, key=lambda i: keys[i])] if len(aggregates) else aggregates
-
-
-def seed_count_text(row) -> str:
-    """'3', or '2 (+1 failed)'."""
-    failed = int(row["n_failed"])
-    return f"{int(row['n'])}" + (f" (+{failed} failed)" if failed else "")
 
 
 def vs_best_text(row) -> str:

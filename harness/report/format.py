@@ -1,10 +1,10 @@
 """Number, size and noise formatting shared by the exports, the terminal and the HTML report."""
 from __future__ import annotations
 
-import math
 import re
 
 from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN
+from harness.values import missing  # noqa: F401  (re-exported for the report modules)
 
 # Built-in strategies first, in the README's order; any other strategy follows by name.
 STRATEGY_ORDER = ("none", "full", "frozen-lower", "adapter", "lora", "peft")
@@ -25,9 +25,16 @@ def strategy_sort_key(name: str) -> tuple:
     return (STRATEGY_ORDER.index(name), "") if name in STRATEGY_ORDER else (len(STRATEGY_ORDER), name)
 
 
-def missing(value) -> bool:
-    """None or NaN."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
+def ordered(aggregates):
+    """Aggregate rows by task, then strategy in the usual order."""
+    keys = aggregates.apply(lambda r: (r["task"], strategy_sort_key(r["strategy"])), axis=1)
+    return aggregates.loc[sorted(aggregates.index, key=lambda i: keys[i])] if len(aggregates) else aggregates
+
+
+def seed_count_text(row) -> str:
+    """'3', or '2 (+1 failed)'."""
+    failed = int(row["n_failed"])
+    return f"{int(row['n'])}" + (f" (+{failed} failed)" if failed else "")
 
 
 def number(value, digits: int = 4) -> str:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from harness.report.compare import cell_deltas
 from harness.report.details import confusion_matrices, examples, failed_cells, provenance
-from harness.report.export import ordered
-from harness.report.format import NOISE_LEGEND, NOISE_MARKERS, number, strategy_sort_key
+from harness.report.format import NOISE_LEGEND, NOISE_MARKERS, number, ordered, strategy_sort_key
 from harness.report.recommend import PREFERENCES, Constraints, recommend
 from harness.report.view import memory_breakdown_chart, overview, strategy_colors, task_charts, task_table
 from harness.results.aggregate import aggregate

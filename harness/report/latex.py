@@ -1,8 +1,7 @@
 """A booktabs table fragment for papers: mean ± std per (task, strategy), best in bold, ties marked."""
 from __future__ import annotations
 
-from harness.report.export import ordered
-from harness.report.format import missing
+from harness.report.format import missing, ordered
 from harness.results.aggregate import TIE, UNKNOWN
 
 HEADER = ("Task", "Metric", "Strategy", "Score", "Peak mem.\\ (GiB)", "Train tok/s", "Trainable (\\%)", "$n$")

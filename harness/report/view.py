@@ -1,9 +1,8 @@
 """What the HTML report shows, computed from result files only: overview matrix, per-task tables and charts."""
 from __future__ import annotations
 
-from harness.report.export import seed_count_text
 from harness.report.format import (NOISE_LEGEND, human_bytes, human_seconds, metric_value, missing, noise_marker,
-                                   number, strategy_sort_key)
+                                   number, seed_count_text, strategy_sort_key)
 from harness.report.svg import BREAKDOWN_PARTS, PALETTE, Point, byte_ticks, linear_ticks, scatter_chart, stacked_bars
 from harness.results.aggregate import BEST, TIE, UNKNOWN, higher_is_better
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from harness.metrics import LOWER_IS_BETTER
 from harness.results.items import read_items
 from harness.results.significance import paired_test
+from harness.values import missing
 
 # Figures aggregated besides the metric.NAME columns.
 FIGURES = ("primary_value", "peak_memory_bytes", "train_tokens_per_s", "train_samples_per_s",
@@ -63,7 +63,7 @@ def summarize(values) -> Summary:
     """Summary of the finite numbers in `values`; None and NaN are left out of n."""
     from scipy import stats
 
-    numbers = [float(v) for v in values if v is not None and not _is_nan(v)]
+    numbers = [float(v) for v in values if not missing(v)]
     n = len(numbers)
     if n == 0:
         return Summary(math.nan, math.nan, math.nan, 0)
@@ -145,17 +145,13 @@ def within_noise(a: Summary, b: Summary) -> bool:
     return noise_verdict(a, b) != DIFFERS
 
 
-def _is_nan(value) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
 def _numeric_columns(cells) -> list[str]:
     metric_columns = sorted(c for c in cells.columns if c.startswith("metric."))
     return [c for c in FIGURES if c in cells.columns] + metric_columns
 
 
 def _first(series):
-    present = [v for v in series if v is not None and not _is_nan(v)]
+    present = [v for v in series if not missing(v)]
     return present[0] if present else None
 
 
@@ -239,7 +235,7 @@ def tied_with(row, other) -> bool:
 def best_index(scored, higher: bool):
     """Index of the row with the best primary mean; exact ties go to the lower peak memory, then the name."""
     memory = scored.get("peak_memory_bytes_mean")
-    keys = [((-m if higher else m), (memory[i] if memory is not None and not _is_nan(memory[i]) else math.inf),
+    keys = [((-m if higher else m), (memory[i] if memory is not None and not missing(memory[i]) else math.inf),
              scored.loc[i, "strategy"]) for i, m in scored["primary_value_mean"].items()]
     return scored.index[min(range(len(keys)), key=keys.__getitem__)]
 
@@ -255,13 +251,3 @@ def best_by_task(aggregates) -> dict[str, dict]:
                         "ties": list(group.loc[group["noise_vs_best"] == TIE, "strategy"]),
                         "noise_unknown": list(group.loc[group["noise_vs_best"] == UNKNOWN, "strategy"])}
     return answer
-
-
-def load_aggregates(run_dir: str | Path):
-    """A pandas DataFrame with one row per (task, strategy) of the run in `run_dir`: for the primary
-    metric and each numeric figure `<column>_mean`, `_std` (ddof=1), `_ci95` (95% CI half-width),
-    plus n (ok cells), n_failed, best, within_noise_of_best, noise_vs_best (with noise_test and
-    noise_p_value: the rule that decided it), within_noise_of and rank_in_task."""
-    from harness.results.table import load_results
-
-    return aggregate(load_results(run_dir))

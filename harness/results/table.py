@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.results.aggregate import aggregate as aggregate_cells
 from harness.results.io import read_results
 
 COLUMNS = (
@@ -79,8 +80,6 @@ def load_results(run_dir: str | Path, aggregate: bool = False):
     import pandas as pd
 
     if aggregate:
-        from harness.results.aggregate import load_aggregates
-
         return load_aggregates(run_dir)
     rows = [flatten(r, run_dir) for r in read_results(Path(run_dir))]
     frame = pd.DataFrame(rows)
@@ -89,3 +88,11 @@ def load_results(run_dir: str | Path, aggregate: bool = False):
             frame[column] = None
     metric_columns = sorted(c for c in frame.columns if c.startswith("metric."))
     return frame[list(COLUMNS + EXTRA_COLUMNS) + metric_columns]
+
+
+def load_aggregates(run_dir: str | Path):
+    """A pandas DataFrame with one row per (task, strategy) of the run in `run_dir`: for the primary
+    metric and each numeric figure `<column>_mean`, `_std` (ddof=1), `_ci95` (95% CI half-width),
+    plus n (ok cells), n_failed, best, within_noise_of_best, noise_vs_best (with noise_test and
+    noise_p_value: the rule that decided it), within_noise_of and rank_in_task."""
+    return aggregate_cells(load_results(run_dir))

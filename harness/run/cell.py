@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.config import CellSpec
+from harness.specs import CellSpec
 from harness.data import load_task_data
 from harness.measure.environment import capture
 from harness.measure.memory import MemoryTracker

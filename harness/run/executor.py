@@ -13,7 +13,7 @@ from typing import Callable, TextIO
 
 import psutil
 
-from harness.config import CellSpec, Matrix
+from harness.specs import CellSpec, Matrix
 from harness.data import warm_cache
 from harness.results.io import cell_result_path, read_result, write_result
 from harness.run.cell import TRACEBACK_LINES, failed_result

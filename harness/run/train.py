@@ -8,7 +8,7 @@ from typing import Callable, ContextManager
 
 import torch
 
-from harness.config import TrainingSpec
+from harness.specs import TrainingSpec
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from harness.config import TrainingSpec
+from harness.specs import TrainingSpec
 from harness.metrics import LOWER_IS_BETTER
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 import torch
 
 from harness.metrics import macro_f1
-from harness.scenarios import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
+from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
 
 
 @SCENARIOS.register("classification")

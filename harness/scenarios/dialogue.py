@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.schema import field
-from harness.scenarios import SCENARIOS
+from harness.scenarios.base import SCENARIOS
 from harness.scenarios.text_to_text import TextToText
 
 

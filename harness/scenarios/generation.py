@@ -1,7 +1,7 @@
 """Text generation (summarisation, creative writing) and domain-specific tasks: input -> target text."""
 from __future__ import annotations
 
-from harness.scenarios import SCENARIOS
+from harness.scenarios.base import SCENARIOS
 from harness.scenarios.prompting import PromptOptions, template_problems, user_messages
 from harness.scenarios.text_to_text import TextToText
 

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 
 from harness.schema import field
-from harness.scenarios import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
+from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
 from harness.scenarios.prompting import template_problems
 from harness.scenarios.text_to_text import TEXT_METRICS, TextToText
 

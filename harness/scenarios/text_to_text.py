@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from harness.scenarios import Batch, Evaluation, Scenario
+from harness.scenarios.base import Batch, Evaluation, Scenario
 
 IGNORE = -100  # label value the loss skips
 TEXT_METRICS = ("exact_match", "token_f1", "rouge1", "rouge2", "rougeL", "chrf", "bleu",

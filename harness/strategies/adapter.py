@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from harness.schema import field
-from harness.strategies import STRATEGIES, Applied, ModelContext, Strategy
+from harness.strategies.base import STRATEGIES, Applied, ModelContext, Strategy
 from harness.strategies.layers import discover, output_projections
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}

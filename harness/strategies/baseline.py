@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.strategies import STRATEGIES, Applied, ModelContext, Strategy
+from harness.strategies.base import STRATEGIES, Applied, ModelContext, Strategy
 
 
 @STRATEGIES.register("none")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.schema import field
-from harness.strategies import STRATEGIES, Applied, ModelContext, Strategy
+from harness.strategies.base import STRATEGIES, Applied, ModelContext, Strategy
 from harness.strategies.layers import discover
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.schema import field
-from harness.strategies import STRATEGIES, Applied, ModelContext, Strategy
+from harness.strategies.base import STRATEGIES, Applied, ModelContext, Strategy
 
 
 def wrap_with_peft(model, peft_config) -> Applied:

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.registry import did_you_mean
 from harness.schema import field
-from harness.strategies import STRATEGIES, Applied, ModelContext, Strategy
+from harness.strategies.base import STRATEGIES, Applied, ModelContext, Strategy
 from harness.strategies.lora import wrap_with_peft
 
 

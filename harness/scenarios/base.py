@@ -1,0 +1,115 @@
+"""The base classes and registry of harness.scenarios; the package imports every built-in one."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
+
+from harness.registry import Registry
+
+
+@dataclass
+class Batch:
+    """Model inputs for one step plus what throughput counts."""
+
+    inputs: dict[str, Any]
+    n_samples: int
+    n_tokens: int  # non-padding tokens
+
+    def on(self, device) -> dict[str, Any]:
+        """The inputs moved to `device`."""
+        return {k: v.to(device) if hasattr(v, "to") else v for k, v in self.inputs.items()}
+
+
+@dataclass
+class Evaluation:
+    """What a scenario hands to the metrics, plus figures about the data and model."""
+
+    predictions: list
+    references: list
+    reference_figures: dict[str, float] = field(default_factory=dict)  # e.g. the majority-class rate
+    scores: dict[str, float] = field(default_factory=dict)  # model metrics, e.g. perplexity
+    item_scores: dict[str, list[float]] = field(default_factory=dict)  # a model metric item by item (paired tests)
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. examples, a confusion matrix
+
+
+class Scenario(abc.ABC):
+    """One task kind. Subclasses declare their fields and metrics and implement the hooks."""
+
+    name: ClassVar[str]
+    fields: ClassVar[tuple[str, ...]]  # canonical data fields a row may carry
+    metrics: ClassVar[tuple[str, ...]]  # metric names that apply
+    kinds: ClassVar[tuple[str, ...]]  # model kinds it supports: encoder, causal, seq2seq
+    needs_domain: ClassVar[bool] = False  # the task file must say which domain (task.domain)
+
+    @dataclass(frozen=True)
+    class Options:
+        """The task file's [scenario] table; none by default."""
+
+    @classmethod
+    def check_options(cls, options: Any) -> list[tuple[str, str]]:
+        return []
+
+    @classmethod
+    def required_fields(cls, options: Any) -> tuple[str, ...]:
+        """Fields every row must have under these options."""
+        return cls.fields
+
+    @classmethod
+    def allowed_metrics(cls, options: Any) -> tuple[str, ...]:
+        """Metric names that apply under these options."""
+        return cls.metrics
+
+    @classmethod
+    def supported_kinds(cls, options: Any) -> tuple[str, ...]:
+        """Model kinds that work under these options."""
+        return cls.kinds
+
+    @classmethod
+    def create(cls, task, tokenizer, kind: str, train_rows: list[dict], eval_rows: list[dict]) -> "Scenario":
+        """The scenario object for one cell (a registered entry may pick an implementation here)."""
+        return cls(task, tokenizer, kind, train_rows, eval_rows)
+
+    def __init__(self, task, tokenizer, kind: str, train_rows: list[dict], eval_rows: list[dict]) -> None:
+        if kind not in self.kinds:
+            raise ValueError(f"scenario {self.name!r} does not support {kind} models; use one of {', '.join(self.kinds)}")
+        self.task = task
+        self.options = task.scenario
+        self.tokenizer = tokenizer
+        self.kind = kind
+        self.train_rows = train_rows
+        self.eval_rows = eval_rows
+
+    @property
+    def peft_task_type(self) -> str | None:
+        """peft's task type for this scenario and model kind (some methods need it)."""
+        return None
+
+    @abc.abstractmethod
+    def load_model(self, source: str) -> tuple[Any, tuple[str, ...]]:
+        """The model with its task head, and the names of freshly initialised head modules."""
+
+    @abc.abstractmethod
+    def training_batch(self, rows: list[dict]) -> Batch:
+        """Model inputs with labels for these training rows."""
+
+    def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
+        """One epoch of training batches, rows shuffled with `generator`."""
+        import torch
+
+        order = torch.randperm(len(self.train_rows), generator=generator).tolist()
+        for start in range(0, len(order), batch_size):
+            yield self.training_batch([self.train_rows[i] for i in order[start:start + batch_size]])
+
+    @abc.abstractmethod
+    def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
+        """Predictions for the evaluation rows; `on_batch(batch)` is a context manager per forward pass,
+        whose value may be told the tokens produced (`record.tokens = n`)."""
+
+
+SCENARIOS: Registry[type[Scenario]] = Registry("scenario")
+
+
+def new_head_modules(loading_info: dict) -> tuple[str, ...]:
+    """Modules whose parameters were missing from the checkpoint, i.e. freshly initialised."""
+    return tuple(sorted({key.rsplit(".", 1)[0] for key in loading_info.get("missing_keys", ())}))
