@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.config import DEFAULT_STRATEGIES, PROFILES, ConfigError, load_matrix
+from harness.config import DEFAULT_STRATEGIES, PLUGIN_GROUP, PROFILES, ConfigError, load_matrix, load_plugins
 from harness.results.io import ResultFileError
 
 EXIT_OK, EXIT_CELLS_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -69,7 +69,7 @@ def cmd_run(args) -> int:
     from harness.report.html import write_html
     from harness.run.executor import run_matrix
 
-    matrix = load_matrix(args.paths, _strategies(args.strategies), args.seeds, args.profile)
+    matrix = load_matrix(args.paths, _strategies(args.strategies), args.seeds, args.profile, tuple(args.plugin))
     run_dir = Path(args.out) if args.out else _new_run_dir(Path("reports"))
     print(f"running {len(matrix.cells)} cell(s) into {run_dir}", file=sys.stderr)
     outcomes = run_matrix(matrix, run_dir)
@@ -137,22 +137,30 @@ def _add_constraint_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunebench", description="Benchmark fine-tuning strategies on TOML tasks.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (repeatable); it may register strategies, scenarios, metrics "
+                             f"or trackers. Installed packages can also declare the {PLUGIN_GROUP} entry point")
     commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="check task and suite files; exit 2 on any problem")
+
+    def command(name: str, **options) -> argparse.ArgumentParser:  # every command takes --plugin
+        return commands.add_parser(name, parents=[common], **options)
+
+    validate = command("validate", help="check task and suite files; exit 2 on any problem")
     validate.add_argument("paths", nargs="+", help="task files, suite files or folders of task files")
     validate.set_defaults(func=cmd_validate)
-    listing = commands.add_parser("list", help="one row per task")
+    listing = command("list", help="one row per task")
     listing.add_argument("paths", nargs="*", help="default: tasks")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_list)
-    run = commands.add_parser("run", help="run every strategy on every task")
+    run = command("run", help="run every strategy on every task")
     run.add_argument("paths", nargs="+", help="task files, suite files or folders of task files")
     run.add_argument("--strategies", help=f"comma-separated; default: the suite's or {','.join(DEFAULT_STRATEGIES)}")
     run.add_argument("--seeds", type=int, help="seeds per (task, strategy): 0..N-1")
     run.add_argument("--profile", help=f"one of {', '.join(PROFILES)}")
     run.add_argument("--out", help="run folder; an existing one is resumed (finished cells are kept)")
     run.set_defaults(func=cmd_run)
-    report = commands.add_parser("report", help="HTML report, or a table export with --format")
+    report = command("report", help="HTML report, or a table export with --format")
     report.add_argument("run_dir")
     report.add_argument("--format", choices=("csv", "md", "json", "latex"),
                         help="a table export instead of the HTML report")
@@ -160,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline", metavar="OTHER_RUN_DIR", help="HTML: per-cell deltas against this run")
     _add_constraint_options(report)
     report.set_defaults(func=cmd_report)
-    recommend = commands.add_parser("recommend", help="which strategy to pick per task, and why")
+    recommend = command("recommend", help="which strategy to pick per task, and why")
     recommend.add_argument("run_dir")
     _add_constraint_options(recommend)
     recommend.set_defaults(func=cmd_recommend)
@@ -171,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "seeds", None) is not None and args.seeds < 1:
         print("tunebench: --seeds must be >= 1", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        load_plugins(args.plugin)
+    except ImportError as exc:
+        print(f"tunebench: cannot import plugin {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         return args.func(args)

@@ -60,10 +60,25 @@ def _merge(base: dict, overlay: Mapping) -> dict:
     return out
 
 
+PLUGIN_GROUP = "tunebench.plugins"  # entry points of installed packages, loaded by every command and cell
+
+
 def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
-    """Import user modules that register strategies, scenarios or metrics."""
+    """Import the installed `tunebench.plugins` entry points, then user modules (`--plugin`, a suite's
+    `plugins`); they register strategies, scenarios, metrics or trackers. ImportError names the module."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=PLUGIN_GROUP):
+        try:
+            point.load()
+        except Exception as exc:  # a broken installed plugin: say which one, in one line
+            raise ImportError(f"entry point {point.name} = {point.value!r} ({PLUGIN_GROUP}): "
+                              f"{type(exc).__name__}: {exc}") from None
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ImportError(f"{module}: {exc}") from None
 
 
 # ---------------------------------------------------------------- tasks
@@ -83,7 +98,7 @@ def _registries():
 def _check_refs(path: Path, layered: dict, out: Collector) -> None:
     """Checks that need registries or the file system. They read the raw tables, so that a
     mistake elsewhere in a table does not hide these; type errors are reported by `build`."""
-    from harness.metrics import EVALUATE_PREFIX
+    from harness.metrics import EVALUATE_PREFIX, metrics_needing
 
     scenarios, _, metrics = _registries()
     info, data, metric, model = (layered.get(k) or {} for k in ("task", "data", "metric", "model"))
@@ -102,9 +117,10 @@ def _check_refs(path: Path, layered: dict, out: Collector) -> None:
         if name not in metrics:
             out.add(f"metric.names[{i}]", str(_lookup_error(metrics, name)) +
                     f"; or {EVALUATE_PREFIX}NAME for the evaluate library")
-        elif scenario is not None and name not in scenario.metrics:
-            out.add(f"metric.names[{i}]", f"metric {name!r} does not apply to scenario "
-                                          f"{scenario.name!r}; use one of {', '.join(scenario.metrics)}")
+        elif scenario is not None and name not in (usable := metrics_needing(scenario.provides)):
+            needs = ", ".join(sorted(metrics.get(name).needs - scenario.provides))
+            out.add(f"metric.names[{i}]", f"metric {name!r} needs {needs}, which scenario {scenario.name!r} "
+                                          f"does not provide; use one of {', '.join(usable)}")
         # metrics that apply only under some scenario options are checked by _check_fit
     _check_data(path, data, out)
     fields = data.get("fields")
@@ -198,13 +214,14 @@ def _build_task(path: Path, layered: dict, out: Collector) -> TaskSpec | None:
 
 def _check_fit(spec: TaskSpec, out: Collector) -> None:
     """Does the scenario, under its options, fit the model kind and the metrics asked for?"""
+    from harness.metrics import metrics_needing
     from harness.models import declared_kind
 
     scenarios, _, _ = _registries()
     scenario = scenarios.get(spec.task.scenario)
     allowed = scenario.allowed_metrics(spec.scenario)
     for i, name in enumerate(spec.metric.names):
-        if name in scenario.metrics and name not in allowed:
+        if name in metrics_needing(scenario.provides) and name not in allowed:
             out.add(f"metric.names[{i}]", f"metric {name!r} does not apply here; use one of {', '.join(allowed)}")
     kind = declared_kind(spec.model, spec.path.parent)
     if kind != "auto" and kind not in scenario.supported_kinds(spec.scenario):
@@ -288,10 +305,11 @@ def _is_suite(path: Path) -> bool:
 
 
 def load_matrix(paths: list[str | Path], strategies: tuple[str, ...] | None = None,
-                seeds: int | None = None, profile: str | None = None) -> Matrix:
+                seeds: int | None = None, profile: str | None = None, plugins: tuple[str, ...] = ()) -> Matrix:
     """Expand task files, suite files and folders into cells, or raise ConfigError.
 
-    Explicit arguments (the command line) win over suite settings.
+    Explicit arguments (the command line) win over suite settings. `plugins` (from --plugin) are
+    imported by the caller; they are recorded so that every cell's process imports them too.
     """
     problems: list[Problem] = []
     if profile is not None and profile not in PROFILES:
@@ -300,7 +318,7 @@ def load_matrix(paths: list[str | Path], strategies: tuple[str, ...] | None = No
         raise ConfigError(problems)
     cells: list[CellSpec] = []
     limits: dict[str, Any] = {}
-    plugins: list[str] = []
+    plugins: list[str] = list(plugins)
     for path in map(Path, paths):
         if not path.exists():
             problems.append(Problem(str(path), None, "", "no such file or folder"))

@@ -200,7 +200,7 @@ def test_non_utf8_files_and_non_table_profiles_are_one_line_errors(tmp_path, tin
 def test_scenario_options_must_fit_model_kind_and_metrics(tmp_path, tiny_bert_dir):
     path = write_task(tmp_path, "t", tiny_bert_dir)
     text = path.read_text().replace('scenario = "classification"', 'scenario = "question_answering"')
-    text = text.replace('["accuracy", "macro_f1"]', '["token_f1", "rougeL"]').replace(
+    text = text.replace('["accuracy", "macro_f1"]', '["token_f1", "perplexity"]').replace(
         'fields = { text = "review", label = "sentiment" }', "")
     path.write_text(text + '\n[scenario]\nstyle = "generative"\n\n[lm_eval]\ntasks = ["x"]\n')
     with pytest.raises(ConfigError) as caught:
@@ -210,5 +210,6 @@ def test_scenario_options_must_fit_model_kind_and_metrics(tmp_path, tiny_bert_di
     assert "lm_eval: lm-eval evaluates causal or seq2seq models" in message
     path.write_text(path.read_text().replace('style = "generative"', 'style = "extractive"')
                     .replace('\n[lm_eval]\ntasks = ["x"]\n', ""))
-    with pytest.raises(ConfigError, match=r"metric.names\[1\]: metric 'rougeL' does not apply here"):
-        load_matrix([path])
+    with pytest.raises(ConfigError, match=r"metric.names\[1\]: metric 'perplexity' does not apply here; use one "
+                                          r"of bleu, chrf, distinct_1, distinct_2, exact_match, rouge1"):
+        load_matrix([path])  # extractive QA gives answer text but no loss on a reference

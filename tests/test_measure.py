@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from harness.measure import TrackerContext
 from harness.measure.memory import MemoryTracker
 from harness.measure.params import count_parameters
 from harness.measure.throughput import ThroughputTracker
@@ -41,7 +42,7 @@ def test_no_steady_state_step_is_reported_as_unmeasured():
 
 
 def test_memory_phase_sees_a_transient_peak():
-    tracker = MemoryTracker(torch.device("cpu"), interval_s=0.005)
+    tracker = MemoryTracker(TrackerContext(torch.device("cpu")), interval_s=0.005)
     with tracker.phase("small"):
         pass
     with tracker.phase("big"):

@@ -40,3 +40,22 @@ def test_evaluate_prefix_goes_through_the_evaluate_library(monkeypatch):
     monkeypatch.setattr(evaluate, "load", lambda name: calls.append(name) or FakeMetric())
     assert compute("evaluate:fancy", ["a"], ["b"]) == 0.25
     assert calls == ["fancy", (["a"], ["b"])]
+
+
+def test_metrics_describe_themselves_and_scenarios_take_what_they_provide():
+    from harness.metrics import METRICS, Metric, higher_is_better, metrics_needing
+    from harness.scenarios import SCENARIOS
+
+    perplexity = METRICS.get("perplexity")
+    assert not perplexity.higher_is_better and perplexity.range == (1.0, None) and perplexity.needs == {"model_loss"}
+    assert METRICS.get("chrf").range == (0.0, 100.0) and METRICS.get("macro_f1").item_metric == "accuracy"
+    assert not higher_is_better("perplexity") and higher_is_better("rougeL")
+    assert not higher_is_better("lm_eval.wikitext.word_perplexity") and higher_is_better("lm_eval.arc.acc")
+    assert metrics_needing({"labels"}) == ("accuracy", "macro_f1")
+    classification, qa = SCENARIOS.get("classification"), SCENARIOS.get("question_answering")
+    assert classification.allowed_metrics(None) == ("accuracy", "macro_f1")
+    extractive = qa.allowed_metrics(qa.Options(style="extractive"))
+    assert "token_f1" in extractive and "perplexity" not in extractive
+    assert "perplexity" in qa.allowed_metrics(qa.Options(style="generative"))
+    with pytest.raises(ValueError, match="metric 'x': unknown needs \\['logits'\\]"):
+        Metric("x", None, needs=frozenset({"logits"}))

@@ -30,7 +30,7 @@ def test_default_suite_acceptance(tmp_path):
     """The main job: every cell ok; on the real-data classification tasks full fine-tuning beats `none` and
     the majority class by 10 points on the primary metric; on generative and dialogue tasks some tuned
     strategy beats `none`."""
-    from harness.metrics import LOWER_IS_BETTER
+    from harness.metrics import higher_is_better
 
     suite = ROOT / "tasks/suites/default.toml"
     assert main(["run", str(suite), "--out", str(tmp_path / "run")]) == 0
@@ -48,5 +48,5 @@ def test_default_suite_acceptance(tmp_path):
             floor = max(rows["none"]["primary_value"], rows["none"]["reference"][f"majority_class_{metric}"]) + 0.10
             assert rows["full"]["primary_value"] >= floor, (task, {s: rows[s]["primary_value"] for s in rows})
         elif scenario in ("generation", "dialogue", "domain"):
-            sign = -1 if rows["none"]["primary_metric"] in LOWER_IS_BETTER else 1
+            sign = 1 if higher_is_better(rows["none"]["primary_metric"]) else -1
             assert any(sign * (rows[s]["primary_value"] - rows["none"]["primary_value"]) > 0 for s in tuned), task

@@ -7,23 +7,33 @@ from contextlib import contextmanager
 
 import psutil
 
+from harness.figures import LOWER, Figure
+from harness.measure.tracker import Tracker, TrackerContext, register_tracker
+
 
 def process_peak_rss_bytes() -> int:
     """Peak resident set of this process over its lifetime (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-class MemoryTracker:
+@register_tracker
+class MemoryTracker(Tracker):
     """`with tracker.phase("train"):` records that phase's peak.
 
     On CPU the resident set is sampled every `interval_s` seconds in a thread
     (plus at entry and exit); on CUDA the allocator's own peaks are reset at entry.
+    A `breakdown` (harness.measure.breakdown), when the cell attaches one, splits the training peak.
     """
 
-    def __init__(self, device, interval_s: float = 0.02) -> None:
-        self.device = device
+    key = "memory"
+    figures = (Figure("peak_memory_bytes", "bytes", ("memory", "peak_bytes"), LOWER, label="peak memory"),)
+
+    def __init__(self, context: TrackerContext, interval_s: float = 0.02) -> None:
+        super().__init__(context)
+        self.device = context.device
         self.interval_s = interval_s
         self.phases: dict[str, dict[str, int]] = {}
+        self.breakdown = None  # set by the cell when training: a MemoryBreakdown watching the optimizer
         self._process = psutil.Process()
 
     @contextmanager
@@ -70,3 +80,8 @@ class MemoryTracker:
         if self.device.type == "cuda":
             return max((p["cuda_max_allocated_bytes"] for p in self.phases.values()), default=0)
         return process_peak_rss_bytes()
+
+    def summary(self) -> dict:
+        return {"peak_bytes": self.peak_bytes(), "phases": self.phases,
+                "kind": "cuda_max_allocated" if self.device.type == "cuda" else "process_peak_rss",
+                "breakdown": self.breakdown.summary(self.phase_peak("train")) if self.breakdown else None}

@@ -7,6 +7,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
+from harness.figures import HIGHER, LOWER, Figure
+from harness.measure.tracker import Tracker, TrackerContext, register_tracker
+
 
 @dataclass
 class StepRecord:
@@ -55,3 +58,55 @@ class ThroughputTracker:
             f"{prefix}_step_seconds_median": statistics.median(latencies) if ok else None,
             f"{prefix}_step_seconds_p90": latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))] if ok else None,
         }
+
+
+def _figures(phase: str, aggregate: tuple[str, ...]) -> tuple[Figure, ...]:
+    units = (("tokens_per_s", "tokens/s", HIGHER), ("samples_per_s", "samples/s", HIGHER),
+             ("step_seconds_median", "s", LOWER), ("step_seconds_p90", "s", LOWER))
+    return tuple(Figure(f"{phase}_{name}", unit, ("throughput", f"{phase}_{name}"), better,
+                        aggregate=name in aggregate) for name, unit, better in units)
+
+
+@register_tracker
+class Throughput(Tracker):
+    """Steps per phase: the cell reports each training step and each evaluation forward pass with
+    `step(n_samples, n_tokens)`. Training excludes its configured warm-up steps; evaluation its first
+    batch when it has more than one. Tokens are non-padding tokens."""
+
+    key = "throughput"
+    figures = (_figures("train", ("tokens_per_s", "samples_per_s"))
+               + _figures("eval", ("tokens_per_s",)))
+    PHASES = ("train", "eval")  # always summarised, so that an untrained cell says "no steps"
+
+    def __init__(self, context: TrackerContext) -> None:
+        super().__init__(context)
+        self.trackers: dict[str, ThroughputTracker] = {}
+        self.current: ThroughputTracker | None = None
+
+    @contextmanager
+    def phase(self, name: str):
+        self.current = self.trackers.setdefault(name, ThroughputTracker(synchronize=self.context.synchronize))
+        try:
+            yield
+        finally:
+            self.current = None
+
+    def step(self, n_samples: int, n_tokens: int = 0):
+        """Time one step of the current phase."""
+        if self.current is None:
+            raise RuntimeError("Throughput.step outside a phase")
+        return self.current.step(n_samples, n_tokens)
+
+    def steps(self, phase: str) -> list[StepRecord]:
+        return self.trackers[phase].steps if phase in self.trackers else []
+
+    def summary(self) -> dict:
+        figures: dict = {}
+        for name in self.PHASES:
+            tracker = self.trackers.get(name, ThroughputTracker())
+            if name == "train":
+                tracker.warmup_steps = self.context.training.measure_warmup_steps if self.context.training else 0
+            else:
+                tracker.warmup_steps = 1 if len(tracker.steps) > 1 else 0
+            figures.update(tracker.summary(name))
+        return {**figures, "unit_note": "tokens are non-padding tokens; warm-up steps excluded"}

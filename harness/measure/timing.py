@@ -4,9 +4,19 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
+from harness.figures import LOWER, Figure
+from harness.measure.tracker import Tracker, TrackerContext, register_tracker
 
-class PhaseTimer:
-    def __init__(self, clock=time.perf_counter) -> None:
+
+@register_tracker
+class PhaseTimer(Tracker):
+    key = "timing"
+    figures = (Figure("train_seconds", "s", ("timing", "train_seconds"), LOWER, label="training time"),
+               Figure("eval_seconds", "s", ("timing", "eval_seconds"), LOWER, label="evaluation time"),
+               Figure("load_seconds", "s", ("timing", "load_seconds"), LOWER, aggregate=False))
+
+    def __init__(self, context: TrackerContext | None = None, clock=time.perf_counter) -> None:
+        super().__init__(context)
         self.clock = clock
         self.seconds: dict[str, float] = {}
 
@@ -17,3 +27,6 @@ class PhaseTimer:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + self.clock() - start
+
+    def summary(self) -> dict:
+        return {f"{name}_seconds": seconds for name, seconds in self.seconds.items()}

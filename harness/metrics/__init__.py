@@ -1,33 +1,72 @@
-"""Metrics registered by name.
+"""Metrics registered by name, each describing itself: better direction, range, what it needs, and how it
+splits into items for paired tests (as lm-eval's register_metric does).
 
-Text metrics are fn(predictions, references) -> float and run offline. Model
-metrics (perplexity) are computed by the scenario from the model's losses.
-A name `evaluate:NAME` loads the metric through the `evaluate` library (needs
-it cached or the network).
+A scenario says what it provides (`labels`, `text`, `spans`, `model_loss`); any registered metric whose
+needs it provides applies to it, a plugin's too. Text metrics are fn(predictions, references) -> float
+and run offline. Model metrics (perplexity) have no function: the scenario computes them from the
+model's losses. A name `evaluate:NAME` loads the metric through the `evaluate` library (needs it cached
+or the network).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from harness.metrics import text
 from harness.registry import Registry
 
-Metric = Callable[[Sequence, Sequence], float]
-METRICS: Registry[Metric] = Registry("metric")
-MODEL_METRICS = ("perplexity",)  # computed by the scenario, not from predictions
-# Metrics where a smaller value is better (lm-eval's names included); every other one is higher-is-better.
+MetricFn = Callable[[Sequence, Sequence], float]
+NEEDS = ("labels", "text", "spans", "model_loss")  # what a scenario can hand to metrics
+CORRECT, SCORE = "correct", "score"  # how a metric splits into items
+EVALUATE_PREFIX = "evaluate:"
+# lm-eval's and other outside metric names where a smaller value is better; every other unregistered
+# name is taken as higher-is-better.
 LOWER_IS_BETTER = frozenset({"perplexity", "loss", "eval_loss", "wer", "cer", "ter", "mae", "mse", "rmse",
                              "error_rate", "bits_per_byte", "word_perplexity", "byte_perplexity"})
-EVALUATE_PREFIX = "evaluate:"
 
 
-@METRICS.register("accuracy")
+@dataclass(frozen=True)
+class Metric:
+    """One metric and what it says about itself."""
+
+    name: str
+    compute: MetricFn | None  # None: the scenario computes it from the model (e.g. perplexity)
+    higher_is_better: bool = True
+    range: tuple[float | None, float | None] = (0.0, 1.0)  # None: unbounded on that side
+    needs: frozenset[str] = frozenset({"text"})
+    per_item: str | None = None  # CORRECT: each item right or wrong; SCORE: a mean of item scores; None: neither
+    item_metric: str | None = None  # the metric that judges one item, when not this one (macro-F1: accuracy)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.needs) - set(NEEDS)
+        if unknown:
+            raise ValueError(f"metric {self.name!r}: unknown needs {sorted(unknown)}; use {', '.join(NEEDS)}")
+        if self.per_item not in (None, CORRECT, SCORE):
+            raise ValueError(f"metric {self.name!r}: per_item must be {CORRECT!r}, {SCORE!r} or None")
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def register_metric(name: str, *, higher_is_better: bool = True, range: tuple = (0.0, 1.0),
+                    needs: tuple[str, ...] = ("text",), per_item: str | None = None,
+                    item_metric: str | None = None):
+    """Decorator: register fn(predictions, references) -> float under `name` with its description."""
+    def decorator(fn: MetricFn) -> MetricFn:
+        METRICS.register(name)(Metric(name, fn, higher_is_better, tuple(range), frozenset(needs), per_item,
+                                      item_metric))
+        return fn
+
+    return decorator
+
+
+@register_metric("accuracy", needs=("labels",), per_item=CORRECT)
 def accuracy(predictions: Sequence, references: Sequence) -> float:
     """Fraction of predictions equal to their reference."""
     return sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)
 
 
-@METRICS.register("macro_f1")
+@register_metric("macro_f1", needs=("labels",), per_item=CORRECT, item_metric="accuracy")
 def macro_f1(predictions: Sequence, references: Sequence) -> float:
     """F1 averaged over every class seen in references or predictions, unweighted."""
     from sklearn.metrics import f1_score
@@ -35,39 +74,44 @@ def macro_f1(predictions: Sequence, references: Sequence) -> float:
     return float(f1_score(list(references), list(predictions), average="macro", zero_division=0))
 
 
-for _name, _fn in (("exact_match", text.exact_match), ("token_f1", text.token_f1), ("rouge1", text.rouge1),
-                   ("rouge2", text.rouge2), ("rougeL", text.rouge_l), ("chrf", text.chrf), ("bleu", text.bleu),
-                   ("distinct_1", text.distinct_1), ("distinct_2", text.distinct_2)):
-    METRICS.register(_name)(_fn)
+register_metric("exact_match", per_item=CORRECT)(text.exact_match)
+for _name, _fn in (("token_f1", text.token_f1), ("rouge1", text.rouge1), ("rouge2", text.rouge2),
+                   ("rougeL", text.rouge_l)):
+    register_metric(_name, per_item=SCORE)(_fn)
+register_metric("chrf", range=(0.0, 100.0), per_item=SCORE)(text.chrf)  # an item: its sentence chrF
+register_metric("bleu", range=(0.0, 100.0))(text.bleu)  # not per item: one sentence's BLEU is mostly 0
+register_metric("distinct_1")(text.distinct_1)  # diversity of the whole output: no items
+register_metric("distinct_2")(text.distinct_2)
+# the scenario computes it; an item's figure is its mean negative log-likelihood per token
+METRICS.register("perplexity")(Metric("perplexity", None, higher_is_better=False, range=(1.0, None),
+                                      needs=frozenset({"model_loss"}), per_item=SCORE))
 
 
-def _model_metric(predictions, references) -> float:
-    raise TypeError("perplexity is computed from the model's losses by the scenario, not from predictions")
+def higher_is_better(name: str | None) -> bool:
+    """Whether a larger value is better: the registered metric says; outside names (lm_eval.TASK.NAME)
+    are higher-is-better unless their last part is in LOWER_IS_BETTER."""
+    if name in METRICS:
+        return METRICS.get(name).higher_is_better
+    return (name or "").rsplit(".", 1)[-1].lower() not in LOWER_IS_BETTER
 
 
-METRICS.register("perplexity")(_model_metric)
-
-
-# Per-item figures for paired tests. Metrics in CORRECTNESS judge each item right or wrong (macro-F1 too:
-# its items are the same label predictions as accuracy's); those in SCORED_PER_ITEM are means of a
-# per-item score, or (chrF) a corpus score whose per-item value is the sentence-level score.
-CORRECTNESS = {"accuracy": "accuracy", "macro_f1": "accuracy", "exact_match": "exact_match"}
-SCORED_PER_ITEM = ("token_f1", "rouge1", "rouge2", "rougeL", "chrf")  # not BLEU: one sentence is mostly 0
+def metrics_needing(provided) -> tuple[str, ...]:
+    """Names of the registered metrics whose needs are all in `provided`."""
+    return tuple(name for name in METRICS.names() if METRICS.get(name).needs <= frozenset(provided))
 
 
 def per_item(name: str, predictions: Sequence, references: Sequence,
              model_item_scores: dict[str, list[float]]) -> tuple[str | None, list]:
-    """("correct", [bool...]) or ("score", [float...]) for metric `name` item by item, or (None, [])
-    when the metric does not split into items (e.g. distinct-n, lm-eval metrics)."""
-    if name in model_item_scores:  # e.g. perplexity: each item's mean negative log-likelihood per token
-        return "score", [float(v) for v in model_item_scores[name]]
-    if name in CORRECTNESS:
-        judge = METRICS.get(CORRECTNESS[name])
-        return "correct", [judge([p], [r]) == 1.0 for p, r in zip(predictions, references, strict=True)]
-    if name in SCORED_PER_ITEM:
-        metric = METRICS.get(name)
-        return "score", [float(metric([p], [r])) for p, r in zip(predictions, references, strict=True)]
-    return None, []
+    """(CORRECT, [bool...]) or (SCORE, [float...]) for metric `name` item by item, or (None, []) when
+    it does not split into items (distinct-n, BLEU, unregistered and lm-eval metrics)."""
+    if name in model_item_scores:
+        return SCORE, [float(v) for v in model_item_scores[name]]
+    if name not in METRICS or METRICS.get(name).per_item is None or METRICS.get(name).compute is None:
+        return None, []
+    metric = METRICS.get(name)
+    judge = METRICS.get(metric.item_metric).compute if metric.item_metric else metric.compute
+    values = [judge([p], [r]) for p, r in zip(predictions, references, strict=True)]
+    return (CORRECT, [v == 1.0 for v in values]) if metric.per_item == CORRECT else (SCORE, [float(v) for v in values])
 
 
 def compute(name: str, predictions: Sequence, references: Sequence) -> float:
@@ -81,4 +125,7 @@ def compute(name: str, predictions: Sequence, references: Sequence) -> float:
         if not values:
             raise ValueError(f"{name}: no numeric score in {result}")
         return float(values[0])
-    return METRICS.get(name)(predictions, references)
+    metric = METRICS.get(name)
+    if metric.compute is None:
+        raise TypeError(f"{name} is computed from the model's losses by the scenario, not from predictions")
+    return metric.compute(predictions, references)

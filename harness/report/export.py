@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.figures import shown_figures
 from harness.report.format import NOISE_LEGEND, human_bytes, metric_value, missing, number, ordered, seed_count_text
 from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN, aggregate
 from harness.results.table import data_sources, load_results
@@ -35,8 +36,11 @@ def _markdown_cell(text: str) -> str:
 
 
 def markdown_table(aggregates) -> str:
-    """A GitHub table: one row per (task, strategy), mean ± std, best in bold, ties marked."""
-    lines = ["| " + " | ".join(MARKDOWN_COLUMNS) + " |", "|" + "---|" * len(MARKDOWN_COLUMNS)]
+    """A GitHub table: one row per (task, strategy), mean ± std, best in bold, ties marked; figures that
+    ask to be shown (harness.figures) come before `vs_best`."""
+    shown = shown_figures()
+    header = list(MARKDOWN_COLUMNS[:-1]) + [f"{f.name} ({f.unit})" if f.unit else f.name for f in shown] + ["vs_best"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in ordered(aggregates).iterrows():
         value = metric_value(row["primary_value_mean"], row["primary_value_std"])
         if row["best"]:
@@ -44,7 +48,8 @@ def markdown_table(aggregates) -> str:
         cells = [row["task"], row["scenario"], row["strategy"], seed_count_text(row), row["primary_metric"], value,
                  human_bytes(row.get("peak_memory_bytes_mean")), number(row.get("train_tokens_per_s_mean")),
                  number(row.get("eval_tokens_per_s_mean")), number(row.get("trainable_percent_mean"), 3),
-                 number(row.get("train_seconds_mean")), vs_best_text(row)]
+                 number(row.get("train_seconds_mean"))]
+        cells += [number(row.get(f"{f.name}_mean")) for f in shown] + [vs_best_text(row)]
         lines.append("| " + " | ".join(_markdown_cell("n/a" if missing(c) else c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,6 +1,7 @@
 """A booktabs table fragment for papers: mean ± std per (task, strategy), best in bold, ties marked."""
 from __future__ import annotations
 
+from harness.figures import shown_figures
 from harness.report.format import missing, ordered
 from harness.results.aggregate import TIE, UNKNOWN
 
@@ -37,8 +38,11 @@ def _score(row) -> str:
 def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
     """A tabular (needs \\usepackage{booktabs}); notes for the markers and the data sources follow
     the bottom rule."""
+    shown = shown_figures()
+    header = list(HEADER[:-1]) + [latex_escape(f.header) for f in shown] + [HEADER[-1]]
     lines = ["% tunebench: mean $\\pm$ sample std over seeds; needs \\usepackage{booktabs}",
-             "\\begin{tabular}{lllrrrrr}", "\\toprule", " & ".join(HEADER) + " \\\\", "\\midrule"]
+             f"\\begin{{tabular}}{{lll{'r' * (len(header) - 3)}}}", "\\toprule", " & ".join(header) + " \\\\",
+             "\\midrule"]
     previous_task, markers = None, set()
     for _, row in ordered(aggregates).iterrows():
         first_of_task = row["task"] != previous_task
@@ -51,7 +55,8 @@ def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
                  latex_escape(row["primary_metric"]) if first_of_task else "",
                  latex_escape(row["strategy"]), _score(row),
                  _fixed(None if missing(memory) else memory / 2**30, 2), _fixed(row.get("train_tokens_per_s_mean"), 0),
-                 _fixed(row.get("trainable_percent_mean"), 2), str(int(row["n"]))]
+                 _fixed(row.get("trainable_percent_mean"), 2)]
+        cells += [_fixed(row.get(f"{f.name}_mean"), 2) for f in shown] + [str(int(row["n"]))]
         lines.append(" & ".join(cells) + " \\\\")
     lines.append("\\bottomrule")
     notes = ["Bold: best mean per task."]
@@ -60,9 +65,9 @@ def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
                      f"exist, else 95\\% confidence intervals overlap, or equal means).")
     if UNKNOWN in markers:
         notes.append(f"{UNKNOWN_MARK} single seed: noise unknown.")
-    lines.append(f"\\multicolumn{{{len(HEADER)}}}{{l}}{{\\footnotesize {' '.join(notes)}}} \\\\")
+    lines.append(f"\\multicolumn{{{len(header)}}}{{l}}{{\\footnotesize {' '.join(notes)}}} \\\\")
     for task, text in sorted((sources or {}).items()):
-        lines.append(f"\\multicolumn{{{len(HEADER)}}}{{l}}{{\\footnotesize Data ({latex_escape(task)}): "
+        lines.append(f"\\multicolumn{{{len(header)}}}{{l}}{{\\footnotesize Data ({latex_escape(task)}): "
                      f"{latex_escape(text)}}} \\\\")
     lines.append("\\end{tabular}")
     return "\n".join(lines) + "\n"

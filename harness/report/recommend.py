@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.report.format import human_bytes, metric_value, missing, number, strategy_sort_key
-from harness.results.aggregate import best_index, higher_is_better, tied_with
+from harness.metrics import higher_is_better
+from harness.results.aggregate import best_index, tied_with
 
 PREFERENCES = ("accuracy", "memory", "speed")
 BASELINE_STRATEGY = "none"

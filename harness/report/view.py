@@ -4,7 +4,9 @@ from __future__ import annotations
 from harness.report.format import (NOISE_LEGEND, human_bytes, human_seconds, metric_value, missing, noise_marker,
                                    number, seed_count_text, strategy_sort_key)
 from harness.report.svg import BREAKDOWN_PARTS, PALETTE, Point, byte_ticks, linear_ticks, scatter_chart, stacked_bars
-from harness.results.aggregate import BEST, TIE, UNKNOWN, higher_is_better
+from harness.figures import shown_figures
+from harness.metrics import higher_is_better
+from harness.results.aggregate import BEST, TIE, UNKNOWN
 
 
 def strategy_colors(strategies: list[str]) -> dict[str, str]:
@@ -96,7 +98,7 @@ def task_table(group, metric_columns: list[str]) -> dict:
     columns = ["strategy", "seeds", f"{primary} (primary)"] + [c.removeprefix("metric.") for c in metric_columns
                                                                if c != f"metric.{primary}"]
     columns += ["vs best", "peak memory", "train tokens/s", "eval / generation tokens/s", "trainable %",
-                "trainable params", "saved weights", "training time"]
+                "trainable params", "saved weights", "training time"] + [f.header for f in shown_figures()]
     rows = []
     for _, row in sorted(group.iterrows(), key=lambda item: strategy_sort_key(item[1]["strategy"])):
         verdict = row["noise_vs_best"] if int(row["n"]) else None
@@ -120,6 +122,7 @@ def task_table(group, metric_columns: list[str]) -> dict:
                   _cell(number(row.get("trainable_params_mean")), row.get("trainable_params_mean")),
                   _cell(human_bytes(row.get("weights_bytes_mean")), row.get("weights_bytes_mean")),
                   _figure(row, "train_seconds", human_seconds)]
+        cells += [_figure(row, figure.name, number) for figure in shown_figures()]
         rows.append({"strategy": row["strategy"], "cells": cells})
     return {"columns": columns, "rows": rows}
 

@@ -18,15 +18,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.metrics import LOWER_IS_BETTER
+import harness.measure  # noqa: F401  (registers the built-in trackers' figures)
+from harness.figures import FIGURES
+from harness.metrics import higher_is_better
 from harness.results.items import read_items
 from harness.results.significance import paired_test
 from harness.values import missing
 
-# Figures aggregated besides the metric.NAME columns.
-FIGURES = ("primary_value", "peak_memory_bytes", "train_tokens_per_s", "train_samples_per_s",
-           "eval_tokens_per_s", "train_seconds", "trainable_params", "total_params", "trainable_percent",
-           "weights_bytes", "eval_seconds")
 GROUP_KEYS = ("task", "strategy")
 LEADING_COLUMNS = ("task", "strategy", "scenario", "primary_metric", "n", "n_failed", "best",
                    "within_noise_of_best", "noise_vs_best", "noise_test", "noise_p_value", "within_noise_of",
@@ -34,11 +32,6 @@ LEADING_COLUMNS = ("task", "strategy", "scenario", "primary_metric", "n", "n_fai
 
 # Values of the `noise_vs_best` column.
 BEST, TIE, DIFFERS, UNKNOWN = "best", "within noise", "differs", "single seed: noise unknown"
-
-
-def higher_is_better(metric_name: str | None) -> bool:
-    """Whether a larger value of this metric is better (names in LOWER_IS_BETTER are not)."""
-    return (metric_name or "").rsplit(".", 1)[-1].lower() not in LOWER_IS_BETTER  # lm_eval.TASK.NAME too
 
 
 @dataclass(frozen=True)
@@ -147,7 +140,8 @@ def within_noise(a: Summary, b: Summary) -> bool:
 
 def _numeric_columns(cells) -> list[str]:
     metric_columns = sorted(c for c in cells.columns if c.startswith("metric."))
-    return [c for c in FIGURES if c in cells.columns] + metric_columns
+    figures = [f.name for f in FIGURES.registered() if f.aggregate]  # every tracker's, plugins' too
+    return [c for c in figures if c in cells.columns] + metric_columns
 
 
 def _first(series):

@@ -15,8 +15,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from harness.metrics import CORRECT, SCORE  # noqa: F401  (the measures, named where they are defined)
+
 ITEMS_FILE = "items.jsonl.gz"
-CORRECT, SCORE = "correct", "score"
 
 
 def write_items(folder: Path, items: list[dict], measure: str | None, metric: str, higher_is_better: bool) -> dict:

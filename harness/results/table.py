@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import harness.measure  # noqa: F401  (registers the built-in trackers' figures)
+from harness.figures import FIGURES
 from harness.results.aggregate import aggregate as aggregate_cells
 from harness.results.io import read_results
 
+# The leading columns, in this order; then every other registered figure, then EXTRA_COLUMNS, then metrics.
 COLUMNS = (
     "task", "scenario", "strategy", "seed", "status", "primary_metric", "primary_value",
     "trainable_params", "total_params", "peak_memory_bytes", "train_tokens_per_s",
     "train_samples_per_s", "eval_tokens_per_s", "train_seconds", "device", "cell_id",
 )
-EXTRA_COLUMNS = ("profile", "trainable_percent", "eval_samples_per_s", "train_step_seconds_median",
-                 "train_step_seconds_p90", "eval_seconds", "load_seconds", "weights_bytes", "error_type",
-                 "error_message", "data_source", "data_eval_sha256", "items_measure", "items_file")
+EXTRA_COLUMNS = ("profile", "error_type", "error_message", "data_source", "data_eval_sha256", "items_measure",
+                 "items_file")
 
 
 def data_source_text(record: dict | None) -> str | None:
@@ -34,42 +36,32 @@ def data_sources(cells) -> dict[str, str]:
 
 
 def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
-    """One row: the fixed columns, then every metric as `metric.NAME`. With `run_dir`, `items_file` is
-    the path of the cell's per-item results (for paired tests)."""
-    params = result.get("params") or {}
-    throughput = result.get("throughput") or {}
-    timing = result.get("timing") or {}
+    """One row: the identity columns, every registered figure (harness.figures), then every metric as
+    `metric.NAME`. With `run_dir`, `items_file` is the path of the cell's per-item results."""
     error = result.get("error") or {}
     items = result.get("items") or {}
     row = {
         "task": result["task"], "scenario": result.get("scenario"), "strategy": result["strategy"],
-        "seed": result["seed"], "status": result["status"],
-        "primary_metric": result.get("primary_metric"), "primary_value": result.get("primary_value"),
-        "trainable_params": params.get("trainable"), "total_params": params.get("total"),
-        "peak_memory_bytes": (result.get("memory") or {}).get("peak_bytes"),
-        "train_tokens_per_s": throughput.get("train_tokens_per_s"),
-        "train_samples_per_s": throughput.get("train_samples_per_s"),
-        "eval_tokens_per_s": throughput.get("eval_tokens_per_s"),
-        "train_seconds": timing.get("train_seconds"),
-        "device": (result.get("provenance") or {}).get("device"),
-        "cell_id": result["cell_id"],
-        "profile": result.get("profile"),
-        "trainable_percent": params.get("trainable_percent"),
-        "eval_samples_per_s": throughput.get("eval_samples_per_s"),
-        "train_step_seconds_median": throughput.get("train_step_seconds_median"),
-        "train_step_seconds_p90": throughput.get("train_step_seconds_p90"),
-        "eval_seconds": timing.get("eval_seconds"), "load_seconds": timing.get("load_seconds"),
-        "weights_bytes": (result.get("weights") or {}).get("bytes"),
-        "error_type": error.get("type"), "error_message": error.get("message"),
+        "seed": result["seed"], "status": result["status"], "primary_metric": result.get("primary_metric"),
+        "device": (result.get("provenance") or {}).get("device"), "cell_id": result["cell_id"],
+        "profile": result.get("profile"), "error_type": error.get("type"), "error_message": error.get("message"),
         "data_source": data_source_text(result.get("data")),
         "data_eval_sha256": (result.get("data") or {}).get("eval_sha256"),
         "items_measure": items.get("measure"),
         "items_file": (str(Path(run_dir) / "cells" / result["cell_id"] / items["file"])
                        if run_dir is not None and items.get("file") else None),
     }
+    for figure in FIGURES.registered():
+        row[figure.name] = figure.value(result)
     for name, value in (result.get("metrics") or {}).items():
         row[f"metric.{name}"] = value
     return row
+
+
+def columns() -> list[str]:
+    """Every column of `load_results` but the metrics, in order."""
+    figures = [f.name for f in FIGURES.registered() if f.name not in COLUMNS]
+    return list(COLUMNS) + figures + list(EXTRA_COLUMNS)
 
 
 def load_results(run_dir: str | Path, aggregate: bool = False):
@@ -83,11 +75,11 @@ def load_results(run_dir: str | Path, aggregate: bool = False):
         return load_aggregates(run_dir)
     rows = [flatten(r, run_dir) for r in read_results(Path(run_dir))]
     frame = pd.DataFrame(rows)
-    for column in COLUMNS + EXTRA_COLUMNS:
+    for column in columns():
         if column not in frame:
             frame[column] = None
     metric_columns = sorted(c for c in frame.columns if c.startswith("metric."))
-    return frame[list(COLUMNS + EXTRA_COLUMNS) + metric_columns]
+    return frame[columns() + metric_columns]
 
 
 def load_aggregates(run_dir: str | Path):

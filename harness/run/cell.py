@@ -3,7 +3,6 @@ resolve config -> load data -> load model -> apply strategy -> train -> evaluate
 """
 from __future__ import annotations
 
-import math
 import random
 import time
 import traceback
@@ -15,14 +14,12 @@ import torch
 from harness.specs import CellSpec
 from harness.data import load_task_data
 from harness.measure.environment import capture
-from harness.measure.memory import MemoryTracker
+from harness.measure import TRACKERS, TrackerContext, phase
 from harness.measure.params import count_parameters, folder_bytes
 from harness.measure.throughput import ThroughputTracker
-from harness.measure.timing import PhaseTimer
-from harness.metrics import compute, per_item
+from harness.metrics import compute, higher_is_better, per_item
 from harness.models import load_tokenizer, local_source, model_kind
 from harness.measure.breakdown import MemoryBreakdown
-from harness.results.aggregate import higher_is_better
 from harness.results.items import write_items
 from harness.run.train import TrainHooks, train
 from harness.run.watch import TrainingWatch
@@ -78,11 +75,13 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     seed_everything(cell.seed)
     device = pick_device()
     synchronize = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    timer, memory = PhaseTimer(), MemoryTracker(device)
+    trackers = [tracker(TrackerContext(device, synchronize, training)) for tracker in TRACKERS.registered()]
+    by_key = {tracker.key: tracker for tracker in trackers}
+    memory, throughput = by_key["memory"], by_key["throughput"]
     scenario_class = SCENARIOS.get(task.task.scenario)
     strategy = STRATEGIES.get(cell.strategy)(cell.options)
 
-    with timer.phase("load"), memory.phase("load"):
+    with phase(trackers, "load"):
         source = local_source(task.model, task.path.parent)
         kind = model_kind(source, task.model.kind, task.model.revision)
         tokenizer = load_tokenizer(source, task.model.revision)
@@ -97,29 +96,26 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     if hasattr(model, "get_nb_trainable_parameters"):
         params["peft_reported_trainable"] = model.get_nb_trainable_parameters()[0]
 
-    train_steps = ThroughputTracker(training.measure_warmup_steps, synchronize=synchronize)
-    training_summary, breakdown = None, None
+    training_summary = None
     if strategy.trains:
-        breakdown = MemoryBreakdown(model)
+        memory.breakdown = MemoryBreakdown(model)
         watch = TrainingWatch(training, task.primary_metric,
                               evaluate=lambda: _periodic_primary(scenario, model, task, device),
-                              step_seconds=lambda: sum(r.seconds for r in train_steps.steps))
-        hooks = TrainHooks(step_context=lambda batch: train_steps.step(batch.n_samples, batch.n_tokens),
-                           watch_optimizer=breakdown.watch, after_step=watch.after_step)
-        with timer.phase("train"), memory.phase("train"):
+                              step_seconds=lambda: sum(r.seconds for r in throughput.steps("train")))
+        hooks = TrainHooks(step_context=lambda batch: throughput.step(batch.n_samples, batch.n_tokens),
+                           watch_optimizer=memory.breakdown.watch, after_step=watch.after_step)
+        with phase(trackers, "train"):
             training_summary = {**train(model, scenario, training, device, cell.seed, hooks), **watch.summary()}
 
-    eval_batches = math.ceil(len(eval_rows) / training.eval_batch_size)
-    eval_steps = ThroughputTracker(1 if eval_batches > 1 else 0, synchronize=synchronize)
     model.eval()
-    with timer.phase("eval"), memory.phase("eval"):
+    with phase(trackers, "eval"):
         evaluation = scenario.evaluate(model, training.eval_batch_size, device,
-                                       lambda batch: eval_steps.step(batch.n_samples, batch.n_tokens))
+                                       lambda batch: throughput.step(batch.n_samples, batch.n_tokens))
     metrics = _metrics(task, evaluation)
     if task.lm_eval is not None:
         from harness.metrics.lm_eval_bridge import evaluate_in_process
 
-        with timer.phase("lm_eval"):
+        with phase(trackers, "lm_eval"):
             metrics.update(evaluate_in_process(model, tokenizer, kind, task.lm_eval, task.path.parent))
 
     items = _save_items(task, evaluation, eval_rows, cell_dir)
@@ -134,12 +130,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         "model_kind": kind,
         "params": params,
         "training": training_summary,
-        "throughput": {**train_steps.summary("train"), **eval_steps.summary("eval"),
-                       "unit_note": "tokens are non-padding tokens; warm-up steps excluded"},
-        "memory": {"peak_bytes": memory.peak_bytes(), "phases": memory.phases,
-                   "kind": "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss",
-                   "breakdown": breakdown.summary(memory.phase_peak("train")) if breakdown else None},
-        "timing": {f"{k}_seconds": v for k, v in timer.seconds.items()},
+        **{tracker.key: tracker.summary() for tracker in trackers},
         "weights": weights,
         "items": items,
         "data": data.record,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from harness.specs import TrainingSpec
-from harness.metrics import LOWER_IS_BETTER
+from harness.metrics import higher_is_better
 
 
 class TrainingWatch:
@@ -23,7 +23,7 @@ class TrainingWatch:
 
     def _reached(self, value: float) -> bool:
         target = self.training.target
-        return value <= target if self.primary in LOWER_IS_BETTER else value >= target
+        return value >= target if higher_is_better(self.primary) else value <= target
 
     def after_step(self, step: int, batch) -> bool:
         """True when training should stop."""

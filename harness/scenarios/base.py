@@ -5,6 +5,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
+from harness.metrics import metrics_needing
 from harness.registry import Registry
 
 
@@ -38,7 +39,8 @@ class Scenario(abc.ABC):
 
     name: ClassVar[str]
     fields: ClassVar[tuple[str, ...]]  # canonical data fields a row may carry
-    metrics: ClassVar[tuple[str, ...]]  # metric names that apply
+    provides: ClassVar[frozenset[str]]  # what it hands to metrics (harness.metrics.NEEDS); it takes any metric
+                                        # that needs no more
     kinds: ClassVar[tuple[str, ...]]  # model kinds it supports: encoder, causal, seq2seq
     needs_domain: ClassVar[bool] = False  # the task file must say which domain (task.domain)
 
@@ -56,9 +58,14 @@ class Scenario(abc.ABC):
         return cls.fields
 
     @classmethod
+    def provided(cls, options: Any) -> frozenset[str]:
+        """What it hands to metrics under these options."""
+        return cls.provides
+
+    @classmethod
     def allowed_metrics(cls, options: Any) -> tuple[str, ...]:
-        """Metric names that apply under these options."""
-        return cls.metrics
+        """Registered metric names that apply under these options: those whose needs it provides."""
+        return metrics_needing(cls.provided(options))
 
     @classmethod
     def supported_kinds(cls, options: Any) -> tuple[str, ...]:

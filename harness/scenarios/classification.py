@@ -13,7 +13,7 @@ from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_h
 class Classification(Scenario):
     name = "classification"
     fields = ("text", "label")
-    metrics = ("accuracy", "macro_f1")
+    provides = frozenset({"labels"})
     kinds = ("encoder", "causal")
     peft_task_type = "SEQ_CLS"
 

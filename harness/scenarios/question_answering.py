@@ -10,7 +10,7 @@ import torch
 from harness.schema import field
 from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
 from harness.scenarios.prompting import template_problems
-from harness.scenarios.text_to_text import TEXT_METRICS, TextToText
+from harness.scenarios.text_to_text import TextToText
 
 N_BEST = 20  # start and end candidates considered per window
 
@@ -33,7 +33,7 @@ class QuestionAnswering(Scenario):
 
     name = "question_answering"
     fields = ("question", "context", "answers", "answer")
-    metrics = TEXT_METRICS
+    provides = frozenset({"text", "spans", "model_loss"})  # the union of the two styles; see provided()
     kinds = ("encoder", "causal", "seq2seq")
     Options = QAOptions
 
@@ -46,8 +46,8 @@ class QuestionAnswering(Scenario):
         return ("question", "context", "answers") if options.style == "extractive" else ("question", "answer")
 
     @classmethod
-    def allowed_metrics(cls, options: QAOptions) -> tuple[str, ...]:
-        return ExtractiveQA.metrics if options.style == "extractive" else GenerativeQA.metrics
+    def provided(cls, options: QAOptions) -> frozenset[str]:
+        return ExtractiveQA.provides if options.style == "extractive" else GenerativeQA.provides
 
     @classmethod
     def supported_kinds(cls, options: QAOptions) -> tuple[str, ...]:
@@ -76,7 +76,7 @@ class GenerativeQA(TextToText):
 
 class ExtractiveQA(Scenario):
     name = "question_answering"
-    metrics = ("exact_match", "token_f1")
+    provides = frozenset({"text", "spans"})  # answer spans from the context, as text
     kinds = ("encoder",)
     peft_task_type = "QUESTION_ANS"
 

@@ -16,12 +16,10 @@ import torch
 from harness.scenarios.base import Batch, Evaluation, Scenario
 
 IGNORE = -100  # label value the loss skips
-TEXT_METRICS = ("exact_match", "token_f1", "rouge1", "rouge2", "rougeL", "chrf", "bleu",
-                "distinct_1", "distinct_2", "perplexity")
 
 
 class TextToText(Scenario):
-    metrics = TEXT_METRICS
+    provides = frozenset({"text", "model_loss"})  # generated text; reference loss for perplexity
     kinds = ("causal", "seq2seq")
 
     @abc.abstractmethod
