@@ -4,7 +4,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Callable
 
 from harness.data.sources import PACKAGE_PREFIX, package_folder
 
@@ -38,6 +41,44 @@ def cache_root() -> Path:
     return Path(os.environ.get("TUNEBENCH_CACHE", Path.home() / ".cache" / "tunebench"))
 
 
+def gguf_cache_folder(folder: str, gguf_file: str) -> Path:
+    """Where the float copy of `folder/gguf_file` is cached: keyed by path, size and modification time."""
+    path = Path(folder) / gguf_file
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_root() / "models" / f"{path.stem}-{key}"
+
+
+def _convert_in_child(folder: str, gguf_file: str) -> None:
+    """De-quantise in a child process, so the parent stays light (no torch or transformers imported)."""
+    code = "import sys; from harness.models import materialize_gguf; materialize_gguf(sys.argv[1], sys.argv[2])"
+    subprocess.run([sys.executable, "-c", code, folder, gguf_file], check=True, capture_output=True, text=True)
+
+
+def prepare_models(tasks, stream, convert: Callable[[str, str], None] = _convert_in_child) -> None:
+    """Before the matrix: convert each GGUF model the tasks name that is not cached yet, once, so that no
+    cell's measured load phase pays for the de-quantisation. A failure is left to the cells to report."""
+    seen = set()
+    for task in tasks:
+        if not task.model.gguf_file:
+            continue
+        try:
+            folder = resolve_source(task.model.source, task.path.parent, task.model.gguf_file)
+            target = gguf_cache_folder(folder, task.model.gguf_file)
+        except (OSError, ValueError):
+            continue  # the cell will say what is wrong with the source
+        if target in seen or (target / "config.json").is_file():
+            continue
+        seen.add(target)
+        print(f"preparing {task.model.gguf_file}: de-quantising once into {target}", file=stream, flush=True)
+        try:
+            convert(folder, task.model.gguf_file)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            detail = (getattr(exc, "stderr", "") or str(exc)).strip().splitlines()
+            print(f"could not prepare {task.model.gguf_file} ({detail[-1] if detail else exc}); "
+                  f"its cells will convert it themselves", file=stream)
+
+
 def materialize_gguf(folder: str, gguf_file: str) -> str:
     """A folder of float safetensors converted from `folder/gguf_file`, made once and cached.
 
@@ -47,10 +88,7 @@ def materialize_gguf(folder: str, gguf_file: str) -> str:
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(folder) / gguf_file
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    target = cache_root() / "models" / f"{path.stem}-{key}"
+    target = gguf_cache_folder(folder, gguf_file)
     if (target / "config.json").is_file():
         return str(target)
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")

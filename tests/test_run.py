@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import textwrap
 
 import pytest
@@ -182,3 +183,37 @@ def test_unreadable_result_file_is_a_one_line_error(finished_run, tmp_path, caps
     assert main(["report", str(copy), "--format", "md"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"tunebench: {broken}: not a JSON result file") and "\n" not in err
+
+
+def test_gguf_models_are_converted_once_before_the_matrix(tmp_path):
+    """De-quantisation happens before any cell (so no cell's load phase pays for it), once per file."""
+    from types import SimpleNamespace
+
+    from harness.models import gguf_cache_folder, prepare_models
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "m.gguf").write_bytes(b"GGUF")
+    task = SimpleNamespace(model=SimpleNamespace(source=str(folder), gguf_file="m.gguf"), path=tmp_path / "t.toml")
+    plain = SimpleNamespace(model=SimpleNamespace(source=str(folder), gguf_file=None), path=tmp_path / "u.toml")
+    calls, stream = [], io.StringIO()
+
+    def convert(source, gguf_file):
+        calls.append((source, gguf_file))
+        target = gguf_cache_folder(source, gguf_file)
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+
+    prepare_models([task, plain, task], stream, convert)
+    assert calls == [(str(folder), "m.gguf")] and "de-quantising once into" in stream.getvalue()
+    prepare_models([task], stream, convert)  # cached now: nothing to do
+    assert len(calls) == 1
+
+    def broken(source, gguf_file):
+        raise subprocess.CalledProcessError(1, "convert", stderr="Traceback ...\nValueError: not a GGUF file\n")
+
+    (folder / "n.gguf").write_bytes(b"????")
+    other = SimpleNamespace(model=SimpleNamespace(source=str(folder), gguf_file="n.gguf"), path=tmp_path / "t.toml")
+    prepare_models([other], stream, broken)
+    assert "could not prepare n.gguf (ValueError: not a GGUF file); its cells will convert it themselves" \
+        in stream.getvalue()

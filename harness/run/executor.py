@@ -15,6 +15,7 @@ import psutil
 
 from harness.specs import CellSpec, Matrix
 from harness.data import warm_cache
+from harness.models import prepare_models
 from harness.results.io import cell_result_path, read_result, write_result
 from harness.run.cell import TRACEBACK_LINES, failed_result
 
@@ -130,6 +131,7 @@ def run_matrix(matrix: Matrix, run_dir: Path, stream: TextIO | None = None,
             todo.append(cell)
     total = len(matrix.cells)
     warm_cache([cell.task for cell in todo])  # parse each task's source once, here, not in every cell
+    prepare_models([cell.task for cell in todo], stream)  # and de-quantise GGUF models before any cell
     if outcomes:
         print(f"resuming: {len(outcomes)} of {total} cells already done in {run_dir}", file=stream)
     timed: list[float] = []
