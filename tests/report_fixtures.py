@@ -5,6 +5,7 @@ import hashlib
 from pathlib import Path
 
 from harness.results.io import write_result
+from harness.results.schema import CellResult, ErrorInfo
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(2)>"
@@ -13,33 +14,36 @@ GiB = 2**30
 
 def cell_result(task: str, strategy: str, seed: int, value: float, *, memory: float, tokens_per_s: float | None,
                 status: str = "ok", metric: str = "accuracy", trainable: int = 1000, total: int = 100_000,
-                breakdown: dict | None = None, **extra) -> dict:
-    """One cell result with the fields the report reads."""
+                breakdown: dict | None = None, examples: list | None = None, confusion_matrix: dict | None = None,
+                message: str = "boom", **extra) -> dict:
+    """One cell result in the current schema (built through CellResult), with the fields the report reads."""
     header = {"cell_id": hashlib.sha256(f"{task}|{strategy}|{seed}".encode()).hexdigest()[:16],
               "task": task, "scenario": "classification", "domain": None, "strategy": strategy, "seed": seed,
               "profile": "default", "primary_metric": metric,
               "config": {"data_sha256": "abc123", "seed": seed, "strategy": strategy}}
     if status != "ok":
-        return {**header, "status": status, "primary_value": None,
-                "error": {"type": "RuntimeError", "message": extra.get("message", "boom"),
-                          "traceback_tail": ["Traceback (most recent call last):", "RuntimeError: boom"]}}
-    return {
-        **header, "status": "ok", "error": None, "metrics": {metric: value, "macro_f1": value - 0.01},
-        "primary_value": value,
-        "params": {"total": total, "trainable": trainable, "trainable_percent": 100 * trainable / total},
+        return CellResult(**header, status=status, error=ErrorInfo(
+            "RuntimeError", message, ["Traceback (most recent call last):", "RuntimeError: boom"])).to_dict()
+    details = {k: v for k, v in (("examples", examples), ("confusion_matrix", confusion_matrix)) if v is not None}
+    trackers = {
         "throughput": {"train_tokens_per_s": tokens_per_s, "train_samples_per_s": tokens_per_s and tokens_per_s / 30,
                        "eval_tokens_per_s": 2000.0 + seed},
         "memory": {"peak_bytes": memory, "kind": "process_peak_rss", "phases": {},
                    **({"breakdown": breakdown} if breakdown else {})},
         "timing": {"train_seconds": 30.0 + seed if tokens_per_s else None, "eval_seconds": 2.0, "load_seconds": 1.0},
-        "weights": {"bytes": trainable * 4, "format": "safetensors", "path": "weights"} if tokens_per_s else None,
-        "provenance": {"device": "cpu", "device_name": "x86_64", "python": "3.11.7", "platform": "Linux",
-                       "cpu_count": 2, "git_commit": "0123abcd", "git_dirty": False,
-                       "packages": {"torch": "2.13.0+cpu", "transformers": "5.24.0"}},
-        "data": {"source": f"{task} corpus", "citation": "Doe 2026", "licence": "CC BY 4.0", "train_rows": 100,
-                 "eval_rows": 50, "train_sha256": "1111", "eval_sha256": "2222", "split": None},
-        "finished_at": "2026-11-28T12:00:00+0000", **extra,
     }
+    result = CellResult(
+        **header, status="ok", metrics={metric: value, "macro_f1": value - 0.01}, primary_value=value,
+        details=details,
+        params={"total": total, "trainable": trainable, "trainable_percent": 100 * trainable / total},
+        weights={"bytes": trainable * 4, "format": "safetensors", "path": "weights"} if tokens_per_s else None,
+        provenance={"device": "cpu", "device_name": "x86_64", "python": "3.11.7", "platform": "Linux",
+                    "cpu_count": 2, "git_commit": "0123abcd", "git_dirty": False,
+                    "packages": {"torch": "2.13.0+cpu", "transformers": "5.24.0"}},
+        data={"source": f"{task} corpus", "citation": "Doe 2026", "licence": "CC BY 4.0", "train_rows": 100,
+              "eval_rows": 50, "train_sha256": "1111", "eval_sha256": "2222", "split": None},
+        finished_at="2026-11-28T12:00:00+0000", trackers=trackers)
+    return {**result.to_dict(), **extra}
 
 
 # (strategy, accuracy per seed, peak memory, train tokens/s): full is best beyond noise, lora ties it.

@@ -92,9 +92,9 @@ def test_every_strategy_runs_on_every_scenario(name, request, tmp_path):
             assert result["training"]["steps"] == 2
         _check_items(result, tmp_path / cell.cell_id)
         if name != "classification":
-            assert len(result["examples"]) == 2 and {"input", "reference", "prediction"} <= set(result["examples"][0])
+            assert len(result["details"]["examples"]) == 2 and {"input", "reference", "prediction"} <= set(result["details"]["examples"][0])
         else:
-            assert sum(map(sum, result["confusion_matrix"]["counts"])) == 6
+            assert sum(map(sum, result["details"]["confusion_matrix"]["counts"])) == 6
 
 
 def _check_items(result, cell_dir):

@@ -19,8 +19,8 @@ def _first_ok(results: list[dict], task: str) -> dict[str, dict]:
 
 def examples(results: list[dict], task: str) -> dict | None:
     """Inputs with the reference and each strategy's prediction side by side (lowest seed), or None."""
-    with_examples = {s: r["examples"] for s, r in _first_ok(results, task).items()
-                     if isinstance(r.get("examples"), list) and r["examples"]}
+    with_examples = {s: r["details"]["examples"] for s, r in _first_ok(results, task).items()
+                     if isinstance(r["details"].get("examples"), list) and r["details"]["examples"]}
     if not with_examples:
         return None
     first = next(iter(with_examples.values()))
@@ -39,7 +39,7 @@ def confusion_matrices(results: list[dict], task: str) -> list[dict]:
     """Per strategy (lowest ok seed) its confusion matrix, rows = reference, columns = prediction."""
     matrices = []
     for strategy, result in _first_ok(results, task).items():
-        matrix = result.get("confusion_matrix")
+        matrix = result["details"].get("confusion_matrix")
         if not isinstance(matrix, dict) or not matrix.get("labels") or not matrix.get("counts"):
             continue
         labels, counts = [str(label) for label in matrix["labels"]], matrix["counts"]

@@ -7,8 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "killed", "oom", "timeout")
+from harness.results.schema import SCHEMA_VERSION, STATUSES, CellResult, migrate  # noqa: F401
 
 
 def cell_result_path(run_dir: Path, cell_id: str) -> Path:
@@ -31,15 +30,15 @@ def write_json_atomic(path: Path, payload: dict) -> None:
         raise
 
 
-def write_result(run_dir: Path, result: dict) -> Path:
-    if result.get("status") not in STATUSES:
-        raise ValueError(f"result status must be one of {STATUSES}, got {result.get('status')!r}")
-    path = cell_result_path(run_dir, result["cell_id"])
-    write_json_atomic(path, {"schema_version": SCHEMA_VERSION, **result})
+def write_result(run_dir: Path, result: CellResult | dict) -> Path:
+    """Write one result in the current schema; a dict is checked against CellResult first."""
+    if isinstance(result, dict):
+        if result.get("status") not in STATUSES:
+            raise ValueError(f"result status must be one of {STATUSES}, got {result.get('status')!r}")
+        result = CellResult.from_dict(result)
+    path = cell_result_path(run_dir, result.cell_id)
+    write_json_atomic(path, {"schema_version": SCHEMA_VERSION, **result.to_dict()})
     return path
-
-
-REQUIRED_KEYS = ("cell_id", "task", "strategy", "seed", "status")
 
 
 class ResultFileError(ValueError):
@@ -47,18 +46,18 @@ class ResultFileError(ValueError):
 
 
 def read_result(path: Path) -> dict:
+    """One result in the current layout (older schema versions migrated), checked against CellResult."""
     try:
         with open(path, encoding="utf-8") as handle:
             result = json.load(handle)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResultFileError(f"{path}: not a JSON result file ({exc})") from None
-    if not isinstance(result, dict) or result.get("schema_version") != SCHEMA_VERSION:
-        found = result.get("schema_version") if isinstance(result, dict) else None
-        raise ResultFileError(f"{path}: schema_version: {found!r}, expected {SCHEMA_VERSION}")
-    for key in REQUIRED_KEYS:
-        if key not in result:
-            raise ResultFileError(f"{path}: {key}: missing")
-    return result
+    if not isinstance(result, dict):
+        raise ResultFileError(f"{path}: expected a JSON object, got {type(result).__name__}")
+    try:
+        return CellResult.from_dict(migrate(result)).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise ResultFileError(f"{path}: {exc}") from None
 
 
 def non_finite_paths(value, prefix: str = "") -> list[str]:

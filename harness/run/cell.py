@@ -126,7 +126,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         **cell_header(cell), "status": "ok", "error": None,
         "metrics": metrics, "primary_value": metrics[task.primary_metric],
         "reference": evaluation.reference_figures,
-        **evaluation.details,  # e.g. examples, confusion_matrix
+        "details": evaluation.details,  # e.g. examples, a confusion matrix
         "model_kind": kind,
         "params": params,
         "training": training_summary,
