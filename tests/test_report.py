@@ -204,7 +204,8 @@ def test_report_in_headless_chromium(tmp_path):
                  ".map(r => r.cells[0].textContent.trim())")
         before = page.evaluate(order)
         box = page.evaluate("(() => { const th = document.querySelector("
-                            "'section[data-task=sentiment] table.detail thead th:nth-child(3)'); th.scrollIntoView();"
+                            # the primary-metric header: after strategy, settings and seeds
+                            "'section[data-task=sentiment] table.detail thead th:nth-child(4)'); th.scrollIntoView();"
                             " const r = th.getBoundingClientRect();"
                             " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
         for kind in ("mousePressed", "mouseReleased"):

@@ -70,6 +70,21 @@ def test_exports_and_load_results_have_the_columns(finished_run, capsys):
     assert table[0].startswith("| task | scenario | strategy |") and len(table) == 2 + 5
 
 
+def test_strategy_options_and_changed_settings_are_columns_and_shown(finished_run, capsys):
+    _, run_dir, _ = finished_run
+    frame = harness.load_results(run_dir).set_index("strategy")
+    assert frame.loc["lora", "option.r"] == 8 and frame.loc["adapter", "option.bottleneck"] == 64
+    assert frame.loc["full", "training.learning_rate"] == 1e-3  # the task sets it; the default is 1e-4
+    assert "training.batch_size" not in frame  # left at its default by every cell: no column
+    assert main(["report", str(run_dir), "--format", "csv"]) == 0
+    assert "option.r" in capsys.readouterr().out.splitlines()[0]
+    settings = harness.load_aggregates(run_dir).set_index("strategy")["settings"]
+    assert settings["lora"].startswith("alpha=16, bias=none, dropout=0, r=8")
+    assert settings["full"] == "epochs=1, learning_rate=0.001, measure_warmup_steps=1"
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "<th scope=\"col\">settings</th>" in html and settings["lora"] in html
+
+
 def test_resume_skips_finished_cells(finished_run):
     _, run_dir, task = finished_run
     matrix = load_matrix([task])

@@ -95,14 +95,15 @@ def _figure(row, column: str, formatter) -> dict:
 def task_table(group, metric_columns: list[str]) -> dict:
     """Per-task sortable table: metrics (mean ± std), noise marker, memory, throughput, size, time."""
     primary = group["primary_metric"].dropna().iloc[0] if group["primary_metric"].notna().any() else "primary"
-    columns = ["strategy", "seeds", f"{primary} (primary)"] + [c.removeprefix("metric.") for c in metric_columns
+    columns = ["strategy", "settings", "seeds", f"{primary} (primary)"] + [c.removeprefix("metric.") for c in metric_columns
                                                                if c != f"metric.{primary}"]
     columns += ["vs best", "peak memory", "train tokens/s", "eval / generation tokens/s", "trainable %",
                 "trainable params", "saved weights", "training time"] + [f.header for f in shown_figures()]
     rows = []
     for _, row in sorted(group.iterrows(), key=lambda item: strategy_sort_key(item[1]["strategy"])):
         verdict = row["noise_vs_best"] if int(row["n"]) else None
-        cells = [_cell(row["strategy"], row["strategy"]), _cell(seed_count_text(row), int(row["n"])),
+        cells = [_cell(row["strategy"], row["strategy"]), _cell(row.get("settings") or "defaults", row.get("settings")),
+                 _cell(seed_count_text(row), int(row["n"])),
                  _cell(metric_value(row["primary_value_mean"], row["primary_value_std"]), row["primary_value_mean"],
                        classes="best" if verdict == BEST else "")]
         for column in metric_columns:

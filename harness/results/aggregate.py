@@ -28,7 +28,7 @@ from harness.values import missing
 GROUP_KEYS = ("task", "strategy")
 LEADING_COLUMNS = ("task", "strategy", "scenario", "primary_metric", "n", "n_failed", "best",
                    "within_noise_of_best", "noise_vs_best", "noise_test", "noise_p_value", "within_noise_of",
-                   "rank_in_task", "seeds", "failed_statuses")
+                   "rank_in_task", "seeds", "failed_statuses", "settings")
 
 # Values of the `noise_vs_best` column.
 BEST, TIE, DIFFERS, UNKNOWN = "best", "within noise", "differs", "single seed: noise unknown"
@@ -161,7 +161,8 @@ def aggregate(cells):
         row = {"task": task, "strategy": strategy, "scenario": _first(group["scenario"]),
                "primary_metric": _first(group["primary_metric"]), "n": int(len(ok)),
                "n_failed": int(len(group) - len(ok)), "seeds": ",".join(str(s) for s in sorted(ok["seed"])),
-               "failed_statuses": ",".join(sorted(set(group.loc[group["status"] != "ok", "status"])))}
+               "failed_statuses": ",".join(sorted(set(group.loc[group["status"] != "ok", "status"]))),
+               "settings": settings_text(group.iloc[0])}
         for column in figures:
             summary = summarize(pd.to_numeric(ok[column], errors="coerce"))
             row[f"{column}_mean"], row[f"{column}_std"], row[f"{column}_ci95"] = (
@@ -170,6 +171,22 @@ def aggregate(cells):
     frame = _mark_best(pd.DataFrame(rows, columns=None if rows else list(LEADING_COLUMNS)), PairedItems(cells))
     figure_columns = [c for c in frame.columns if c not in LEADING_COLUMNS]
     return frame[list(LEADING_COLUMNS) + figure_columns]
+
+
+def settings_text(cell) -> str:
+    """'r=8, alpha=16; learning_rate=0.001': a cell's strategy options, then the training settings that
+    appear as columns (those some cell of the run sets away from the default)."""
+    parts = []
+    for prefix in ("option.", "training."):
+        pairs = [f"{k.removeprefix(prefix)}={_short(v)}" for k, v in cell.items()
+                 if isinstance(k, str) and k.startswith(prefix) and not missing(v)]
+        if pairs:
+            parts.append(", ".join(pairs))
+    return "; ".join(parts)
+
+
+def _short(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def group_summary(row, column: str = "primary_value") -> Summary:

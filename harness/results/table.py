@@ -1,12 +1,14 @@
 """Cell results as one flat row each: the columns of exports and `load_results`."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import harness.measure  # noqa: F401  (registers the built-in trackers' figures)
 from harness.figures import FIGURES
 from harness.results.aggregate import aggregate as aggregate_cells
 from harness.results.io import read_results
+from harness.values import missing
 
 # The leading columns, in this order; then every other registered figure, then EXTRA_COLUMNS, then metrics.
 COLUMNS = (
@@ -53,9 +55,31 @@ def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
     }
     for figure in FIGURES.registered():
         row[figure.name] = figure.value(result)
+    config = result.get("config") or {}
+    for prefix, values in (("option", config.get("options")), ("training", (config.get("task") or {}).get("training"))):
+        for name, value in (values or {}).items():
+            row[f"{prefix}.{name}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
     for name, value in (result.get("metrics") or {}).items():
         row[f"metric.{name}"] = value
     return row
+
+
+def training_defaults() -> dict[str, object]:
+    """The `training.NAME` columns' values when a task leaves them alone."""
+    from dataclasses import fields
+
+    from harness.specs import TrainingSpec
+
+    return {f"training.{f.name}": f.default for f in fields(TrainingSpec)}
+
+
+def settings_columns(frame) -> list[str]:
+    """The strategy options, and the training settings that some cell sets away from the default."""
+    defaults = training_defaults()
+    options = sorted(c for c in frame.columns if c.startswith("option."))
+    changed = [c for c in defaults if c in frame.columns
+               and any(not (missing(v) and defaults[c] is None) and v != defaults[c] for v in frame[c])]
+    return options + changed
 
 
 def columns() -> list[str]:
@@ -79,7 +103,7 @@ def load_results(run_dir: str | Path, aggregate: bool = False):
         if column not in frame:
             frame[column] = None
     metric_columns = sorted(c for c in frame.columns if c.startswith("metric."))
-    return frame[columns() + metric_columns]
+    return frame[columns() + settings_columns(frame) + metric_columns]
 
 
 def load_aggregates(run_dir: str | Path):
