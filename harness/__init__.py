@@ -4,7 +4,7 @@
 `load_results(run_dir, aggregate=True)`): one row per (task, strategy) with mean, std,
 95% CI and n over seeds, and which strategy is best per task and which tie with it.
 """
-from harness.results.table import load_aggregates
-from harness.results.table import load_results
+
+from harness.results.table import load_aggregates, load_results
 
 __all__ = ["load_aggregates", "load_results"]

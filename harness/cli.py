@@ -1,4 +1,5 @@
 """The `tunebench` command: validate, list, run, report."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.config import DEFAULT_STRATEGIES, PLUGIN_GROUP, PROFILES, ConfigError, load_matrix, load_plugins
 from harness.results.io import ResultFileError
@@ -31,24 +33,37 @@ def cmd_list(args) -> int:
     from harness.results.table import data_source_text
 
     matrix = load_matrix(args.paths or ["tasks"])
-    rows, seen = [], set()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for cell in matrix.cells:
         task = cell.task
         if task.name in seen:
             continue
         seen.add(task.name)
-        rows.append({"name": task.name, "scenario": task.task.scenario, "domain": task.task.domain,
-                     "model": task.model.source, "model_kind": declared_kind(task.model, task.path.parent),
-                     "dataset": task.data.hub or task.data.train, "source": task.data.source,
-                     "citation": task.data.citation, "licence": task.data.licence,
-                     "metrics": list(task.metric.names), "primary_metric": task.primary_metric,
-                     "path": str(task.path)})
+        rows.append(
+            {
+                "name": task.name,
+                "scenario": task.task.scenario,
+                "domain": task.task.domain,
+                "model": task.model.source,
+                "model_kind": declared_kind(task.model, task.path.parent),
+                "dataset": task.data.hub or task.data.train,
+                "source": task.data.source,
+                "citation": task.data.citation,
+                "licence": task.data.licence,
+                "metrics": list(task.metric.names),
+                "primary_metric": task.primary_metric,
+                "path": str(task.path),
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            print(f"{row['name']:<17} {row['scenario']:<19} {row['model_kind']:<8} {row['model']:<34} "
-                  f"{','.join(row['metrics'])}")
+            print(
+                f"{row['name']:<17} {row['scenario']:<19} {row['model_kind']:<8} {row['model']:<34} "
+                f"{','.join(row['metrics'])}"
+            )
             print(f"{'':<17} data: {row['dataset']}")
             print(f"{'':<17} {data_source_text(row) or 'source, citation and licence not stated'}")
     return EXIT_OK
@@ -127,20 +142,37 @@ def _memory_size(text: str) -> int:
 
 
 def _add_constraint_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
-                        help="largest acceptable peak memory: bytes, or e.g. 2GiB, 500MB")
-    parser.add_argument("--min-metric", type=float, metavar="VALUE",
-                        help="smallest acceptable primary metric (largest, for lower-is-better metrics)")
-    parser.add_argument("--prefer", choices=("accuracy", "memory", "speed"), default="accuracy",
-                        help="what decides among the strategies that meet the limits (default: accuracy)")
+    parser.add_argument(
+        "--max-memory",
+        type=_memory_size,
+        metavar="SIZE",
+        help="largest acceptable peak memory: bytes, or e.g. 2GiB, 500MB",
+    )
+    parser.add_argument(
+        "--min-metric",
+        type=float,
+        metavar="VALUE",
+        help="smallest acceptable primary metric (largest, for lower-is-better metrics)",
+    )
+    parser.add_argument(
+        "--prefer",
+        choices=("accuracy", "memory", "speed"),
+        default="accuracy",
+        help="what decides among the strategies that meet the limits (default: accuracy)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunebench", description="Benchmark fine-tuning strategies on TOML tasks.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first (repeatable); it may register strategies, scenarios, metrics "
-                             f"or trackers. Installed packages can also declare the {PLUGIN_GROUP} entry point")
+    common.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (repeatable); it may register strategies, scenarios, metrics "
+        f"or trackers. Installed packages can also declare the {PLUGIN_GROUP} entry point",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, **options) -> argparse.ArgumentParser:  # every command takes --plugin
@@ -162,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     report = command("report", help="HTML report, or a table export with --format")
     report.add_argument("run_dir")
-    report.add_argument("--format", choices=("csv", "md", "json", "latex"),
-                        help="a table export instead of the HTML report")
+    report.add_argument(
+        "--format", choices=("csv", "md", "json", "latex"), help="a table export instead of the HTML report"
+    )
     report.add_argument("--out", help="output file (HTML default: RUN_DIR/report.html; exports: standard output)")
     report.add_argument("--baseline", metavar="OTHER_RUN_DIR", help="HTML: per-cell deltas against this run")
     _add_constraint_options(report)

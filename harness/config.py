@@ -5,32 +5,55 @@ Layers, lowest first: spec defaults < the task's tables < the strategy's
 ``[profiles.NAME]``. Every problem in every file is collected and raised as
 one ConfigError naming file, line and dotted key.
 """
+
 from __future__ import annotations
 
 import copy
 import importlib
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from harness.schema import Collector, ConfigError, KeyLines, Problem, build
-from harness.specs import (DEFAULT_STRATEGIES, CellSpec, DataSpec, GenerationSpec, LmEvalSpec, Matrix,  # noqa: F401
-                           MetricSpec, ModelSpec, SuiteInfo, TaskInfo, TaskSpec, TrainingSpec)
 from harness.registry import did_you_mean
+from harness.schema import Collector, ConfigError, KeyLines, Problem, build
+from harness.specs import (
+    DEFAULT_STRATEGIES,
+    CellSpec,
+    DataSpec,
+    GenerationSpec,
+    LmEvalSpec,
+    Matrix,  # noqa: F401
+    MetricSpec,
+    ModelSpec,
+    SuiteInfo,
+    TaskInfo,
+    TaskSpec,
+    TrainingSpec,
+)
 
 # Built-in profiles: `smoke` proves the pipeline runs, `default` is the task as
 # written, `full` lifts the task's sample caps.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {"data": {"max_train_samples": 16, "max_eval_samples": 4},
-              "training": {"epochs": 1, "max_steps": 2, "batch_size": 4, "eval_batch_size": 8,
-                           "measure_warmup_steps": 1, "save_weights": False},
-              "generation": {"max_new_tokens": 8}},
+    "smoke": {
+        "data": {"max_train_samples": 16, "max_eval_samples": 4},
+        "training": {
+            "epochs": 1,
+            "max_steps": 2,
+            "batch_size": 4,
+            "eval_batch_size": 8,
+            "measure_warmup_steps": 1,
+            "save_weights": False,
+        },
+        "generation": {"max_new_tokens": 8},
+    },
     "default": {},
     "full": {"data": {"max_train_samples": None, "max_eval_samples": None}},
 }
 
 
 # ---------------------------------------------------------------- file reading
+
 
 def _read_toml(path: Path, problems: list[Problem]) -> tuple[dict | None, KeyLines | None]:
     try:
@@ -72,8 +95,9 @@ def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
         try:
             point.load()
         except Exception as exc:  # a broken installed plugin: say which one, in one line
-            raise ImportError(f"entry point {point.name} = {point.value!r} ({PLUGIN_GROUP}): "
-                              f"{type(exc).__name__}: {exc}") from None
+            raise ImportError(
+                f"entry point {point.name} = {point.value!r} ({PLUGIN_GROUP}): {type(exc).__name__}: {exc}"
+            ) from None
     for module in modules:
         try:
             importlib.import_module(module)
@@ -83,8 +107,18 @@ def load_plugins(modules: tuple[str, ...] | list[str]) -> None:
 
 # ---------------------------------------------------------------- tasks
 
-_TASK_TABLES = ("task", "scenario", "model", "data", "metric", "training", "generation", "lm_eval",
-                "strategies", "profiles")
+_TASK_TABLES = (
+    "task",
+    "scenario",
+    "model",
+    "data",
+    "metric",
+    "training",
+    "generation",
+    "lm_eval",
+    "strategies",
+    "profiles",
+)
 _SPEC_TABLES = ("task", "scenario", "model", "data", "metric", "training", "generation", "lm_eval")
 
 
@@ -92,6 +126,7 @@ def _registries():
     from harness.metrics import METRICS
     from harness.scenarios import SCENARIOS
     from harness.strategies import STRATEGIES
+
     return SCENARIOS, STRATEGIES, METRICS
 
 
@@ -107,7 +142,7 @@ def _check_refs(path: Path, layered: dict, out: Collector) -> None:
         if name in scenarios:
             scenario = scenarios.get(name)
             if scenario.needs_domain and not info.get("domain"):
-                out.add("task.domain", f"scenario {name!r} needs the domain named, e.g. domain = \"medical\"")
+                out.add("task.domain", f'scenario {name!r} needs the domain named, e.g. domain = "medical"')
         else:
             out.add("task.scenario", str(_lookup_error(scenarios, name)))
     names = metric.get("names")
@@ -115,24 +150,36 @@ def _check_refs(path: Path, layered: dict, out: Collector) -> None:
         if not isinstance(name, str) or name.startswith(EVALUATE_PREFIX):
             continue
         if name not in metrics:
-            out.add(f"metric.names[{i}]", str(_lookup_error(metrics, name)) +
-                    f"; or {EVALUATE_PREFIX}NAME for the evaluate library")
+            out.add(
+                f"metric.names[{i}]",
+                str(_lookup_error(metrics, name)) + f"; or {EVALUATE_PREFIX}NAME for the evaluate library",
+            )
         elif scenario is not None and name not in (usable := metrics_needing(scenario.provides)):
             needs = ", ".join(sorted(metrics.get(name).needs - scenario.provides))
-            out.add(f"metric.names[{i}]", f"metric {name!r} needs {needs}, which scenario {scenario.name!r} "
-                                          f"does not provide; use one of {', '.join(usable)}")
+            out.add(
+                f"metric.names[{i}]",
+                f"metric {name!r} needs {needs}, which scenario {scenario.name!r} "
+                f"does not provide; use one of {', '.join(usable)}",
+            )
         # metrics that apply only under some scenario options are checked by _check_fit
     _check_data(path, data, out)
     fields = data.get("fields")
     for name in fields if isinstance(fields, dict) and scenario is not None else ():
+        assert scenario is not None  # for the type checker: the loop runs only with a scenario
         if name not in scenario.fields:
-            out.add(f"data.fields.{name}", f"unknown field{did_you_mean(name, list(scenario.fields))}; "
-                                           f"scenario {scenario.name!r} reads: {', '.join(scenario.fields)}")
-    if isinstance(include := (layered.get("lm_eval") or {}).get("include_path"), str) \
-            and not (path.parent / include).is_dir():
+            out.add(
+                f"data.fields.{name}",
+                f"unknown field{did_you_mean(name, list(scenario.fields))}; "
+                f"scenario {scenario.name!r} reads: {', '.join(scenario.fields)}",
+            )
+    if (
+        isinstance(include := (layered.get("lm_eval") or {}).get("include_path"), str)
+        and not (path.parent / include).is_dir()
+    ):
         out.add("lm_eval.include_path", f"folder not found: {(path.parent / include).resolve()}")
     if isinstance(source := model.get("source"), str):
         from harness.models import resolve_source
+
         try:
             gguf = model.get("gguf_file")
             resolve_source(source, path.parent, gguf if isinstance(gguf, str) else None)
@@ -169,6 +216,7 @@ def _lookup_error(registry, name: str) -> Exception:
 
 def _only_tables(raw: dict, out: Collector) -> dict:
     """`raw` without values that should be tables but are not (each one reported)."""
+
     def keep(value: Any, key: str, depth: int) -> Any:
         if not isinstance(value, dict):
             out.add(key, f"expected a table, got {type(value).__name__} ({value!r})")
@@ -190,22 +238,34 @@ def _only_tables(raw: dict, out: Collector) -> dict:
 def _layered(raw: dict, strategy: str | None, profile: str) -> dict:
     layered = {k: raw.get(k, {}) for k in _SPEC_TABLES}
     if strategy is not None:
-        layered["training"] = _merge(layered["training"], raw.get("strategies", {}).get(strategy, {}).get("training", {}))
+        layered["training"] = _merge(
+            layered["training"], raw.get("strategies", {}).get(strategy, {}).get("training", {})
+        )
     layered = _merge(layered, PROFILES[profile])
     return _merge(layered, raw.get("profiles", {}).get(profile, {}))
 
 
 def _build_task(path: Path, layered: dict, out: Collector) -> TaskSpec | None:
     parts: dict[str, Any] = {}
-    for table, cls in (("task", TaskInfo), ("model", ModelSpec), ("data", DataSpec), ("metric", MetricSpec),
-                       ("training", TrainingSpec), ("generation", GenerationSpec)):
+    for table, cls in (
+        ("task", TaskInfo),
+        ("model", ModelSpec),
+        ("data", DataSpec),
+        ("metric", MetricSpec),
+        ("training", TrainingSpec),
+        ("generation", GenerationSpec),
+    ):
         parts[table] = build(cls, layered[table], table, out)
     lm_eval = build(LmEvalSpec, layered["lm_eval"], "lm_eval", out) if layered["lm_eval"] else None
     scenario_options = _build_scenario_options(layered, out)
     before = len(out.problems)
     _check_refs(path, layered, out)
-    if any(v is None for v in parts.values()) or scenario_options is None or len(out.problems) > before \
-            or (layered["lm_eval"] and lm_eval is None):
+    if (
+        any(v is None for v in parts.values())
+        or scenario_options is None
+        or len(out.problems) > before
+        or (layered["lm_eval"] and lm_eval is None)
+    ):
         return None
     spec = TaskSpec(path=path.resolve(), scenario=scenario_options, lm_eval=lm_eval, **parts)
     _check_fit(spec, out)
@@ -225,8 +285,11 @@ def _check_fit(spec: TaskSpec, out: Collector) -> None:
             out.add(f"metric.names[{i}]", f"metric {name!r} does not apply here; use one of {', '.join(allowed)}")
     kind = declared_kind(spec.model, spec.path.parent)
     if kind != "auto" and kind not in scenario.supported_kinds(spec.scenario):
-        out.add("model.source", f"{kind} models do not fit scenario {scenario.name!r} with these options; "
-                                f"it takes {' or '.join(scenario.supported_kinds(spec.scenario))} models")
+        out.add(
+            "model.source",
+            f"{kind} models do not fit scenario {scenario.name!r} with these options; "
+            f"it takes {' or '.join(scenario.supported_kinds(spec.scenario))} models",
+        )
     if spec.lm_eval is not None and kind == "encoder":
         out.add("lm_eval", "lm-eval evaluates causal or seq2seq models; this task's model is an encoder")
 
@@ -259,8 +322,9 @@ def _build_options(raw: dict, strategy: str, out: Collector) -> Any:
     return options
 
 
-def load_task_cells(path: Path, strategies: tuple[str, ...] | None, seeds: tuple[int, ...],
-                    profile: str, problems: list[Problem]) -> list[CellSpec]:
+def load_task_cells(
+    path: Path, strategies: tuple[str, ...] | None, seeds: tuple[int, ...], profile: str, problems: list[Problem]
+) -> list[CellSpec]:
     """Cells for one task file; problems are appended, never raised."""
     raw, lines = _read_toml(path, problems)
     if raw is None:
@@ -274,7 +338,9 @@ def load_task_cells(path: Path, strategies: tuple[str, ...] | None, seeds: tuple
     raw = _only_tables(raw, out)
     for name in raw.get("profiles", {}):
         if name not in PROFILES:
-            out.add(f"profiles.{name}", f"unknown profile{did_you_mean(name, list(PROFILES))}; known: {', '.join(PROFILES)}")
+            out.add(
+                f"profiles.{name}", f"unknown profile{did_you_mean(name, list(PROFILES))}; known: {', '.join(PROFILES)}"
+            )
     chosen = strategies if strategies is not None else DEFAULT_STRATEGIES
     cells: list[CellSpec] = []
     base = _build_task(path, _layered(raw, None, profile), out)
@@ -293,6 +359,7 @@ def load_task_cells(path: Path, strategies: tuple[str, ...] | None, seeds: tuple
 
 # ---------------------------------------------------------------- suites and paths
 
+
 def _task_files(path: Path) -> list[Path]:
     return sorted(p for p in path.glob("*.toml") if p.is_file()) if path.is_dir() else [path]
 
@@ -304,21 +371,32 @@ def _is_suite(path: Path) -> bool:
         return False
 
 
-def load_matrix(paths: list[str | Path], strategies: tuple[str, ...] | None = None,
-                seeds: int | None = None, profile: str | None = None, plugins: tuple[str, ...] = ()) -> Matrix:
+def load_matrix(
+    paths: list[str | Path],
+    strategies: tuple[str, ...] | None = None,
+    seeds: int | None = None,
+    profile: str | None = None,
+    extra_plugins: tuple[str, ...] = (),
+) -> Matrix:
     """Expand task files, suite files and folders into cells, or raise ConfigError.
 
-    Explicit arguments (the command line) win over suite settings. `plugins` (from --plugin) are
+    Explicit arguments (the command line) win over suite settings. `extra_plugins` (from --plugin) are
     imported by the caller; they are recorded so that every cell's process imports them too.
     """
     problems: list[Problem] = []
     if profile is not None and profile not in PROFILES:
-        problems.append(Problem("<command line>", None, "--profile",
-                                f"unknown profile {profile!r}{did_you_mean(profile, list(PROFILES))}; known: {', '.join(PROFILES)}"))
+        problems.append(
+            Problem(
+                "<command line>",
+                None,
+                "--profile",
+                f"unknown profile {profile!r}{did_you_mean(profile, list(PROFILES))}; known: {', '.join(PROFILES)}",
+            )
+        )
         raise ConfigError(problems)
     cells: list[CellSpec] = []
     limits: dict[str, Any] = {}
-    plugins: list[str] = list(plugins)
+    plugins: list[str] = list(extra_plugins)
     for path in map(Path, paths):
         if not path.exists():
             problems.append(Problem(str(path), None, "", "no such file or folder"))
@@ -335,7 +413,8 @@ def load_matrix(paths: list[str | Path], strategies: tuple[str, ...] | None = No
                 continue
             plugins.extend(suite.plugins)
             task_paths = [f for t in suite.tasks for f in _task_files(path.parent / t)]
-            chosen, n_seeds, prof = strategies or suite.strategies, seeds or suite.seeds, profile or suite.profile
+            chosen: tuple[str, ...] | None = strategies or suite.strategies
+            n_seeds, prof = seeds or suite.seeds, profile or suite.profile
         else:
             task_paths = _task_files(path)
             chosen, n_seeds, prof = strategies, seeds or 1, profile or "default"
@@ -346,8 +425,9 @@ def load_matrix(paths: list[str | Path], strategies: tuple[str, ...] | None = No
     for cell in cells:
         owner = owners.setdefault(cell.task.name, cell.task.path)
         if owner != cell.task.path:
-            problem = Problem(str(cell.task.path), None, "task.name",
-                              f"task name {cell.task.name!r} is already used by {owner}")
+            problem = Problem(
+                str(cell.task.path), None, "task.name", f"task name {cell.task.name!r} is already used by {owner}"
+            )
             if problem not in problems:
                 problems.append(problem)
         unique.setdefault(cell.cell_id, cell)

@@ -5,6 +5,7 @@ read this registry, so a figure a tracker declares reaches all of them without f
 Trackers (harness.measure) register their figures with themselves; the figures below come from the
 cell itself (the model's parameter counts and saved weights, and the primary metric).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Model sources (installed packages that carry weights, local folders, hub ids) and loading by kind."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,8 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from harness.data.sources import PACKAGE_PREFIX, package_folder
 
@@ -24,7 +25,7 @@ def resolve_source(source: str, base: Path, gguf_file: str | None = None) -> str
     """
     marker = gguf_file or "config.json"
     if source.startswith(PACKAGE_PREFIX):
-        package, _, subdir = source[len(PACKAGE_PREFIX):].partition("/")
+        package, _, subdir = source[len(PACKAGE_PREFIX) :].partition("/")
         folder = package_folder(package) / subdir
         if not (folder / marker).is_file():
             raise ValueError(f"package {package!r} has no {marker} in {folder}")
@@ -75,8 +76,11 @@ def prepare_models(tasks, stream, convert: Callable[[str, str], None] = _convert
             convert(folder, task.model.gguf_file)
         except (subprocess.CalledProcessError, OSError) as exc:
             detail = (getattr(exc, "stderr", "") or str(exc)).strip().splitlines()
-            print(f"could not prepare {task.model.gguf_file} ({detail[-1] if detail else exc}); "
-                  f"its cells will convert it themselves", file=stream)
+            print(
+                f"could not prepare {task.model.gguf_file} ({detail[-1] if detail else exc}); "
+                f"its cells will convert it themselves",
+                file=stream,
+            )
 
 
 def materialize_gguf(folder: str, gguf_file: str) -> str:

@@ -1,8 +1,10 @@
 """Name -> class registries with "did you mean" errors."""
+
 from __future__ import annotations
 
 import difflib
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -5,6 +5,7 @@ Spec dataclasses declare their keys as fields; field metadata may carry
 ``problems(self) -> list[tuple[str, str]]`` for cross-field rules, returning
 (relative dotted key, message) pairs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -89,8 +90,14 @@ class Collector:
         self.problems.append(Problem(self.path, line, key, message))
 
 
-_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-               list: "a list", dict: "a table"}
+_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "a table",
+}
 
 
 def _describe(value: Any) -> str:
@@ -124,11 +131,13 @@ def _convert(value: Any, hint: Any, key: str, out: Collector) -> Any:
             return None
         _, value_hint = typing.get_args(hint)
         return types.MappingProxyType({k: _convert(v, value_hint, f"{key}.{k}", out) for k, v in value.items()})
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value, key, out)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+    if hint in (int, float, str, bool) and not (
+        isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    ):
         out.add(key, f"expected {_TYPE_NAMES[hint]}, got {_describe(value)}")
         return None
     return value
@@ -141,11 +150,15 @@ def build(cls: type, raw: Any, prefix: str, out: Collector) -> Any:
         return None
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    dotted = (lambda name: f"{prefix}.{name}" if prefix else name)
+
+    def dotted(name: str) -> str:
+        return f"{prefix}.{name}" if prefix else name
+
     for name in raw:
         if name not in fields:
-            out.add(dotted(name), f"unknown key{did_you_mean(name, list(fields))}; "
-                                  f"allowed: {', '.join(sorted(fields))}")
+            out.add(
+                dotted(name), f"unknown key{did_you_mean(name, list(fields))}; allowed: {', '.join(sorted(fields))}"
+            )
     values: dict[str, Any] = {}
     ok = True
     for name, field in fields.items():
@@ -180,11 +193,16 @@ def build(cls: type, raw: Any, prefix: str, out: Collector) -> Any:
     return spec if ok else None
 
 
-def field(default: Any = dataclasses.MISSING, *, help: str, min: float | None = None,
-          max: float | None = None, factory: Any = dataclasses.MISSING) -> Any:
+def field(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    min: float | None = None,
+    max: float | None = None,
+    factory: Any = dataclasses.MISSING,
+) -> Any:
     """A documented spec field with optional inclusive bounds."""
-    return dataclasses.field(default=default, default_factory=factory,
-                             metadata={"help": help, "min": min, "max": max})
+    return dataclasses.field(default=default, default_factory=factory, metadata={"help": help, "min": min, "max": max})
 
 
 def to_plain(value: Any) -> Any:

@@ -3,6 +3,7 @@
 Every field is documented; `min`/`max` bounds and `problems()` cross-field rules are
 checked by harness.schema.build when a file is loaded (harness.config).
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,7 +30,8 @@ class TaskInfo:
 class ModelSpec:
     source: str = field(help="'package:IMPORT_NAME/SUBDIR', a local folder (relative to the task file) or a hub id")
     kind: Literal["auto", "encoder", "causal", "seq2seq"] = field(
-        "auto", help="architecture family; auto reads it from the model config")
+        "auto", help="architecture family; auto reads it from the model config"
+    )
     gguf_file: str | None = field(None, help="GGUF file inside the source folder; converted once and cached")
     max_length: int = field(128, min=8, help="tokens; longer inputs are truncated")
     revision: str | None = field(None, help="hub revision, only for hub ids")
@@ -68,15 +70,23 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    train: str | None = field(None, help="training data: a file or folder relative to the task file, or "
-                                         "package:IMPORT_NAME/PATH inside an installed package (#MEMBER for a zip)")
+    train: str | None = field(
+        None,
+        help="training data: a file or folder relative to the task file, or "
+        "package:IMPORT_NAME/PATH inside an installed package (#MEMBER for a zip)",
+    )
     eval: str | None = field(None, help="evaluation data, as train; or leave it out and carve it with split")
-    split: SplitSpec | None = field(None, help="carve the evaluation rows out of train: { eval = 0.2, seed = 0, stratify = true }")
+    split: SplitSpec | None = field(
+        None, help="carve the evaluation rows out of train: { eval = 0.2, seed = 0, stratify = true }"
+    )
     format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "folders"] = field(
-        "auto", help="file format; auto reads it from the name (.bz2, .gz, .zip compression allowed); "
-                     "folders: one sub-folder of text files per label")
+        "auto",
+        help="file format; auto reads it from the name (.bz2, .gz, .zip compression allowed); "
+        "folders: one sub-folder of text files per label",
+    )
     encoding_errors: Literal["strict", "replace"] = field(
-        "strict", help="strict: text that is not UTF-8 is an error; replace: bad bytes become U+FFFD")
+        "strict", help="strict: text that is not UTF-8 is an error; replace: bad bytes become U+FFFD"
+    )
     transforms: tuple[dict[str, Any], ...] = field((), help="[[data.transforms]] applied in order to the source rows")
     source: str | None = field(None, help="where the data comes from, e.g. 'SMS Spam Collection (UCI)'")
     citation: str | None = field(None, help="how to cite it, e.g. 'Almeida & Hidalgo 2011'")
@@ -85,8 +95,10 @@ class DataSpec:
     hub_config: str | None = field(None, help="hub dataset configuration name")
     train_split: str = field("train", help="hub split used for training")
     eval_split: str = field("test", help="hub split used for evaluation")
-    fields: dict[str, str] = field(factory=dict, help="scenario field -> column name in the data "
-                                                       "(a nested path such as input.1.content is allowed)")
+    fields: dict[str, str] = field(
+        factory=dict,
+        help="scenario field -> column name in the data (a nested path such as input.1.content is allowed)",
+    )
     max_train_samples: int | None = field(None, min=1, help="use at most this many training rows")
     max_eval_samples: int | None = field(None, min=1, help="use at most this many evaluation rows")
 
@@ -186,8 +198,14 @@ class CellSpec:
         """The resolved config as plain data (what the cell id hashes)."""
         task = to_plain(self.task)
         task["path"] = self.task.path.name
-        return {"task": task, "strategy": self.strategy, "options": to_plain(self.options),
-                "seed": self.seed, "profile": self.profile, "data_sha256": _data_digest(self.task)}
+        return {
+            "task": task,
+            "strategy": self.strategy,
+            "options": to_plain(self.options),
+            "seed": self.seed,
+            "profile": self.profile,
+            "data_sha256": _data_digest(self.task),
+        }
 
     @functools.cached_property
     def cell_id(self) -> str:
@@ -208,7 +226,9 @@ class SuiteInfo:
     profile: str = field("default", help="smoke, default or full")
     cell_timeout_s: float | None = field(None, min=1, help="kill a cell that runs longer (seconds)")
     cell_memory_limit_mb: int | None = field(None, min=1, help="kill a cell whose resident set grows past this (MiB)")
-    plugins: tuple[str, ...] = field((), help="modules imported first; they may register strategies, scenarios, metrics")
+    plugins: tuple[str, ...] = field(
+        (), help="modules imported first; they may register strategies, scenarios, metrics"
+    )
 
 
 @dataclass(frozen=True)

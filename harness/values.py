@@ -1,4 +1,5 @@
 """The one test for a missing value: None, or a float NaN (what pandas and JSON null become)."""
+
 from __future__ import annotations
 
 import math

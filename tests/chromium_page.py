@@ -2,6 +2,7 @@
 
 Chromium reads commands from fd 3 and writes replies and events to fd 4, each a JSON text ending in NUL.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,9 +17,19 @@ import zlib
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         "--disable-dev-shm-usage", "--remote-debugging-pipe")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-pipe",
+)
 
 
 class DevToolsPage:
@@ -34,9 +45,14 @@ class DevToolsPage:
             os.dup2(commands, 3)
             os.dup2(replies, 4)
 
-        self.process = subprocess.Popen([str(CHROMIUM), *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, preexec_fn=wire_pipes, close_fds=False)
+        self.process = subprocess.Popen(
+            [str(CHROMIUM), *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire_pipes,
+            close_fds=False,
+        )
         os.close(to_browser_read)
         os.close(from_browser_write)
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
@@ -101,8 +117,9 @@ class DevToolsPage:
 
 
 def screenshot_png(page: DevToolsPage, width: int, height: int) -> bytes:
-    data = page.page("Page.captureScreenshot", format="png",
-                     clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1})["data"]
+    data = page.page(
+        "Page.captureScreenshot", format="png", clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+    )["data"]
     return base64.b64decode(data)
 
 
@@ -111,8 +128,8 @@ def png_pixels(png: bytes) -> tuple[int, int, list[bytes]]:
     assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     position, idat, header = 8, b"", None
     while position < len(png):
-        length, kind = struct.unpack(">I4s", png[position:position + 8])
-        body = png[position + 8:position + 8 + length]
+        length, kind = struct.unpack(">I4s", png[position : position + 8])
+        body = png[position + 8 : position + 8 + length]
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
         elif kind == b"IDAT":
@@ -123,7 +140,7 @@ def png_pixels(png: bytes) -> tuple[int, int, list[bytes]]:
     channels = 3 if colour == 2 else 4
     raw, stride, rows, previous = zlib.decompress(idat), width * channels, [], bytearray(width * channels)
     for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             left = line[i - channels] if i >= channels else 0
             up, up_left = previous[i], previous[i - channels] if i >= channels else 0

@@ -1,4 +1,5 @@
 """Strategies that fail on purpose, loaded through a suite's `plugins` key."""
+
 from __future__ import annotations
 
 import os
@@ -39,4 +40,4 @@ class HogsMemory(Strategy):
         hoard = []
         while True:
             hoard.append(bytearray(64 * 2**20))
-            hoard[-1][:: 4096] = b"\x01" * len(hoard[-1][:: 4096])  # touch every page
+            hoard[-1][::4096] = b"\x01" * len(hoard[-1][::4096])  # touch every page

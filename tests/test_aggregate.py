@@ -1,4 +1,5 @@
 """Aggregates over seeds (mean, sample std, 95% CI, n) and the noise rule, in frames and exports."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Task and suite files: every mistake is reported at once, with file, line and key."""
+
 from __future__ import annotations
 
 import textwrap
@@ -132,13 +133,18 @@ def test_unknown_strategy_on_the_command_line(tmp_path, tiny_bert_dir, capsys):
 
 
 def test_layering_strategy_training_and_profiles(tmp_path, tiny_bert_dir):
-    path = write_task(tmp_path, "t", tiny_bert_dir, body="""
+    path = write_task(
+        tmp_path,
+        "t",
+        tiny_bert_dir,
+        body="""
         [strategies.full.training]
         learning_rate = 5e-5
 
         [profiles.smoke.training]
         batch_size = 2
-        """)
+        """,
+    )
     cells = {c.strategy: c for c in load_matrix([path], strategies=("full", "lora"), profile="smoke").cells}
     assert cells["full"].task.training.learning_rate == 5e-5
     assert cells["lora"].task.training.learning_rate == 1e-3
@@ -164,17 +170,20 @@ def test_suite_selects_tasks_strategies_seeds_and_profile(tmp_path, tiny_bert_di
     suites = tmp_path / "suites"
     suites.mkdir()
     suite = suites / "s.toml"
-    suite.write_text(textwrap.dedent("""\
+    suite.write_text(
+        textwrap.dedent("""\
         [suite]
         name = "s"
         tasks = [".."]
         strategies = ["none", "lora"]
         seeds = 2
         profile = "smoke"
-        """))
+        """)
+    )
     matrix = load_matrix([suite])
     assert sorted({(c.task.name, c.strategy, c.seed) for c in matrix.cells}) == [
-        (t, s, n) for t in ("a", "b") for s in ("lora", "none") for n in (0, 1)]
+        (t, s, n) for t in ("a", "b") for s in ("lora", "none") for n in (0, 1)
+    ]
     assert {c.profile for c in matrix.cells} == {"smoke"}
     assert len(load_matrix([suite], strategies=("full",), seeds=1).cells) == 2  # the command line wins
 
@@ -190,7 +199,9 @@ def test_non_utf8_files_and_non_table_profiles_are_one_line_errors(tmp_path, tin
     binary = tmp_path / "weights.toml"
     binary.write_bytes(b"\xff\xfe\x00 not text")
     assert main(["validate", str(binary)]) == 2
-    assert capsys.readouterr().err.strip() == f"{binary}: not a UTF-8 text file (a TOML task or suite file was expected)"
+    assert (
+        capsys.readouterr().err.strip() == f"{binary}: not a UTF-8 text file (a TOML task or suite file was expected)"
+    )
     path = write_task(tmp_path, "t", tiny_bert_dir)
     path.write_text("profiles = 1\n" + path.read_text())
     assert main(["validate", str(path)]) == 2
@@ -201,15 +212,22 @@ def test_scenario_options_must_fit_model_kind_and_metrics(tmp_path, tiny_bert_di
     path = write_task(tmp_path, "t", tiny_bert_dir)
     text = path.read_text().replace('scenario = "classification"', 'scenario = "question_answering"')
     text = text.replace('["accuracy", "macro_f1"]', '["token_f1", "perplexity"]').replace(
-        'fields = { text = "review", label = "sentiment" }', "")
+        'fields = { text = "review", label = "sentiment" }', ""
+    )
     path.write_text(text + '\n[scenario]\nstyle = "generative"\n\n[lm_eval]\ntasks = ["x"]\n')
     with pytest.raises(ConfigError) as caught:
         load_matrix([path])
     message = str(caught.value)
     assert "model.source: encoder models do not fit scenario 'question_answering'" in message
     assert "lm_eval: lm-eval evaluates causal or seq2seq models" in message
-    path.write_text(path.read_text().replace('style = "generative"', 'style = "extractive"')
-                    .replace('\n[lm_eval]\ntasks = ["x"]\n', ""))
-    with pytest.raises(ConfigError, match=r"metric.names\[1\]: metric 'perplexity' does not apply here; use one "
-                                          r"of bleu, chrf, distinct_1, distinct_2, exact_match, rouge1"):
+    path.write_text(
+        path.read_text()
+        .replace('style = "generative"', 'style = "extractive"')
+        .replace('\n[lm_eval]\ntasks = ["x"]\n', "")
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"metric.names\[1\]: metric 'perplexity' does not apply here; use one "
+        r"of bleu, chrf, distinct_1, distinct_2, exact_match, rouge1",
+    ):
         load_matrix([path])  # extractive QA gives answer text but no loss on a reference

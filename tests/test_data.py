@@ -1,4 +1,5 @@
 """Shipped data is reproducible from its generator; local formats load."""
+
 from __future__ import annotations
 
 import json
@@ -28,13 +29,18 @@ def test_local_formats_and_field_mapping(tmp_path, tiny_bert_dir, suffix):
     frame = pd.DataFrame(rows)
     for split in ("train", "eval"):
         path = tmp_path / f"{split}.{suffix}"
-        {"csv": lambda p: frame.to_csv(p, index=False), "parquet": frame.to_parquet,
-         "jsonl": lambda p: p.write_text("\n".join(json.dumps(r) for r in rows))}[suffix](path)
+        {
+            "csv": lambda p: frame.to_csv(p, index=False),
+            "parquet": frame.to_parquet,
+            "jsonl": lambda p: p.write_text("\n".join(json.dumps(r) for r in rows)),
+        }[suffix](path)
     task_path = write_task(tmp_path, "t", tiny_bert_dir)
-    task_path.write_text(task_path.read_text()
-                         .replace(str(ROOT / "tasks/data/sentiment/train.jsonl"), f"train.{suffix}")
-                         .replace(str(ROOT / "tasks/data/sentiment/eval.jsonl"), f"eval.{suffix}")
-                         .replace("max_train_samples = 64", "max_train_samples = 4"))
+    task_path.write_text(
+        task_path.read_text()
+        .replace(str(ROOT / "tasks/data/sentiment/train.jsonl"), f"train.{suffix}")
+        .replace(str(ROOT / "tasks/data/sentiment/eval.jsonl"), f"eval.{suffix}")
+        .replace("max_train_samples = 64", "max_train_samples = 4")
+    )
     task = load_matrix([task_path]).cells[0].task
     train, evaluation = load_rows(task, ("text", "label"))
     assert len(train) == 4 and len(evaluation) == 10
@@ -53,9 +59,11 @@ def test_a_missing_value_is_an_error_naming_file_row_and_field(tmp_path, tiny_be
     for split in ("train", "eval"):
         (tmp_path / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     task_path = write_task(tmp_path, "t", tiny_bert_dir)
-    task_path.write_text(task_path.read_text()
-                         .replace(str(ROOT / "tasks/data/sentiment/train.jsonl"), "train.jsonl")
-                         .replace(str(ROOT / "tasks/data/sentiment/eval.jsonl"), "eval.jsonl"))
+    task_path.write_text(
+        task_path.read_text()
+        .replace(str(ROOT / "tasks/data/sentiment/train.jsonl"), "train.jsonl")
+        .replace(str(ROOT / "tasks/data/sentiment/eval.jsonl"), "eval.jsonl")
+    )
     task = load_matrix([task_path]).cells[0].task
     with pytest.raises(ValueError, match=r"train.jsonl: row 2: field label \(column 'sentiment'\) is missing"):
         load_rows(task, ("text", "label"))

@@ -1,5 +1,6 @@
 """Data from installed packages, compressed files and class folders; transforms; deterministic splits;
 provenance in results, listings and reports."""
+
 from __future__ import annotations
 
 import bz2
@@ -24,12 +25,28 @@ from harness.data.transforms import apply_transforms
 from harness.results import read_results
 from tests.conftest import ROOT
 
-REVIEWS = [("a moving, funny film", 2.5), ("dull and far too long", -2.0), ("a triumph of acting", 3.1),
-           ("the plot makes no sense", -1.5), ("quietly wonderful", 1.9), ("an ugly mess", -3.2),
-           ("fine, I suppose", 0.2), ("sharp and clever", 2.2), ("painfully slow", -2.7), ("bold and fresh", 1.1),
-           ("a tedious bore", -1.9), ("loved every minute", 3.4), ("it was a film", -0.1), ("weak script", -1.2),
-           ("great fun for all", 2.8), ("forgettable", -1.4), ("a warm surprise", 1.6), ("badly acted", -2.3),
-           ("moving and true", 2.0), ("a waste of time", -3.0)]
+REVIEWS = [
+    ("a moving, funny film", 2.5),
+    ("dull and far too long", -2.0),
+    ("a triumph of acting", 3.1),
+    ("the plot makes no sense", -1.5),
+    ("quietly wonderful", 1.9),
+    ("an ugly mess", -3.2),
+    ("fine, I suppose", 0.2),
+    ("sharp and clever", 2.2),
+    ("painfully slow", -2.7),
+    ("bold and fresh", 1.1),
+    ("a tedious bore", -1.9),
+    ("loved every minute", 3.4),
+    ("it was a film", -0.1),
+    ("weak script", -1.2),
+    ("great fun for all", 2.8),
+    ("forgettable", -1.4),
+    ("a warm surprise", 1.6),
+    ("badly acted", -2.3),
+    ("moving and true", 2.0),
+    ("a waste of time", -3.0),
+]
 
 
 @pytest.fixture
@@ -49,7 +66,8 @@ def data_package(tmp_path, monkeypatch) -> Path:
 
 def _task(folder: Path, model_dir: Path, data: str, name: str = "pkg") -> Path:
     path = folder / f"{name}.toml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         [task]
         name = "{name}"
         scenario = "classification"
@@ -59,7 +77,9 @@ def _task(folder: Path, model_dir: Path, data: str, name: str = "pkg") -> Path:
         max_length = 32
 
         [data]
-        """) + textwrap.dedent(data) + textwrap.dedent("""
+        """)
+        + textwrap.dedent(data)
+        + textwrap.dedent("""
         [metric]
         names = ["accuracy", "macro_f1"]
 
@@ -68,7 +88,9 @@ def _task(folder: Path, model_dir: Path, data: str, name: str = "pkg") -> Path:
         batch_size = 8
         measure_warmup_steps = 0
         save_weights = false
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -87,6 +109,7 @@ PACKAGE_DATA = """\
 
 # ---------------------------------------------------------------- sources
 
+
 def test_package_path_resolves_without_importing_the_package(data_package, tmp_path, tiny_bert_dir):
     task = load_matrix([_task(tmp_path, tiny_bert_dir, PACKAGE_DATA)]).cells[0].task
     loaded = load_task_data(task, ("text", "label"))
@@ -96,13 +119,19 @@ def test_package_path_resolves_without_importing_the_package(data_package, tmp_p
     assert loaded.record["split"] == {"eval": 0.25, "seed": 0, "stratify": True}
 
 
-@pytest.mark.parametrize("reference, message", [
-    ("package:notinstalleddata/data/x.csv",
-     "data.train: package 'notinstalleddata' is not installed; fix: pip install --no-deps notinstalleddata"),
-    ("package:tinydata/data/missing.csv", "data.train: package 'tinydata' has no data/missing.csv"),
-])
-def test_missing_package_or_path_is_one_line_naming_file_key_and_fix(data_package, tmp_path, tiny_bert_dir,
-                                                                      capsys, reference, message):
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        (
+            "package:notinstalleddata/data/x.csv",
+            "data.train: package 'notinstalleddata' is not installed; fix: pip install --no-deps notinstalleddata",
+        ),
+        ("package:tinydata/data/missing.csv", "data.train: package 'tinydata' has no data/missing.csv"),
+    ],
+)
+def test_missing_package_or_path_is_one_line_naming_file_key_and_fix(
+    data_package, tmp_path, tiny_bert_dir, capsys, reference, message
+):
     task = _task(tmp_path, tiny_bert_dir, PACKAGE_DATA.replace("package:tinydata/data/reviews.tsv", reference))
     with pytest.raises(ConfigError) as error:
         load_matrix([task])
@@ -119,12 +148,15 @@ def test_missing_package_or_path_is_one_line_naming_file_key_and_fix(data_packag
 ROWS = [{"text": "good", "label": "pos"}, {"text": "bad, really", "label": "neg"}]
 
 
-@pytest.mark.parametrize("name, write", [
-    ("d.csv.gz", lambda p: p.write_bytes(gzip.compress(b'text,label\ngood,pos\n"bad, really",neg\n'))),
-    ("d.jsonl.bz2", lambda p: p.write_bytes(bz2.compress("\n".join(json.dumps(r) for r in ROWS).encode()))),
-    ("d.tsv", lambda p: p.write_text("text\tlabel\ngood\tpos\nbad, really\tneg\n")),
-    ("d.json", lambda p: p.write_text(json.dumps(ROWS))),
-])
+@pytest.mark.parametrize(
+    "name, write",
+    [
+        ("d.csv.gz", lambda p: p.write_bytes(gzip.compress(b'text,label\ngood,pos\n"bad, really",neg\n'))),
+        ("d.jsonl.bz2", lambda p: p.write_bytes(bz2.compress("\n".join(json.dumps(r) for r in ROWS).encode()))),
+        ("d.tsv", lambda p: p.write_text("text\tlabel\ngood\tpos\nbad, really\tneg\n")),
+        ("d.json", lambda p: p.write_text(json.dumps(ROWS))),
+    ],
+)
 def test_formats_and_compression(tmp_path, name, write):
     write(tmp_path / name)
     assert [{k: r[k] for k in ("text", "label")} for r in read_rows(DataLocation(tmp_path / name))] == ROWS
@@ -156,12 +188,19 @@ def test_folder_per_class_and_non_utf8_text(tmp_path):
             (tmp_path / "news" / label / f"{i:03d}.txt").write_text(text + "\n", encoding="utf-8")
     (tmp_path / "news" / "tech" / "009.txt").write_bytes(b"costs \xa3100")
     location = DataLocation(tmp_path / "news")
-    with pytest.raises(ValueError, match=r"009.txt: line 1: not UTF-8 text \(byte 0xa3 at offset 6\); "
-                                         r"set \[data\] encoding_errors = \"replace\""):
+    with pytest.raises(
+        ValueError,
+        match=r"009.txt: line 1: not UTF-8 text \(byte 0xa3 at offset 6\); "
+        r"set \[data\] encoding_errors = \"replace\"",
+    ):
         read_rows(location)
     rows = read_rows(location, encoding_errors="replace")
-    assert [(r["label"], r["text"]) for r in rows] == [("sport", "goal!"), ("sport", "a draw"),
-                                                       ("tech", "new chip"), ("tech", "costs \ufffd100")]
+    assert [(r["label"], r["text"]) for r in rows] == [
+        ("sport", "goal!"),
+        ("sport", "a draw"),
+        ("tech", "new chip"),
+        ("tech", "costs \ufffd100"),
+    ]
 
 
 def test_unknown_format_is_named(tmp_path):
@@ -171,62 +210,114 @@ def test_unknown_format_is_named(tmp_path):
 
 
 def test_nested_field_paths(tmp_path, tiny_bert_dir):
-    rows = [{"input": [{"role": "system", "content": "s"}, {"role": "user", "content": f"text {i}"}],
-             "ideal": "pos" if i % 2 else "neg"} for i in range(8)]
+    rows = [
+        {
+            "input": [{"role": "system", "content": "s"}, {"role": "user", "content": f"text {i}"}],
+            "ideal": "pos" if i % 2 else "neg",
+        }
+        for i in range(8)
+    ]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    task = load_matrix([_task(tmp_path, tiny_bert_dir, """\
+    task = (
+        load_matrix(
+            [
+                _task(
+                    tmp_path,
+                    tiny_bert_dir,
+                    """\
         train = "d.jsonl"
         split = { eval = 2 }
         fields = { text = "input.-1.content", label = "ideal" }
-        """)]).cells[0].task
+        """,
+                )
+            ]
+        )
+        .cells[0]
+        .task
+    )
     loaded = load_task_data(task, ("text", "label"))
     assert sorted(r["text"] for r in loaded.train + loaded.eval) == [f"text {i}" for i in range(8)]
 
 
 # ---------------------------------------------------------------- transforms
 
+
 def test_threshold_relabel_keep_and_duplicates():
     rows = [{"r": "2.0", "t": "A"}, {"r": "-0.2", "t": "b"}, {"r": "-3", "t": "a"}, {"r": "1", "t": "c"}]
-    out = apply_transforms(rows, ({"name": "threshold", "column": "r", "margin": 0.5},
-                                  {"name": "relabel", "column": "label",
-                                   "values": {"positive": "pos", "negative": "neg"}},
-                                  {"name": "drop_duplicates", "column": "t"},
-                                  {"name": "keep", "column": "label", "values": ["pos"]}), "f.csv")
+    out = apply_transforms(
+        rows,
+        (
+            {"name": "threshold", "column": "r", "margin": 0.5},
+            {"name": "relabel", "column": "label", "values": {"positive": "pos", "negative": "neg"}},
+            {"name": "drop_duplicates", "column": "t"},
+            {"name": "keep", "column": "label", "values": ["pos"]},
+        ),
+        "f.csv",
+    )
     assert out == [{"r": "2.0", "t": "A", "label": "pos"}, {"r": "1", "t": "c", "label": "pos"}]
 
 
 def test_multiple_choice_finds_options_and_answer_text():
-    rows = [{"q": "A fox met a crow.\nWhich moral?\nA) Be kind. B) Do not trust flatterers. C) Work hard.\nAnswer.",
-             "ideal": ["The final answer is: B"]},
-            {"q": "Plan A. failed. Is the owner liable?\nA. Yes, always.\nB. No, never.\nAnswer:", "ideal": "A"},
-            {"q": "Which drug?\n\na) Aspirin\nb) Codeine", "ideal": "b) Codeine"}]
-    out = apply_transforms(rows, ({"name": "multiple_choice", "column": "q", "answer": "ideal",
-                                   "stem_until": "\nWhich moral"},), "mc.jsonl")
+    rows = [
+        {
+            "q": "A fox met a crow.\nWhich moral?\nA) Be kind. B) Do not trust flatterers. C) Work hard.\nAnswer.",
+            "ideal": ["The final answer is: B"],
+        },
+        {"q": "Plan A. failed. Is the owner liable?\nA. Yes, always.\nB. No, never.\nAnswer:", "ideal": "A"},
+        {"q": "Which drug?\n\na) Aspirin\nb) Codeine", "ideal": "b) Codeine"},
+    ]
+    out = apply_transforms(
+        rows,
+        ({"name": "multiple_choice", "column": "q", "answer": "ideal", "stem_until": "\nWhich moral"},),
+        "mc.jsonl",
+    )
     assert [r["answer_text"] for r in out] == ["Do not trust flatterers.", "Yes, always.", "Codeine"]
     assert out[0]["question"] == "A fox met a crow." and out[1]["choices"] == ["Yes, always.", "No, never."]
 
 
 def test_conversation_alternates_roles_and_ends_on_the_reply():
-    rows = [{"messages": [[{"text": "hi"}, {"text": "there"}], [{"text": "hello"}], [{"text": "how are you"}],
-                          [{"text": "fine"}], [{"text": "bye"}]]},
-            {"messages": [[{"text": "anyone?"}]]}]  # one turn: nothing to predict, dropped
+    rows = [
+        {
+            "messages": [
+                [{"text": "hi"}, {"text": "there"}],
+                [{"text": "hello"}],
+                [{"text": "how are you"}],
+                [{"text": "fine"}],
+                [{"text": "bye"}],
+            ]
+        },
+        {"messages": [[{"text": "anyone?"}]]},
+    ]  # one turn: nothing to predict, dropped
     out = apply_transforms(rows, ({"name": "conversation", "max_turns": 6},), "chat.json")
-    assert out == [{"messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"},
-                                 {"role": "user", "content": "how are you"},
-                                 {"role": "assistant", "content": "fine"}]}]
+    assert out == [
+        {
+            "messages": [
+                {"role": "user", "content": "hi there"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "how are you"},
+                {"role": "assistant", "content": "fine"},
+            ]
+        }
+    ]
 
 
 def test_clean_text_unescapes_and_strips():
-    out = apply_transforms([{"review": '"It&#039;s fine"'}], ({"name": "clean_text", "column": "review",
-                                                               "strip": '"'},), "r.tsv")
+    out = apply_transforms(
+        [{"review": '"It&#039;s fine"'}], ({"name": "clean_text", "column": "review", "strip": '"'},), "r.tsv"
+    )
     assert out == [{"review": "It's fine"}]
 
 
-@pytest.mark.parametrize("transform, message", [
-    ('name = "treshold"\ncolumn = "rating"', "data.transforms[0].name: unknown data transform 'treshold' "
-                                              "(did you mean 'threshold'?)"),
-    ('name = "threshold"\ncolum = "rating"', "data.transforms[0].colum: unknown key (did you mean 'column'?)"),
-])
+@pytest.mark.parametrize(
+    "transform, message",
+    [
+        (
+            'name = "treshold"\ncolumn = "rating"',
+            "data.transforms[0].name: unknown data transform 'treshold' (did you mean 'threshold'?)",
+        ),
+        ('name = "threshold"\ncolum = "rating"', "data.transforms[0].colum: unknown key (did you mean 'column'?)"),
+    ],
+)
 def test_transform_mistakes_are_config_errors(data_package, tmp_path, tiny_bert_dir, transform, message):
     data = textwrap.dedent(PACKAGE_DATA).replace('name = "threshold"\ncolumn = "rating"', transform)
     assert data != textwrap.dedent(PACKAGE_DATA)
@@ -241,10 +332,14 @@ def test_a_transform_on_a_missing_column_names_file_and_transform(tmp_path):
 
 # ---------------------------------------------------------------- splits
 
+
 def test_split_is_seeded_stratified_and_keeps_file_order():
     rows = [{"text": str(i), "label": "spam" if i % 8 == 0 else "ham"} for i in range(400)]
     train, evaluation = split_rows(rows, 0.25, 0, True, "f")
-    assert len(evaluation) == 100 and Counter(r["label"] for r in evaluation) == {"ham": 88, "spam": 12}  # 87.5 / 12.5: ties go to the first label
+    assert len(evaluation) == 100 and Counter(r["label"] for r in evaluation) == {
+        "ham": 88,
+        "spam": 12,
+    }  # 87.5 / 12.5: ties go to the first label
     assert [int(r["text"]) for r in evaluation] == sorted(int(r["text"]) for r in evaluation)
     assert not {r["text"] for r in train} & {r["text"] for r in evaluation}
     assert split_rows(rows, 0.25, 0, True, "f") == (train, evaluation)
@@ -262,19 +357,21 @@ def test_split_mistakes():
         split_rows(rows, 5, 0, False, "f")
 
 
-@pytest.mark.parametrize("data, key", [
-    ('train = "d.jsonl"\n', "data.train: give 'train' and 'eval' files, a 'train' file and a 'split'"),
-    ('train = "d.jsonl"\neval = "d.jsonl"\nsplit = { eval = 0.2 }\n', "data.split: give either an 'eval' file"),
-    ('train = "d.jsonl"\nsplit = { eval = 2.5 }\n', "data.split.eval: must be a share between 0 and 1 or a whole"),
-])
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ('train = "d.jsonl"\n', "data.train: give 'train' and 'eval' files, a 'train' file and a 'split'"),
+        ('train = "d.jsonl"\neval = "d.jsonl"\nsplit = { eval = 0.2 }\n', "data.split: give either an 'eval' file"),
+        ('train = "d.jsonl"\nsplit = { eval = 2.5 }\n', "data.split.eval: must be a share between 0 and 1 or a whole"),
+    ],
+)
 def test_split_config_mistakes(tmp_path, tiny_bert_dir, data, key):
     (tmp_path / "d.jsonl").write_text('{"text": "a", "label": "x"}\n')
     with pytest.raises(ConfigError, match=key.replace("(", r"\(")):
         load_matrix([_task(tmp_path, tiny_bert_dir, data)])
 
 
-def test_every_cell_of_a_task_sees_the_same_rows_and_reports_the_source(data_package, tmp_path, tiny_bert_dir,
-                                                                         capsys):
+def test_every_cell_of_a_task_sees_the_same_rows_and_reports_the_source(data_package, tmp_path, tiny_bert_dir, capsys):
     """Two strategies x two seeds in their own processes: one eval digest, one train digest; the source
     reaches the results, the listing, the exports and the report."""
     task = _task(tmp_path, tiny_bert_dir, PACKAGE_DATA)

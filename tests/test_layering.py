@@ -1,4 +1,5 @@
 """The import graph of harness/ has no cycles: each module can be read (and changed) after the ones it uses."""
+
 from __future__ import annotations
 
 import ast

@@ -1,5 +1,6 @@
 """A LoRA adapter saved by a run loads with peft on its base model and is evaluated by lm-eval,
 in process and through lm-eval's own command line."""
+
 from __future__ import annotations
 
 import os
@@ -41,11 +42,34 @@ def test_saved_adapter_loads_with_peft_and_runs_lm_eval_in_process(saved_lora, t
 
 
 def test_saved_adapter_runs_through_lm_eval_command_line(saved_lora, tiny_llama_dir, tmp_path):
-    command = [sys.executable, "-m", "lm_eval", "--model", "hf",
-               "--model_args", f"pretrained={tiny_llama_dir},peft={saved_lora},tokenizer={tiny_llama_dir}",
-               "--tasks", "tunebench_openqa", "--include_path", str(LM_EVAL_TASKS), "--limit", "4",
-               "--device", "cpu", "--batch_size", "4", "--output_path", str(tmp_path / "out")]
-    done = subprocess.run(command, cwd=LM_EVAL_TASKS, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_llama_dir},peft={saved_lora},tokenizer={tiny_llama_dir}",
+        "--tasks",
+        "tunebench_openqa",
+        "--include_path",
+        str(LM_EVAL_TASKS),
+        "--limit",
+        "4",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "4",
+        "--output_path",
+        str(tmp_path / "out"),
+    ]
+    done = subprocess.run(
+        command,
+        cwd=LM_EVAL_TASKS,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "tunebench_openqa" in done.stdout and "perplexity" in done.stdout

@@ -1,4 +1,5 @@
 """Trackers: warm-up exclusion, phase memory, parameter counts."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Offline text metrics against hand-computed values, and the evaluate: bridge."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Plugins without a suite: --plugin on every command and the tunebench.plugins entry point; what they
 register flows through a run to every table without an edit outside the plugin."""
+
 from __future__ import annotations
 
 import json
@@ -38,13 +39,14 @@ def toy_task(tmp_path, tiny_bert_dir, name="toy"):
     return path
 
 
-def test_a_plugin_metric_and_tracker_reach_every_table(tmp_path, tiny_bert_dir, monkeypatch,
-                                                                             capsys):
+def test_a_plugin_metric_and_tracker_reach_every_table(tmp_path, tiny_bert_dir, monkeypatch, capsys):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the cell processes import tests.toy_plugins
     task = toy_task(tmp_path, tiny_bert_dir)
     run_dir = tmp_path / "run"
-    assert main(["run", str(task), "--strategies", "none,full", "--out", str(run_dir),
-                 "--plugin", "tests.toy_plugins"]) == 0
+    assert (
+        main(["run", str(task), "--strategies", "none,full", "--out", str(run_dir), "--plugin", "tests.toy_plugins"])
+        == 0
+    )
     cells = harness.load_results(run_dir)
     assert (cells["primary_metric"] == "toy_agreement").all()
     assert list(cells["metric.toy_agreement"]) == pytest.approx(list(100 * cells["metric.accuracy"]))
@@ -52,10 +54,12 @@ def test_a_plugin_metric_and_tracker_reach_every_table(tmp_path, tiny_bert_dir, 
     aggregates = harness.load_aggregates(run_dir).set_index("strategy")
     assert aggregates.loc["full", "toy_phases_mean"] == 3 and "metric.toy_agreement_mean" in aggregates
     capsys.readouterr()
-    for fmt, needles in (("csv", ("metric.toy_agreement", "toy_phases_mean")),
-                         ("json", ("metric.toy_agreement", "toy_phases_mean")),
-                         ("md", ("toy_agreement", "toy_phases (phases)")),
-                         ("latex", ("toy\\_agreement", "toy\\_phases (phases)"))):
+    for fmt, needles in (
+        ("csv", ("metric.toy_agreement", "toy_phases_mean")),
+        ("json", ("metric.toy_agreement", "toy_phases_mean")),
+        ("md", ("toy_agreement", "toy_phases (phases)")),
+        ("latex", ("toy\\_agreement", "toy\\_phases (phases)")),
+    ):
         assert main(["report", str(run_dir), "--format", fmt]) == 0
         out = capsys.readouterr().out
         assert all(needle in out for needle in needles), (fmt, out[:2000])
@@ -73,8 +77,9 @@ def test_without_the_plugin_the_metric_is_unknown_and_a_missing_plugin_is_one_li
     with_plugin = subprocess.run(validate + ["--plugin", "tests.toy_plugins"], cwd=ROOT, capture_output=True, text=True)
     assert with_plugin.returncode == 0, with_plugin.stderr
     assert main(["list", str(task), "--plugin", "tests.no_such_plugin"]) == 2
-    assert capsys.readouterr().err.strip() == ("tunebench: cannot import plugin tests.no_such_plugin: "
-                                               "No module named 'tests.no_such_plugin'")
+    assert capsys.readouterr().err.strip() == (
+        "tunebench: cannot import plugin tests.no_such_plugin: No module named 'tests.no_such_plugin'"
+    )
 
 
 def test_an_installed_entry_point_is_loaded_by_every_command(tmp_path, tiny_bert_dir, monkeypatch, capsys):
@@ -82,13 +87,15 @@ def test_an_installed_entry_point_is_loaded_by_every_command(tmp_path, tiny_bert
     (site / "toy_ep-0.1.dist-info").mkdir(parents=True)
     (site / "toy_ep-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-ep\nVersion: 0.1\n")
     (site / "toy_ep-0.1.dist-info" / "entry_points.txt").write_text("[tunebench.plugins]\ntoy = toy_ep_metrics\n")
-    (site / "toy_ep_metrics.py").write_text(textwrap.dedent("""\
+    (site / "toy_ep_metrics.py").write_text(
+        textwrap.dedent("""\
         from harness.metrics import register_metric
 
         @register_metric("toy_entry_point", needs=("labels",))
         def toy(predictions, references):
             return 0.5
-        """))
+        """)
+    )
     monkeypatch.syspath_prepend(str(site))
     task = write_task(tmp_path, "ep", tiny_bert_dir)
     task.write_text(task.read_text().replace(PRIMARY, '[metric]\nnames = ["accuracy", "toy_entry_point"]\n'))

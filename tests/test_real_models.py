@@ -1,4 +1,5 @@
 """Checks on the real pretrained MiniLM that the shipped tasks use (installed from PyPI, offline)."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,8 @@ def test_lora_on_minilm_matches_peft_and_the_design_figure():
     model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2)
     lora = STRATEGIES.get("lora")
     applied = lora(lora.Options(r=8, target_modules=("query", "value"))).apply(
-        model, ModelContext(("classifier",), "SEQ_CLS"))
+        model, ModelContext(("classifier",), "SEQ_CLS")
+    )
     freeze_all_but(applied.model, applied, ("classifier",))
     trainable, _ = applied.model.get_nb_trainable_parameters()
     assert count_parameters(applied.model)["trainable"] == trainable == 73_728 + 770

@@ -1,4 +1,5 @@
 """'Which strategy should I pick?' on the terminal and in the report, under memory and metric limits."""
+
 from __future__ import annotations
 
 import pytest
@@ -49,7 +50,8 @@ def test_preferences_and_lower_is_better_metrics(run_dir):
     assert _picks(run_dir, prefer="memory")["sentiment"].strategy == "lora"  # `none` is the baseline, never picked
     qa = _picks(run_dir)["qa"]  # perplexity, lower is better: lora (14.5) ties full (12.5) and needs less memory
     assert qa.strategy == "lora" and "perplexity (14.500 ± 0.500) is within noise of the best, full (12.500" in (
-        qa.reason)
+        qa.reason
+    )
     assert _picks(run_dir, min_metric=13.0, prefer="memory")["qa"].strategy == "full"  # lora 14.5 misses <= 13
 
 

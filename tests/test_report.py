@@ -1,4 +1,5 @@
 """The HTML report and the publishing exports, rendered from result files built in Python."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,15 @@ from pathlib import Path
 
 import pytest
 from chromium_page import CHROMIUM, DevToolsPage, png_pixels, screenshot_png
-from report_fixtures import (XSS_IMG, XSS_SCRIPT, cell_result, injected_results, single_seed_results,
-                             three_seed_results, write_run)
+from report_fixtures import (
+    XSS_IMG,
+    XSS_SCRIPT,
+    cell_result,
+    injected_results,
+    single_seed_results,
+    three_seed_results,
+    write_run,
+)
 
 from harness.cli import main
 from harness.report.export import export
@@ -25,8 +33,10 @@ def test_markdown_is_a_github_table(run_dir):
     text = export(run_dir, "md")
     table, notes = text.split("\n\n", 1)
     lines = table.splitlines()
-    assert notes.split("\n\n") == ["Data (qa): qa corpus (Doe 2026), CC BY 4.0",
-                                     "Data (sentiment): sentiment corpus (Doe 2026), CC BY 4.0\n"]
+    assert notes.split("\n\n") == [
+        "Data (qa): qa corpus (Doe 2026), CC BY 4.0",
+        "Data (sentiment): sentiment corpus (Doe 2026), CC BY 4.0\n",
+    ]
     assert lines[0].startswith("| task | scenario | strategy |")
     assert re.fullmatch(r"\|(---\|)+", lines[1])
     counts = {len(re.findall(r"(?<!\\)\|", line)) for line in lines}
@@ -59,18 +69,26 @@ def test_latex_is_a_booktabs_fragment_that_compiles(run_dir):
 
 
 def test_latex_escapes_special_characters(tmp_path):
-    assert latex_escape("a_b & 50% #1 $x {y} ~^\\") == ("a\\_b \\& 50\\% \\#1 \\$x \\{y\\} \\textasciitilde{}"
-                                                       "\\textasciicircum{}\\textbackslash{}")
-    run_dir = write_run(tmp_path / "run", [cell_result("my_task & 50%", "lora", 0, 0.5, memory=1e9,
-                                                       tokens_per_s=10.0)])
+    assert latex_escape("a_b & 50% #1 $x {y} ~^\\") == (
+        "a\\_b \\& 50\\% \\#1 \\$x \\{y\\} \\textasciitilde{}\\textasciicircum{}\\textbackslash{}"
+    )
+    run_dir = write_run(tmp_path / "run", [cell_result("my_task & 50%", "lora", 0, 0.5, memory=1e9, tokens_per_s=10.0)])
     row = _latex_rows(export(run_dir, "latex"))[0]
     assert row.startswith("my\\_task \\& 50\\% & accuracy & lora &")
 
 
 def test_html_has_every_section_and_no_external_reference(run_dir):
     page = render_html(run_dir)
-    for heading in ("Overview: primary metric per task", "Which strategy should I pick?", "Task sentiment",
-                    "Task qa", "Failed cells", "Provenance", "Examples", "Confusion matrices"):
+    for heading in (
+        "Overview: primary metric per task",
+        "Which strategy should I pick?",
+        "Task sentiment",
+        "Task qa",
+        "Failed cells",
+        "Provenance",
+        "Examples",
+        "Confusion matrices",
+    ):
         assert heading in page
     assert "CUDA out of memory while allocating" in page and "oom" in page
     assert page.count("<svg") == 2 * 2 + 1  # two scatter charts per task; breakdown bars where measured
@@ -142,8 +160,9 @@ def test_templates_ship_with_the_package():
     assert '"harness.report" = ["templates/*"]' in pyproject
 
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
-                                    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+)
 PAGE_WIDTH, PAGE_HEIGHT = 1280, 900
 
 
@@ -151,8 +170,9 @@ def _open(path: Path, profile: Path) -> DevToolsPage:
     page = DevToolsPage(profile)
     for domain in ("Page", "Runtime", "Log", "Network"):
         page.page(f"{domain}.enable")
-    page.page("Emulation.setDeviceMetricsOverride", width=PAGE_WIDTH, height=PAGE_HEIGHT, deviceScaleFactor=1,
-              mobile=False)
+    page.page(
+        "Emulation.setDeviceMetricsOverride", width=PAGE_WIDTH, height=PAGE_HEIGHT, deviceScaleFactor=1, mobile=False
+    )
     page.page("Page.navigate", url=path.resolve().as_uri())
     page.wait_for("Page.loadEventFired")
     page.evaluate("new Promise(done => setTimeout(done, 200))")  # let late errors arrive
@@ -160,11 +180,18 @@ def _open(path: Path, profile: Path) -> DevToolsPage:
 
 
 def _problems(page: DevToolsPage, own_url: str) -> tuple[list, list]:
-    errors = [e for e in page.events if e["method"] == "Runtime.exceptionThrown"
-              or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-              or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
-    requests = [e["params"]["request"]["url"] for e in page.events if e["method"] == "Network.requestWillBeSent"
-                and e["params"]["request"]["url"] != own_url]
+    errors = [
+        e
+        for e in page.events
+        if e["method"] == "Runtime.exceptionThrown"
+        or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+        or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
+    requests = [
+        e["params"]["request"]["url"]
+        for e in page.events
+        if e["method"] == "Network.requestWillBeSent" and e["params"]["request"]["url"] != own_url
+    ]
     return errors, requests
 
 
@@ -197,17 +224,21 @@ def test_report_in_headless_chromium(tmp_path):
         width, height, rows = png_pixels(png)
         assert (width, height) == (PAGE_WIDTH, PAGE_HEIGHT)
         background = rows[0][:3]
-        pixels = [row[i:i + 3] for row in rows[::4] for i in range(0, len(row), 3 * 4)]
+        pixels = [row[i : i + 3] for row in rows[::4] for i in range(0, len(row), 3 * 4)]
         assert len(set(pixels)) > 50 and sum(p != background for p in pixels) > len(pixels) // 20
 
-        order = ("Array.from(document.querySelector('section[data-task=sentiment] table.detail').tBodies[0].rows)"
-                 ".map(r => r.cells[0].textContent.trim())")
+        order = (
+            "Array.from(document.querySelector('section[data-task=sentiment] table.detail').tBodies[0].rows)"
+            ".map(r => r.cells[0].textContent.trim())"
+        )
         before = page.evaluate(order)
-        box = page.evaluate("(() => { const th = document.querySelector("
-                            # the primary-metric header: after strategy, settings and seeds
-                            "'section[data-task=sentiment] table.detail thead th:nth-child(4)'); th.scrollIntoView();"
-                            " const r = th.getBoundingClientRect();"
-                            " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        box = page.evaluate(
+            "(() => { const th = document.querySelector("
+            # the primary-metric header: after strategy, settings and seeds
+            "'section[data-task=sentiment] table.detail thead th:nth-child(4)'); th.scrollIntoView();"
+            " const r = th.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
             page.page("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
         ascending = page.evaluate(order)

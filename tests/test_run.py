@@ -1,4 +1,5 @@
 """End to end through the CLI on a tiny BERT: cells run in their own processes and leave results."""
+
 from __future__ import annotations
 
 import io
@@ -34,8 +35,9 @@ def test_every_strategy_runs_ok(finished_run):
     for result in results:
         assert 0.0 <= result["metrics"]["accuracy"] <= 1.0
         assert result["memory"]["peak_bytes"] > 50 * 2**20
-        assert set(result["memory"]["phases"]) == ({"load", "train", "eval"} if result["strategy"] != "none"
-                                                   else {"load", "eval"})
+        assert set(result["memory"]["phases"]) == (
+            {"load", "train", "eval"} if result["strategy"] != "none" else {"load", "eval"}
+        )
         assert result["throughput"]["eval_tokens_per_s"] > 0
         assert result["provenance"]["packages"]["torch"]
         if result["strategy"] != "none":
@@ -82,7 +84,7 @@ def test_strategy_options_and_changed_settings_are_columns_and_shown(finished_ru
     assert settings["lora"].startswith("alpha=16, bias=none, dropout=0, r=8")
     assert settings["full"] == "epochs=1, learning_rate=0.001, measure_warmup_steps=1"
     html = (run_dir / "report.html").read_text(encoding="utf-8")
-    assert "<th scope=\"col\">settings</th>" in html and settings["lora"] in html
+    assert '<th scope="col">settings</th>' in html and settings["lora"] in html
 
 
 def test_resume_skips_finished_cells(finished_run):
@@ -109,14 +111,16 @@ def test_failing_cells_are_recorded_and_the_rest_finish(tmp_path, tiny_bert_dir,
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the cell processes import tests.fault_plugins
     write_task(tmp_path, "t", tiny_bert_dir)
     suite = tmp_path / "suite.toml"
-    suite.write_text(textwrap.dedent("""\
+    suite.write_text(
+        textwrap.dedent("""\
         [suite]
         name = "faults"
         tasks = ["t.toml"]
         strategies = ["fault-raise", "none", "fault-kill", "fault-hog", "lora"]
         plugins = ["tests.fault_plugins"]
         cell_memory_limit_mb = 1500
-        """))
+        """)
+    )
     run_dir = tmp_path / "run"
     assert main(["run", str(suite), "--out", str(run_dir)]) == 1
     by_strategy = {r["strategy"]: r for r in read_results(run_dir)}
@@ -178,7 +182,9 @@ def test_three_seeds_give_aggregates_in_exports(finished_run, tmp_path, capsys):
     assert sorted(r["seed"] for r in read_results(run_dir)) == [0, 1, 2]
     aggregates = harness.load_aggregates(run_dir)
     row = aggregates.iloc[0]
-    assert row["n"] == 3 and {"primary_value_mean", "primary_value_std", "primary_value_ci95"} <= set(aggregates.columns)
+    assert row["n"] == 3 and {"primary_value_mean", "primary_value_std", "primary_value_ci95"} <= set(
+        aggregates.columns
+    )
     assert main(["report", str(run_dir), "--format", "json"]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert len(exported["cells"]) == 3 and exported["aggregates"][0]["n"] == 3
@@ -230,5 +236,7 @@ def test_gguf_models_are_converted_once_before_the_matrix(tmp_path):
     (folder / "n.gguf").write_bytes(b"????")
     other = SimpleNamespace(model=SimpleNamespace(source=str(folder), gguf_file="n.gguf"), path=tmp_path / "t.toml")
     prepare_models([other], stream, broken)
-    assert "could not prepare n.gguf (ValueError: not a GGUF file); its cells will convert it themselves" \
+    assert (
+        "could not prepare n.gguf (ValueError: not a GGUF file); its cells will convert it themselves"
         in stream.getvalue()
+    )

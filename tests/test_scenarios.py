@@ -1,4 +1,5 @@
 """Every strategy on every scenario kind, with tiny models, run in process through the cell pipeline."""
+
 from __future__ import annotations
 
 import math
@@ -14,25 +15,78 @@ DATA = ROOT / "tasks" / "data"
 
 # name -> (scenario, model fixture, data folder, [scenario] table, [data] fields, metrics)
 SCENARIOS = {
-    "classification": ("classification", "tiny_bert_dir", "news", "", '{ text = "headline", label = "topic" }',
-                       ["accuracy", "macro_f1"]),
-    "qa-extractive": ("question_answering", "tiny_bert_dir", "squad", 'style = "extractive"\ndoc_stride = 16', "{}",
-                      ["exact_match", "token_f1"]),
-    "qa-generative": ("question_answering", "tiny_llama_dir", "openqa", 'style = "generative"', "{}",
-                      ["exact_match", "token_f1"]),
-    "summarization-causal": ("generation", "tiny_llama_dir", "summarization",
-                             'instruction = "Summarise in one sentence."',
-                             '{ input = "document", target = "summary" }', ["rouge1", "rouge2", "rougeL"]),
-    "summarization-seq2seq": ("generation", "tiny_t5_dir", "summarization", "",
-                              '{ input = "document", target = "summary" }', ["rougeL", "perplexity"]),
-    "creative": ("generation", "tiny_llama_dir", "creative", "", '{ input = "prompt", target = "story" }',
-                 ["perplexity", "distinct_1", "distinct_2", "rougeL"]),
-    "dialogue-multi": ("dialogue", "tiny_llama_dir", "chat", 'turns = "multi"', "{}",
-                       ["perplexity", "chrf", "bleu", "rougeL"]),
-    "dialogue-single-seq2seq": ("dialogue", "tiny_t5_dir", "customer_service", 'turns = "single"',
-                                '{ input = "customer", target = "reply" }', ["chrf", "rougeL"]),
-    "domain-medical": ("domain", "tiny_llama_dir", "medical", "", '{ input = "question", target = "answer" }',
-                       ["rougeL", "token_f1", "perplexity"]),
+    "classification": (
+        "classification",
+        "tiny_bert_dir",
+        "news",
+        "",
+        '{ text = "headline", label = "topic" }',
+        ["accuracy", "macro_f1"],
+    ),
+    "qa-extractive": (
+        "question_answering",
+        "tiny_bert_dir",
+        "squad",
+        'style = "extractive"\ndoc_stride = 16',
+        "{}",
+        ["exact_match", "token_f1"],
+    ),
+    "qa-generative": (
+        "question_answering",
+        "tiny_llama_dir",
+        "openqa",
+        'style = "generative"',
+        "{}",
+        ["exact_match", "token_f1"],
+    ),
+    "summarization-causal": (
+        "generation",
+        "tiny_llama_dir",
+        "summarization",
+        'instruction = "Summarise in one sentence."',
+        '{ input = "document", target = "summary" }',
+        ["rouge1", "rouge2", "rougeL"],
+    ),
+    "summarization-seq2seq": (
+        "generation",
+        "tiny_t5_dir",
+        "summarization",
+        "",
+        '{ input = "document", target = "summary" }',
+        ["rougeL", "perplexity"],
+    ),
+    "creative": (
+        "generation",
+        "tiny_llama_dir",
+        "creative",
+        "",
+        '{ input = "prompt", target = "story" }',
+        ["perplexity", "distinct_1", "distinct_2", "rougeL"],
+    ),
+    "dialogue-multi": (
+        "dialogue",
+        "tiny_llama_dir",
+        "chat",
+        'turns = "multi"',
+        "{}",
+        ["perplexity", "chrf", "bleu", "rougeL"],
+    ),
+    "dialogue-single-seq2seq": (
+        "dialogue",
+        "tiny_t5_dir",
+        "customer_service",
+        'turns = "single"',
+        '{ input = "customer", target = "reply" }',
+        ["chrf", "rougeL"],
+    ),
+    "domain-medical": (
+        "domain",
+        "tiny_llama_dir",
+        "medical",
+        "",
+        '{ input = "question", target = "answer" }',
+        ["rougeL", "token_f1", "perplexity"],
+    ),
 }
 STRATEGIES = ("none", "full", "frozen-lower", "adapter", "lora")
 
@@ -41,7 +95,8 @@ def write_scenario_task(folder, name: str, model_dir, max_length: int = 64):
     scenario, _, data, options, fields, metrics = SCENARIOS[name]
     domain = '\ndomain = "medical"' if scenario == "domain" else ""
     path = folder / f"{name}.toml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         [task]
         name = "{name}"
         scenario = "{scenario}"{domain}
@@ -51,8 +106,8 @@ def write_scenario_task(folder, name: str, model_dir, max_length: int = 64):
         max_length = {max_length}
 
         [data]
-        train = "{DATA / data / 'train.jsonl'}"
-        eval = "{DATA / data / 'eval.jsonl'}"
+        train = "{DATA / data / "train.jsonl"}"
+        eval = "{DATA / data / "eval.jsonl"}"
         fields = {fields}
         max_train_samples = 16
         max_eval_samples = 6
@@ -70,7 +125,10 @@ def write_scenario_task(folder, name: str, model_dir, max_length: int = 64):
         [generation]
         max_new_tokens = 6
         keep_examples = 2
-        """) + (f"\n[scenario]\n{options}\n" if options else ""), encoding="utf-8")
+        """)
+        + (f"\n[scenario]\n{options}\n" if options else ""),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -92,7 +150,9 @@ def test_every_strategy_runs_on_every_scenario(name, request, tmp_path):
             assert result["training"]["steps"] == 2
         _check_items(result, tmp_path / cell.cell_id)
         if name != "classification":
-            assert len(result["details"]["examples"]) == 2 and {"input", "reference", "prediction"} <= set(result["details"]["examples"][0])
+            assert len(result["details"]["examples"]) == 2 and {"input", "reference", "prediction"} <= set(
+                result["details"]["examples"][0]
+            )
         else:
             assert sum(map(sum, result["details"]["confusion_matrix"]["counts"])) == 6
 
@@ -130,10 +190,14 @@ def test_causal_loss_is_on_target_tokens_only(tiny_llama_dir, tmp_path):
     scenario = REGISTRY.get("domain").create(task, tokenizer, "causal", train, evaluation)
     batch = scenario.training_batch(train[:2])
     for row, ids, labels in zip(train[:2], batch.inputs["input_ids"], batch.inputs["labels"]):
-        target = [int(t) for t, l in zip(ids, labels) if l != IGNORE]
-        assert tokenizer.decode(target[:-1]) == tokenizer.decode(tokenizer(row["target"], add_special_tokens=False)["input_ids"])
+        target = [int(t) for t, label in zip(ids, labels) if label != IGNORE]
+        assert tokenizer.decode(target[:-1]) == tokenizer.decode(
+            tokenizer(row["target"], add_special_tokens=False)["input_ids"]
+        )
         assert target[-1] == tokenizer.eos_token_id
-        prompt = tokenizer.decode([int(t) for t, l in zip(ids, labels) if l == IGNORE and t != tokenizer.pad_token_id])
+        prompt = tokenizer.decode(
+            [int(t) for t, label in zip(ids, labels) if label == IGNORE and t != tokenizer.pad_token_id]
+        )
         assert "<|assistant|>" in prompt and row["input"].split()[0] in prompt
 
 
@@ -149,21 +213,28 @@ def test_extractive_windows_cover_long_contexts(tiny_bert_dir, tmp_path):
     rows = [r for r in scenario.train_rows if len(r["context"].split()) > 60][:2]
     assert rows, "the shipped squad data has long contexts"
     batch = scenario.training_batch(rows)
-    assert batch.inputs["input_ids"].shape[0] > len(rows) == batch.n_samples, "a long context must overflow into windows"
+    assert batch.inputs["input_ids"].shape[0] > len(rows) == batch.n_samples, (
+        "a long context must overflow into windows"
+    )
     starts, ends = batch.inputs["start_positions"], batch.inputs["end_positions"]
     found = [(int(s), int(e)) for s, e in zip(starts, ends) if int(s) > 0]
     assert found, "the answer must be labelled in at least one window"
     for (s, e), ids in zip([(int(s), int(e)) for s, e in zip(starts, ends)], batch.inputs["input_ids"]):
         if s > 0:
-            span = tokenizer.decode(ids[s:e + 1])
-            assert any(span.replace(" ", "") in r["answers"]["text"][0].lower().replace(" ", "") or
-                       r["answers"]["text"][0].lower().replace(" ", "") in span.replace(" ", "") for r in rows)
+            span = tokenizer.decode(ids[s : e + 1])
+            assert any(
+                span.replace(" ", "") in r["answers"]["text"][0].lower().replace(" ", "")
+                or r["answers"]["text"][0].lower().replace(" ", "") in span.replace(" ", "")
+                for r in rows
+            )
 
 
 def test_prompt_tuning_on_a_causal_lm_scores_perplexity(tiny_llama_dir, tmp_path):
     """Prompt-learning methods prepend virtual tokens; perplexity must still score the target tokens."""
     path = write_scenario_task(tmp_path, "creative", tiny_llama_dir)
-    path.write_text(path.read_text() + '\n[strategies.peft]\nmethod = "PROMPT_TUNING"\nconfig = { num_virtual_tokens = 4 }\n')
+    path.write_text(
+        path.read_text() + '\n[strategies.peft]\nmethod = "PROMPT_TUNING"\nconfig = { num_virtual_tokens = 4 }\n'
+    )
     cell = load_matrix([path], strategies=("peft",)).cells[0]
     result = run_cell(cell, tmp_path / cell.cell_id)
     assert math.isfinite(result["metrics"]["perplexity"]) and result["params"]["trainable"] == 4 * 32
@@ -174,7 +245,11 @@ def test_long_prompts_keep_their_end_at_generation(tiny_llama_dir, tmp_path):
     from harness.models import load_tokenizer
     from harness.scenarios import SCENARIOS as REGISTRY
 
-    task = load_matrix([write_scenario_task(tmp_path, "summarization-causal", tiny_llama_dir, max_length=16)]).cells[0].task
+    task = (
+        load_matrix([write_scenario_task(tmp_path, "summarization-causal", tiny_llama_dir, max_length=16)])
+        .cells[0]
+        .task
+    )
     tokenizer = load_tokenizer(str(tiny_llama_dir))
     train, evaluation = load_rows(task, ("input", "target"))
     scenario = REGISTRY.get("generation").create(task, tokenizer, "causal", train, evaluation[:1])
@@ -190,10 +265,13 @@ def test_long_prompts_keep_their_end_at_generation(tiny_llama_dir, tmp_path):
     assert tokenizer.padding_side == tokenizer.truncation_side == "right"
 
 
-@pytest.mark.parametrize("name,bad_row,message", [
-    ("qa-extractive", {"question": "q", "context": "c", "answers": "c"}, "field answers must be"),
-    ("dialogue-multi", {"messages": ["hi", "hello"]}, "field messages must be a list of {role, content} turns"),
-])
+@pytest.mark.parametrize(
+    "name,bad_row,message",
+    [
+        ("qa-extractive", {"question": "q", "context": "c", "answers": "c"}, "field answers must be"),
+        ("dialogue-multi", {"messages": ["hi", "hello"]}, "field messages must be a list of {role, content} turns"),
+    ],
+)
 def test_malformed_rows_are_named(name, bad_row, message, request, tmp_path):
     import json as json_module
 

@@ -1,4 +1,5 @@
 """The result layout, defined once: round trips, migration of schema-1 folders, one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,16 @@ def test_a_schema_1_folder_from_the_previous_release_still_loads_and_renders():
 
 
 def test_a_detail_cannot_overwrite_a_top_level_key(tmp_path):
-    result = CellResult(cell_id="c1", task="t", strategy="full", seed=0, status="ok", primary_value=0.5,
-                        details={"status": "bogus", "examples": []}, trackers={"timing": {"train_seconds": 1.0}})
+    result = CellResult(
+        cell_id="c1",
+        task="t",
+        strategy="full",
+        seed=0,
+        status="ok",
+        primary_value=0.5,
+        details={"status": "bogus", "examples": []},
+        trackers={"timing": {"train_seconds": 1.0}},
+    )
     write_result(tmp_path, result)
     back = read_result(tmp_path / "cells" / "c1.json")
     assert back["status"] == "ok" and back["details"]["status"] == "bogus" and back["timing"]["train_seconds"] == 1.0
@@ -45,18 +54,27 @@ def test_a_detail_cannot_overwrite_a_top_level_key(tmp_path):
 def test_bad_result_files_are_one_line_errors(tmp_path):
     folder = tmp_path / "cells"
     folder.mkdir()
-    cases = {"future.json": {"schema_version": SCHEMA_VERSION + 1, "cell_id": "x"},
-             "noseed.json": {"schema_version": SCHEMA_VERSION, "cell_id": "x", "task": "t", "strategy": "s",
-                             "status": "ok"},
-             "badseed.json": {"schema_version": 1, "cell_id": "x", "task": "t", "strategy": "s", "seed": "0",
-                              "status": "ok"},
-             "status.json": {"schema_version": 2, "cell_id": "x", "task": "t", "strategy": "s", "seed": 0,
-                             "status": "fine"},
-             "list.json": [1, 2]}
-    expected = {"future.json": f"schema_version: {SCHEMA_VERSION + 1}, this release reads 1 and {SCHEMA_VERSION}",
-                "noseed.json": "seed: missing", "badseed.json": "seed: expected int, got str",
-                "status.json": "status: must be one of ok, failed, killed, oom, timeout, got 'fine'",
-                "list.json": "expected a JSON object, got list"}
+    cases = {
+        "future.json": {"schema_version": SCHEMA_VERSION + 1, "cell_id": "x"},
+        "noseed.json": {"schema_version": SCHEMA_VERSION, "cell_id": "x", "task": "t", "strategy": "s", "status": "ok"},
+        "badseed.json": {
+            "schema_version": 1,
+            "cell_id": "x",
+            "task": "t",
+            "strategy": "s",
+            "seed": "0",
+            "status": "ok",
+        },
+        "status.json": {"schema_version": 2, "cell_id": "x", "task": "t", "strategy": "s", "seed": 0, "status": "fine"},
+        "list.json": [1, 2],
+    }
+    expected = {
+        "future.json": f"schema_version: {SCHEMA_VERSION + 1}, this release reads 1 and {SCHEMA_VERSION}",
+        "noseed.json": "seed: missing",
+        "badseed.json": "seed: expected int, got str",
+        "status.json": "status: must be one of ok, failed, killed, oom, timeout, got 'fine'",
+        "list.json": "expected a JSON object, got list",
+    }
     for name, payload in cases.items():
         (folder / name).write_text(json.dumps(payload))
         with pytest.raises(ResultFileError) as caught:
@@ -65,7 +83,13 @@ def test_bad_result_files_are_one_line_errors(tmp_path):
 
 
 def test_failed_results_keep_their_error():
-    result = CellResult(cell_id="c", task="t", strategy="s", seed=1, status="oom",
-                        error=ErrorInfo("MemoryError", "out of memory", ["line"]))
+    result = CellResult(
+        cell_id="c",
+        task="t",
+        strategy="s",
+        seed=1,
+        status="oom",
+        error=ErrorInfo("MemoryError", "out of memory", ["line"]),
+    )
     assert result.to_dict()["error"] == {"type": "MemoryError", "message": "out of memory", "traceback_tail": ["line"]}
     assert CellResult.from_dict(result.to_dict()) == result

@@ -1,4 +1,5 @@
 """Paired tests on per-item results, and the noise rule that uses them in aggregates, recommend and the report."""
+
 from __future__ import annotations
 
 import math
@@ -10,16 +11,18 @@ from scipy import stats
 from harness.report.html import render_html
 from harness.report.recommend import Constraints, recommend
 from harness.results.aggregate import DIFFERS, TIE
-from harness.results.table import load_aggregates
 from harness.results.io import write_result
 from harness.results.items import CORRECT, SCORE, read_items, write_items
 from harness.results.significance import BOOTSTRAP, MCNEMAR, mcnemar_p, paired_bootstrap_p, paired_test
+from harness.results.table import load_aggregates
 from tests.report_fixtures import GiB, cell_result
 
 
 def correct_items(right: set[int], n: int = 100) -> list[dict]:
-    return [{"id": i, "prediction": "pos", "reference": "pos" if i in right else "neg", "correct": i in right}
-            for i in range(n)]
+    return [
+        {"id": i, "prediction": "pos", "reference": "pos" if i in right else "neg", "correct": i in right}
+        for i in range(n)
+    ]
 
 
 def test_mcnemar_matches_hand_computed_p_values():
@@ -67,9 +70,11 @@ def test_score_items_use_the_bootstrap_and_do_not_pair_without_shared_items():
 # (strategy, correct items per seed, peak memory): lora's intervals overlap full's but it is worse on the
 # same items in every seed; adapter's intervals do not overlap full's (0.78 against 0.80, no spread) but it
 # disagrees with full on few items in both directions, so the paired test cannot tell them apart.
-STRATEGIES = (("full", [set(range(80))] * 3, 2.0 * GiB),
-              ("lora", [set(range(70)), set(range(78)), set(range(74))], 0.5 * GiB),
-              ("adapter", [set(range(3, 81))] * 3, 1.0 * GiB))
+STRATEGIES = (
+    ("full", [set(range(80))] * 3, 2.0 * GiB),
+    ("lora", [set(range(70)), set(range(78)), set(range(74))], 0.5 * GiB),
+    ("adapter", [set(range(3, 81))] * 3, 1.0 * GiB),
+)
 
 
 def write_paired_run(run_dir, with_items: bool = True):

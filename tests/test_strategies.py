@@ -1,12 +1,13 @@
 """Strategies on BERT-, GPT-2-, Llama- and T5-style tiny models: what trains, what is inserted."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from harness.measure.params import count_parameters
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
 from harness.strategies.layers import discover, output_projections
-from harness.measure.params import count_parameters
 from tests.conftest import HEADS, tiny_model
 
 KINDS = ("bert", "gpt2", "llama", "t5")
@@ -46,8 +47,10 @@ def test_layer_discovery(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_trainable_counts_order(kind):
     options = {"adapter": {"bottleneck": 4}, "lora": {"r": 2}}  # sized for a 32-wide model
-    counts = {s: count_parameters(apply(kind, s, **options.get(s, {})))["trainable"]
-              for s in ("none", "full", "frozen-lower", "adapter", "lora")}
+    counts = {
+        s: count_parameters(apply(kind, s, **options.get(s, {})))["trainable"]
+        for s in ("none", "full", "frozen-lower", "adapter", "lora")
+    }
     assert counts["none"] == 0
     assert counts["full"] > counts["frozen-lower"] > counts["adapter"] > 0
     assert counts["frozen-lower"] > counts["lora"] > 0
@@ -123,11 +126,14 @@ def test_lora_on_bert_counts_exactly():
     assert count_parameters(model)["trainable"] == 4 * 2 * (8 * 32 + 32 * 8) + (2 * 32 + 2)
 
 
-@pytest.mark.parametrize("method,config", [
-    ("IA3", {"target_modules": ["key", "value", "output.dense"], "feedforward_modules": ["output.dense"]}),
-    ("PROMPT_TUNING", {"num_virtual_tokens": 4}),
-    ("LORA", {"r": 2, "use_dora": True, "target_modules": ["query"]}),
-])
+@pytest.mark.parametrize(
+    "method,config",
+    [
+        ("IA3", {"target_modules": ["key", "value", "output.dense"], "feedforward_modules": ["output.dense"]}),
+        ("PROMPT_TUNING", {"num_virtual_tokens": 4}),
+        ("LORA", {"r": 2, "use_dora": True, "target_modules": ["query"]}),
+    ],
+)
 def test_peft_passthrough_methods_train_and_run(method, config):
     model = apply("bert", "peft", method=method, config=config)
     trainable, _ = model.get_nb_trainable_parameters()
@@ -144,9 +150,21 @@ def test_peft_options_are_checked_against_peft():
 def test_decoder_position_embeddings_count_as_embeddings():
     from transformers import BartConfig, BartForSequenceClassification
 
-    model = BartForSequenceClassification(BartConfig(vocab_size=100, d_model=32, encoder_layers=2, decoder_layers=2,
-                                                     encoder_attention_heads=2, decoder_attention_heads=2,
-                                                     encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64))
+    model = BartForSequenceClassification(
+        BartConfig(
+            vocab_size=100,
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            max_position_embeddings=64,
+        )
+    )
     layout = discover(model)
     assert len(layout.blocks) == 4
-    assert {"model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight"} <= set(layout.embedding_params)
+    assert {"model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight"} <= set(
+        layout.embedding_params
+    )

@@ -1,4 +1,5 @@
 """Training protocol: memory breakdown from real tensors, budgets, time to target, precision, checkpointing."""
+
 from __future__ import annotations
 
 import pytest
@@ -46,7 +47,9 @@ def test_seconds_budget_stops_training(tmp_path, tiny_bert_dir):
 
 
 def test_time_to_target_is_recorded_from_periodic_evaluation(tmp_path, tiny_bert_dir):
-    result = run(tmp_path, tiny_bert_dir, "full", "eval_every_steps = 2\ntarget = 0.0\nstop_at_target = true\nepochs = 3")
+    result = run(
+        tmp_path, tiny_bert_dir, "full", "eval_every_steps = 2\ntarget = 0.0\nstop_at_target = true\nepochs = 3"
+    )
     summary = result["training"]
     assert summary["time_to_target"]["step"] == 2 and summary["steps"] == 2
     assert summary["time_to_target"]["train_seconds"] > 0

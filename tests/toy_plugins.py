@@ -1,4 +1,5 @@
 """A plugin as a user would write one: loaded with `--plugin tests.toy_plugins`, no edit to harness/."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

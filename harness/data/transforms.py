@@ -6,12 +6,14 @@ Each transform is a function `(rows, options) -> rows` with a frozen Options dat
 its keys are checked like every other table. Plugins register their own with
 `@TRANSFORMS.register("name")`.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from harness.registry import Registry
 from harness.schema import field
@@ -34,6 +36,7 @@ def register(name: str, options: type):
     def decorator(function):
         TRANSFORMS.register(name)(Transform(options, function))
         return function
+
     return decorator
 
 
@@ -64,6 +67,7 @@ def _number(value: Any, where: str) -> float:
 
 
 # ---------------------------------------------------------------- built-in transforms
+
 
 @dataclass(frozen=True)
 class ThresholdOptions:
@@ -112,8 +116,10 @@ def relabel(rows: list[Row], options: RelabelOptions) -> list[Row]:
     for number, row in enumerate(rows, start=1):
         value = str(get_path(row, options.column))
         if value not in options.values:
-            raise ValueError(f"row {number}: column {options.column!r}: value {value!r} is not in values "
-                             f"({', '.join(options.values)})")
+            raise ValueError(
+                f"row {number}: column {options.column!r}: value {value!r} is not in values "
+                f"({', '.join(options.values)})"
+            )
         out.append({**row, options.column: options.values[value]})
     return out
 
@@ -176,33 +182,45 @@ def multiple_choice(rows: list[Row], options: MultipleChoiceOptions) -> list[Row
         text = str(get_path(row, options.column))
         choices, start = _lettered_options(text, options.letters)
         if len(choices) < 2:
-            raise ValueError(f"{where}: found no lettered options ({options.letters[0]}) ... "
-                             f"{options.letters[1]}) ...)")
+            raise ValueError(
+                f"{where}: found no lettered options ({options.letters[0]}) ... {options.letters[1]}) ...)"
+            )
         answer = get_path(row, options.answer)
         answer = str(answer[0] if isinstance(answer, list) and answer else answer).strip()
         match = _ANSWER.search(answer)
         letter = match.group(1).upper() if match else ""
-        if letter not in options.letters[:len(choices)]:
-            raise ValueError(f"row {number}: column {options.answer!r}: no answer letter among "
-                             f"{options.letters[:len(choices)]} in {answer[:40]!r}")
+        if letter not in options.letters[: len(choices)]:
+            raise ValueError(
+                f"row {number}: column {options.answer!r}: no answer letter among "
+                f"{options.letters[: len(choices)]} in {answer[:40]!r}"
+            )
         stem = text[:start]
         if options.stem_until and options.stem_until in stem:
-            stem = stem[:stem.index(options.stem_until)]
-        out.append({**row, "question": stem.strip(), "choices": choices,
-                    "answer_text": choices[options.letters.index(letter)], "answer_letter": letter})
+            stem = stem[: stem.index(options.stem_until)]
+        out.append(
+            {
+                **row,
+                "question": stem.strip(),
+                "choices": choices,
+                "answer_text": choices[options.letters.index(letter)],
+                "answer_letter": letter,
+            }
+        )
     return out
 
 
 def _lettered_options(text: str, letters: str) -> tuple[list[str], int]:
     """The option texts of the last complete A, B, C... run in `text`, and where the run starts.
     An option ends at the next option or at the end of its line."""
-    markers = [(m.group(1), m.start(1), m.end()) for m in
-               re.finditer(rf"(?:^|(?<=\s))([{letters}{letters.lower()}])[\).]\s", text)]
+    markers = [
+        (m.group(1), m.start(1), m.end())
+        for m in re.finditer(rf"(?:^|(?<=\s))([{letters}{letters.lower()}])[\).]\s", text)
+    ]
     for i in range(len(markers) - 1, -1, -1):
         if markers[i][0].upper() != letters[0]:
             continue
         run = [markers[i]]
-        for marker in markers[i + 1:]:
+        for marker in markers[i + 1 :]:
             if len(run) < len(letters) and marker[0].upper() == letters[len(run)]:
                 run.append(marker)
         if len(run) >= 2:
@@ -240,8 +258,15 @@ def conversation(rows: list[Row], options: ConversationOptions) -> list[Row]:
                 texts.append(content)
         keep = min(len(texts), options.max_turns) // 2 * 2
         if keep >= 2:
-            out.append({**row, options.to: [{"role": "user" if i % 2 == 0 else "assistant", "content": t}
-                                            for i, t in enumerate(texts[:keep])]})
+            out.append(
+                {
+                    **row,
+                    options.to: [
+                        {"role": "user" if i % 2 == 0 else "assistant", "content": t}
+                        for i, t in enumerate(texts[:keep])
+                    ],
+                }
+            )
     return out
 
 

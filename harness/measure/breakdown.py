@@ -1,4 +1,5 @@
 """Training memory by part, computed from the actual tensors: weights, gradients, optimizer state."""
+
 from __future__ import annotations
 
 import torch
@@ -36,14 +37,21 @@ class MemoryBreakdown:
         self.gradients_bytes = max(self.gradients_bytes, _bytes(grads))
 
     def _after_step(self, optimizer, args, kwargs) -> None:
-        state = (value for per_param in optimizer.state.values() for key, value in per_param.items()
-                 if torch.is_tensor(value) and key != "step")
+        state = (
+            value
+            for per_param in optimizer.state.values()
+            for key, value in per_param.items()
+            if torch.is_tensor(value) and key != "step"
+        )
         self.optimizer_state_bytes = max(self.optimizer_state_bytes, _bytes(state))
 
     def summary(self, train_peak_bytes: int | None) -> dict[str, int | None]:
         """The parts in bytes; `other_bytes` is the phase peak minus the rest (activations, workspace
         and, on CPU where the peak is the process's resident set, the runtime itself)."""
         known = self.weights_bytes + self.gradients_bytes + self.optimizer_state_bytes
-        return {"weights_bytes": self.weights_bytes, "gradients_bytes": self.gradients_bytes,
-                "optimizer_state_bytes": self.optimizer_state_bytes,
-                "other_bytes": max(0, train_peak_bytes - known) if train_peak_bytes is not None else None}
+        return {
+            "weights_bytes": self.weights_bytes,
+            "gradients_bytes": self.gradients_bytes,
+            "optimizer_state_bytes": self.optimizer_state_bytes,
+            "other_bytes": max(0, train_peak_bytes - known) if train_peak_bytes is not None else None,
+        }

@@ -1,4 +1,5 @@
 """Provenance: versions, device, commit."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,9 @@ PACKAGES = ("torch", "transformers", "peft", "datasets", "evaluate", "lm_eval", 
 
 def _git(*args: str, cwd: Path) -> str | None:
     try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -24,7 +26,7 @@ def capture(device, cwd: Path | None = None) -> dict:
     import torch
 
     cwd = cwd or Path(__file__).resolve().parents[2]
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
@@ -36,7 +38,9 @@ def capture(device, cwd: Path | None = None) -> dict:
         "platform": platform.platform(),
         "packages": versions,
         "device": device.type,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "git_commit": _git("rev-parse", "HEAD", cwd=cwd),

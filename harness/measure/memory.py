@@ -1,11 +1,16 @@
 """Peak memory per phase: CUDA allocator peaks where CUDA is used, else sampled resident set."""
+
 from __future__ import annotations
 
 import resource
 import threading
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:  # imports torch; the results layer reads this module without torch
+    from harness.measure.breakdown import MemoryBreakdown
 
 from harness.figures import LOWER, Figure
 from harness.measure.tracker import Tracker, TrackerContext, register_tracker
@@ -33,7 +38,9 @@ class MemoryTracker(Tracker):
         self.device = context.device
         self.interval_s = interval_s
         self.phases: dict[str, dict[str, int]] = {}
-        self.breakdown = None  # set by the cell when training: a MemoryBreakdown watching the optimizer
+        self.breakdown: MemoryBreakdown | None = (
+            None  # set by the cell when training: a MemoryBreakdown watching the optimizer
+        )
         self._process = psutil.Process()
 
     @contextmanager
@@ -82,6 +89,9 @@ class MemoryTracker(Tracker):
         return process_peak_rss_bytes()
 
     def summary(self) -> dict:
-        return {"peak_bytes": self.peak_bytes(), "phases": self.phases,
-                "kind": "cuda_max_allocated" if self.device.type == "cuda" else "process_peak_rss",
-                "breakdown": self.breakdown.summary(self.phase_peak("train")) if self.breakdown else None}
+        return {
+            "peak_bytes": self.peak_bytes(),
+            "phases": self.phases,
+            "kind": "cuda_max_allocated" if self.device.type == "cuda" else "process_peak_rss",
+            "breakdown": self.breakdown.summary(self.phase_peak("train")) if self.breakdown else None,
+        }

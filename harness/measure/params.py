@@ -1,4 +1,5 @@
 """Parameter counts and the size of saved weights."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,7 @@ def count_parameters(model) -> dict[str, float | int]:
         total += param.numel()
         if param.requires_grad:
             trainable += param.numel()
-    return {"total": total, "trainable": trainable,
-            "trainable_percent": 100.0 * trainable / total if total else 0.0}
+    return {"total": total, "trainable": trainable, "trainable_percent": 100.0 * trainable / total if total else 0.0}
 
 
 def folder_bytes(folder: Path) -> int:

@@ -1,11 +1,12 @@
 """Step throughput with warm-up steps excluded."""
+
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 from harness.figures import HIGHER, LOWER, Figure
 from harness.measure.tracker import Tracker, TrackerContext, register_tracker
@@ -27,8 +28,12 @@ class ThroughputTracker:
     `clock` returns seconds.
     """
 
-    def __init__(self, warmup_steps: int = 0, clock: Callable[[], float] = time.perf_counter,
-                 synchronize: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        warmup_steps: int = 0,
+        clock: Callable[[], float] = time.perf_counter,
+        synchronize: Callable[[], None] = lambda: None,
+    ) -> None:
         self.warmup_steps = warmup_steps
         self.clock = clock
         self.synchronize = synchronize
@@ -46,7 +51,7 @@ class ThroughputTracker:
 
     def summary(self, prefix: str) -> dict[str, float | int | None]:
         """Figures named `{prefix}_tokens_per_s` etc.; None when no steady-state step was measured."""
-        measured = self.steps[self.warmup_steps:]
+        measured = self.steps[self.warmup_steps :]
         seconds = sum(r.seconds for r in measured)
         latencies = sorted(r.seconds for r in measured)
         ok = bool(measured) and seconds > 0
@@ -61,10 +66,16 @@ class ThroughputTracker:
 
 
 def _figures(phase: str, aggregate: tuple[str, ...]) -> tuple[Figure, ...]:
-    units = (("tokens_per_s", "tokens/s", HIGHER), ("samples_per_s", "samples/s", HIGHER),
-             ("step_seconds_median", "s", LOWER), ("step_seconds_p90", "s", LOWER))
-    return tuple(Figure(f"{phase}_{name}", unit, ("throughput", f"{phase}_{name}"), better,
-                        aggregate=name in aggregate) for name, unit, better in units)
+    units = (
+        ("tokens_per_s", "tokens/s", HIGHER),
+        ("samples_per_s", "samples/s", HIGHER),
+        ("step_seconds_median", "s", LOWER),
+        ("step_seconds_p90", "s", LOWER),
+    )
+    return tuple(
+        Figure(f"{phase}_{name}", unit, ("throughput", f"{phase}_{name}"), better, aggregate=name in aggregate)
+        for name, unit, better in units
+    )
 
 
 @register_tracker
@@ -74,8 +85,7 @@ class Throughput(Tracker):
     batch when it has more than one. Tokens are non-padding tokens."""
 
     key = "throughput"
-    figures = (_figures("train", ("tokens_per_s", "samples_per_s"))
-               + _figures("eval", ("tokens_per_s",)))
+    figures = _figures("train", ("tokens_per_s", "samples_per_s")) + _figures("eval", ("tokens_per_s",))
     PHASES = ("train", "eval")  # always summarised, so that an untrained cell says "no steps"
 
     def __init__(self, context: TrackerContext) -> None:
@@ -85,7 +95,8 @@ class Throughput(Tracker):
 
     @contextmanager
     def phase(self, name: str):
-        self.current = self.trackers.setdefault(name, ThroughputTracker(synchronize=self.context.synchronize))
+        synchronize = self.context.synchronize if self.context else (lambda: None)
+        self.current = self.trackers.setdefault(name, ThroughputTracker(synchronize=synchronize))
         try:
             yield
         finally:
@@ -105,7 +116,8 @@ class Throughput(Tracker):
         for name in self.PHASES:
             tracker = self.trackers.get(name, ThroughputTracker())
             if name == "train":
-                tracker.warmup_steps = self.context.training.measure_warmup_steps if self.context.training else 0
+                training = self.context.training if self.context else None
+                tracker.warmup_steps = training.measure_warmup_steps if training else 0
             else:
                 tracker.warmup_steps = 1 if len(tracker.steps) > 1 else 0
             figures.update(tracker.summary(name))

@@ -1,4 +1,5 @@
 """Wall time per phase."""
+
 from __future__ import annotations
 
 import time
@@ -11,9 +12,11 @@ from harness.measure.tracker import Tracker, TrackerContext, register_tracker
 @register_tracker
 class PhaseTimer(Tracker):
     key = "timing"
-    figures = (Figure("train_seconds", "s", ("timing", "train_seconds"), LOWER, label="training time"),
-               Figure("eval_seconds", "s", ("timing", "eval_seconds"), LOWER, label="evaluation time"),
-               Figure("load_seconds", "s", ("timing", "load_seconds"), LOWER, aggregate=False))
+    figures = (
+        Figure("train_seconds", "s", ("timing", "train_seconds"), LOWER, label="training time"),
+        Figure("eval_seconds", "s", ("timing", "eval_seconds"), LOWER, label="evaluation time"),
+        Figure("load_seconds", "s", ("timing", "load_seconds"), LOWER, aggregate=False),
+    )
 
     def __init__(self, context: TrackerContext | None = None, clock=time.perf_counter) -> None:
         super().__init__(context)

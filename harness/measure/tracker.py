@@ -7,21 +7,48 @@ summary is a figure: name, unit, better direction, aggregation; see harness.figu
 registered tracker, enters all of them around each phase (load, train, eval, lm_eval), and writes
 each summary under its key. Plugins register trackers the same way.
 """
+
 from __future__ import annotations
 
 import abc
 import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar
 
 from harness.figures import Figure, register_figures
 from harness.registry import Registry
 
 # Keys of the cell result that are not trackers'; a tracker may not take one.
-RESERVED_KEYS = frozenset({
-    "schema_version", "cell_id", "task", "scenario", "domain", "strategy", "seed", "profile", "primary_metric",
-    "config", "status", "error", "metrics", "primary_value", "reference", "model_kind", "params", "training",
-    "weights", "items", "data", "provenance", "finished_at", "examples", "confusion_matrix"})
+RESERVED_KEYS = frozenset(
+    {
+        "schema_version",
+        "cell_id",
+        "task",
+        "scenario",
+        "domain",
+        "strategy",
+        "seed",
+        "profile",
+        "primary_metric",
+        "config",
+        "status",
+        "error",
+        "metrics",
+        "primary_value",
+        "reference",
+        "model_kind",
+        "params",
+        "training",
+        "weights",
+        "items",
+        "data",
+        "provenance",
+        "finished_at",
+        "examples",
+        "confusion_matrix",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +64,7 @@ class Tracker(abc.ABC):
     key: ClassVar[str]
     figures: ClassVar[tuple[Figure, ...]] = ()
 
-    def __init__(self, context: TrackerContext) -> None:
+    def __init__(self, context: TrackerContext | None) -> None:
         self.context = context
 
     @contextlib.contextmanager

@@ -7,10 +7,11 @@ and run offline. Model metrics (perplexity) have no function: the scenario compu
 model's losses. A name `evaluate:NAME` loads the metric through the `evaluate` library (needs it cached
 or the network).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from harness.metrics import text
 from harness.registry import Registry
@@ -21,8 +22,23 @@ CORRECT, SCORE = "correct", "score"  # how a metric splits into items
 EVALUATE_PREFIX = "evaluate:"
 # lm-eval's and other outside metric names where a smaller value is better; every other unregistered
 # name is taken as higher-is-better.
-LOWER_IS_BETTER = frozenset({"perplexity", "loss", "eval_loss", "wer", "cer", "ter", "mae", "mse", "rmse",
-                             "error_rate", "bits_per_byte", "word_perplexity", "byte_perplexity"})
+LOWER_IS_BETTER = frozenset(
+    {
+        "perplexity",
+        "loss",
+        "eval_loss",
+        "wer",
+        "cer",
+        "ter",
+        "mae",
+        "mse",
+        "rmse",
+        "error_rate",
+        "bits_per_byte",
+        "word_perplexity",
+        "byte_perplexity",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -48,13 +64,21 @@ class Metric:
 METRICS: Registry[Metric] = Registry("metric")
 
 
-def register_metric(name: str, *, higher_is_better: bool = True, range: tuple = (0.0, 1.0),
-                    needs: tuple[str, ...] = ("text",), per_item: str | None = None,
-                    item_metric: str | None = None):
+def register_metric(
+    name: str,
+    *,
+    higher_is_better: bool = True,
+    range: tuple = (0.0, 1.0),
+    needs: tuple[str, ...] = ("text",),
+    per_item: str | None = None,
+    item_metric: str | None = None,
+):
     """Decorator: register fn(predictions, references) -> float under `name` with its description."""
+
     def decorator(fn: MetricFn) -> MetricFn:
-        METRICS.register(name)(Metric(name, fn, higher_is_better, tuple(range), frozenset(needs), per_item,
-                                      item_metric))
+        METRICS.register(name)(
+            Metric(name, fn, higher_is_better, tuple(range), frozenset(needs), per_item, item_metric)
+        )
         return fn
 
     return decorator
@@ -75,22 +99,29 @@ def macro_f1(predictions: Sequence, references: Sequence) -> float:
 
 
 register_metric("exact_match", per_item=CORRECT)(text.exact_match)
-for _name, _fn in (("token_f1", text.token_f1), ("rouge1", text.rouge1), ("rouge2", text.rouge2),
-                   ("rougeL", text.rouge_l)):
+for _name, _fn in (
+    ("token_f1", text.token_f1),
+    ("rouge1", text.rouge1),
+    ("rouge2", text.rouge2),
+    ("rougeL", text.rouge_l),
+):
     register_metric(_name, per_item=SCORE)(_fn)
 register_metric("chrf", range=(0.0, 100.0), per_item=SCORE)(text.chrf)  # an item: its sentence chrF
 register_metric("bleu", range=(0.0, 100.0))(text.bleu)  # not per item: one sentence's BLEU is mostly 0
 register_metric("distinct_1")(text.distinct_1)  # diversity of the whole output: no items
 register_metric("distinct_2")(text.distinct_2)
 # the scenario computes it; an item's figure is its mean negative log-likelihood per token
-METRICS.register("perplexity")(Metric("perplexity", None, higher_is_better=False, range=(1.0, None),
-                                      needs=frozenset({"model_loss"}), per_item=SCORE))
+METRICS.register("perplexity")(
+    Metric(
+        "perplexity", None, higher_is_better=False, range=(1.0, None), needs=frozenset({"model_loss"}), per_item=SCORE
+    )
+)
 
 
 def higher_is_better(name: str | None) -> bool:
     """Whether a larger value is better: the registered metric says; outside names (lm_eval.TASK.NAME)
     are higher-is-better unless their last part is in LOWER_IS_BETTER."""
-    if name in METRICS:
+    if name is not None and name in METRICS:
         return METRICS.get(name).higher_is_better
     return (name or "").rsplit(".", 1)[-1].lower() not in LOWER_IS_BETTER
 
@@ -100,8 +131,9 @@ def metrics_needing(provided) -> tuple[str, ...]:
     return tuple(name for name in METRICS.names() if METRICS.get(name).needs <= frozenset(provided))
 
 
-def per_item(name: str, predictions: Sequence, references: Sequence,
-             model_item_scores: dict[str, list[float]]) -> tuple[str | None, list]:
+def per_item(
+    name: str, predictions: Sequence, references: Sequence, model_item_scores: dict[str, list[float]]
+) -> tuple[str | None, list]:
     """(CORRECT, [bool...]) or (SCORE, [float...]) for metric `name` item by item, or (None, []) when
     it does not split into items (distinct-n, BLEU, unregistered and lm-eval metrics)."""
     if name in model_item_scores:
@@ -110,6 +142,7 @@ def per_item(name: str, predictions: Sequence, references: Sequence,
         return None, []
     metric = METRICS.get(name)
     judge = METRICS.get(metric.item_metric).compute if metric.item_metric else metric.compute
+    assert judge is not None, f"metric {name!r}: its item metric has no function"
     values = [judge([p], [r]) for p, r in zip(predictions, references, strict=True)]
     return (CORRECT, [v == 1.0 for v in values]) if metric.per_item == CORRECT else (SCORE, [float(v) for v in values])
 
@@ -119,8 +152,9 @@ def compute(name: str, predictions: Sequence, references: Sequence) -> float:
     if name.startswith(EVALUATE_PREFIX):
         import evaluate
 
-        result = evaluate.load(name[len(EVALUATE_PREFIX):]).compute(predictions=list(predictions),
-                                                                    references=list(references))
+        result = evaluate.load(name[len(EVALUATE_PREFIX) :]).compute(
+            predictions=list(predictions), references=list(references)
+        )
         values = [v for v in result.values() if isinstance(v, (int, float))]
         if not values:
             raise ValueError(f"{name}: no numeric score in {result}")

@@ -1,4 +1,5 @@
 """Evaluate the tuned model in process with lm-eval (causal or seq2seq models through HFLM)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,14 @@ def evaluate_in_process(model, tokenizer, kind: str, spec, base: Path) -> dict[s
     lm = HFLM(pretrained=model, tokenizer=tokenizer, backend=kind, batch_size=spec.batch_size)
     include = (base / spec.include_path).resolve() if spec.include_path else None
     with contextlib.chdir(include or os.getcwd()):
-        results = simple_evaluate(model=lm, tasks=list(spec.tasks), task_manager=_task_manager(include),
-                                  num_fewshot=spec.num_fewshot, limit=spec.limit, bootstrap_iters=0)
+        results = simple_evaluate(
+            model=lm,
+            tasks=list(spec.tasks),
+            task_manager=_task_manager(include),
+            num_fewshot=spec.num_fewshot,
+            limit=spec.limit,
+            bootstrap_iters=0,
+        )
     return flatten_scores(results["results"])
 
 
@@ -39,7 +46,11 @@ def flatten_scores(results: dict) -> dict[str, float]:
     for task, scores in results.items():
         for key, value in scores.items():
             metric = key.split(",")[0]
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and not metric.endswith("_stderr") \
-                    and metric not in NOT_SCORES:
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and not metric.endswith("_stderr")
+                and metric not in NOT_SCORES
+            ):
                 flat[f"lm_eval.{task}.{metric}"] = float(value)
     return flat

@@ -3,12 +3,13 @@
 References may be a string or a list of acceptable strings; a prediction scores
 against its best reference, as SQuAD does.
 """
+
 from __future__ import annotations
 
 import re
 import string
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
@@ -37,22 +38,27 @@ def _token_f1(prediction: str, reference: str) -> float:
 
 def exact_match(predictions: Sequence[str], references: Sequence) -> float:
     """Share of predictions equal to a reference after SQuAD normalisation."""
-    return sum(max(normalize_answer(p) == normalize_answer(r) for r in _as_list(refs))
-               for p, refs in zip(predictions, references, strict=True)) / len(references)
+    return sum(
+        max(normalize_answer(p) == normalize_answer(r) for r in _as_list(refs))
+        for p, refs in zip(predictions, references, strict=True)
+    ) / len(references)
 
 
 def token_f1(predictions: Sequence[str], references: Sequence) -> float:
     """Mean over examples of the best bag-of-tokens F1 against the references (SQuAD)."""
-    return sum(max(_token_f1(p, r) for r in _as_list(refs))
-               for p, refs in zip(predictions, references, strict=True)) / len(references)
+    return sum(
+        max(_token_f1(p, r) for r in _as_list(refs)) for p, refs in zip(predictions, references, strict=True)
+    ) / len(references)
 
 
 def _rouge(kind: str, predictions: Sequence[str], references: Sequence) -> float:
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
-    return sum(max(scorer.score(r, str(p))[kind].fmeasure for r in _as_list(refs))
-               for p, refs in zip(predictions, references, strict=True)) / len(references)
+    return sum(
+        max(scorer.score(r, str(p))[kind].fmeasure for r in _as_list(refs))
+        for p, refs in zip(predictions, references, strict=True)
+    ) / len(references)
 
 
 def rouge1(predictions, references) -> float:
@@ -94,7 +100,7 @@ def _distinct(n: int, predictions: Sequence[str]) -> float:
     grams: list[tuple[str, ...]] = []
     for text in predictions:
         tokens = str(text).lower().split()
-        grams.extend(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+        grams.extend(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     return len(set(grams)) / len(grams) if grams else 0.0
 
 

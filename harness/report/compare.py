@@ -3,6 +3,7 @@
 A delta is flagged beyond noise when the two runs' 95% intervals for that (task, strategy)
 do not overlap; with a single seed on either side the noise is unknown and said so.
 """
+
 from __future__ import annotations
 
 from harness.report.format import missing, strategy_sort_key
@@ -39,15 +40,25 @@ def cell_deltas(cells, aggregates, base_cells, base_aggregates) -> dict:
         delta = None
         if both_ok and not missing(now["primary_value"]) and not missing(before["primary_value"]):
             delta = now["primary_value"] - before["primary_value"]
-        rows.append({
-            "task": key[0], "strategy": key[1], "seed": key[2], "primary_metric": now["primary_metric"],
-            "status": now["status"], "baseline_status": before["status"],
-            "value": now["primary_value"], "baseline_value": before["primary_value"], "delta": delta,
-            "memory_change": _relative(now["peak_memory_bytes"], before["peak_memory_bytes"]),
-            "throughput_change": _relative(now["train_tokens_per_s"], before["train_tokens_per_s"]),
-            "verdict": VERDICT_TEXT.get(verdict, "status changed" if not both_ok else "n/a"),
-            "beyond_noise": verdict == DIFFERS,
-        })
-    return {"rows": rows,
-            "only_here": [dict(zip(MATCH_KEYS, k)) for k in sorted(here.keys() - there.keys(), key=order)],
-            "only_baseline": [dict(zip(MATCH_KEYS, k)) for k in sorted(there.keys() - here.keys(), key=order)]}
+        rows.append(
+            {
+                "task": key[0],
+                "strategy": key[1],
+                "seed": key[2],
+                "primary_metric": now["primary_metric"],
+                "status": now["status"],
+                "baseline_status": before["status"],
+                "value": now["primary_value"],
+                "baseline_value": before["primary_value"],
+                "delta": delta,
+                "memory_change": _relative(now["peak_memory_bytes"], before["peak_memory_bytes"]),
+                "throughput_change": _relative(now["train_tokens_per_s"], before["train_tokens_per_s"]),
+                "verdict": VERDICT_TEXT.get(verdict or "", "status changed" if not both_ok else "n/a"),
+                "beyond_noise": verdict == DIFFERS,
+            }
+        )
+    return {
+        "rows": rows,
+        "only_here": [dict(zip(MATCH_KEYS, k)) for k in sorted(here.keys() - there.keys(), key=order)],
+        "only_baseline": [dict(zip(MATCH_KEYS, k)) for k in sorted(there.keys() - here.keys(), key=order)],
+    }

@@ -1,4 +1,5 @@
 """Report sections read straight from the raw results: examples, confusion matrices, failures, provenance."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -19,19 +20,27 @@ def _first_ok(results: list[dict], task: str) -> dict[str, dict]:
 
 def examples(results: list[dict], task: str) -> dict | None:
     """Inputs with the reference and each strategy's prediction side by side (lowest seed), or None."""
-    with_examples = {s: r["details"]["examples"] for s, r in _first_ok(results, task).items()
-                     if isinstance(r["details"].get("examples"), list) and r["details"]["examples"]}
+    with_examples = {
+        s: r["details"]["examples"]
+        for s, r in _first_ok(results, task).items()
+        if isinstance(r["details"].get("examples"), list) and r["details"]["examples"]
+    }
     if not with_examples:
         return None
     first = next(iter(with_examples.values()))
     rows = []
     for index, example in enumerate(first[:MAX_EXAMPLES]):
         predictions = []
-        for strategy, items in with_examples.items():
+        for items in with_examples.values():
             item = items[index] if index < len(items) else {}
             predictions.append(str(item.get("prediction", "")) if isinstance(item, dict) else "")
-        rows.append({"input": str(example.get("input", "")), "reference": str(example.get("reference", "")),
-                     "predictions": predictions})
+        rows.append(
+            {
+                "input": str(example.get("input", "")),
+                "reference": str(example.get("reference", "")),
+                "predictions": predictions,
+            }
+        )
     return {"strategies": list(with_examples), "rows": rows}
 
 
@@ -46,8 +55,12 @@ def confusion_matrices(results: list[dict], task: str) -> list[dict]:
         rows = []
         for i, (label, line) in enumerate(zip(labels, counts)):
             total = sum(line) or 1
-            rows.append({"label": label, "cells": [{"count": c, "share": c / total, "diagonal": i == j}
-                                                   for j, c in enumerate(line)]})
+            rows.append(
+                {
+                    "label": label,
+                    "cells": [{"count": c, "share": c / total, "diagonal": i == j} for j, c in enumerate(line)],
+                }
+            )
         matrices.append({"strategy": strategy, "seed": result["seed"], "labels": labels, "rows": rows})
     return matrices
 
@@ -59,10 +72,17 @@ def failed_cells(results: list[dict]) -> list[dict]:
         if result["status"] == "ok":
             continue
         error = result.get("error") or {}
-        failed.append({"task": result["task"], "strategy": result["strategy"], "seed": result["seed"],
-                       "status": result["status"], "cell_id": result["cell_id"],
-                       "error": f"{error.get('type', 'error')}: {error.get('message', '')}",
-                       "traceback": "\n".join(error.get("traceback_tail") or [])})
+        failed.append(
+            {
+                "task": result["task"],
+                "strategy": result["strategy"],
+                "seed": result["seed"],
+                "status": result["status"],
+                "cell_id": result["cell_id"],
+                "error": f"{error.get('type', 'error')}: {error.get('message', '')}",
+                "traceback": "\n".join(error.get("traceback_tail") or []),
+            }
+        )
     return sorted(failed, key=lambda f: (f["task"], strategy_sort_key(f["strategy"]), f["seed"]))
 
 
@@ -82,9 +102,19 @@ def provenance(results: list[dict]) -> dict:
             dirty = " (uncommitted changes)" if info.get("git_dirty") else ""
             values["git commit"].add(f"{info.get('git_commit')}{dirty}")
         values["profile"].add(str(result.get("profile")))
-    cells = [{"task": r["task"], "strategy": r["strategy"], "seed": r["seed"], "status": r["status"],
-              "config_hash": r["cell_id"], "data_hash": (r.get("config") or {}).get("data_sha256", "")}
-             for r in sorted(results, key=lambda r: (r["task"], strategy_sort_key(r["strategy"]), r["seed"]))]
-    return {"environment": [(name, ", ".join(sorted(v))) for name, v in values.items()],
-            "packages": [(name, ", ".join(sorted(v))) for name, v in sorted(packages.items())],
-            "cells": cells}
+    cells = [
+        {
+            "task": r["task"],
+            "strategy": r["strategy"],
+            "seed": r["seed"],
+            "status": r["status"],
+            "config_hash": r["cell_id"],
+            "data_hash": (r.get("config") or {}).get("data_sha256", ""),
+        }
+        for r in sorted(results, key=lambda r: (r["task"], strategy_sort_key(r["strategy"]), r["seed"]))
+    ]
+    return {
+        "environment": [(name, ", ".join(sorted(v))) for name, v in values.items()],
+        "packages": [(name, ", ".join(sorted(v))) for name, v in sorted(packages.items())],
+        "cells": cells,
+    }

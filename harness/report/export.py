@@ -7,6 +7,7 @@ JSON is {"columns": [...], "cells": [...], "aggregate_columns": [...], "aggregat
 Markdown and LaTeX are for publishing: one row per (task, strategy), mean ± std over seeds,
 the best per task marked and ties within noise marked.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,26 @@ from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN, aggregate
 from harness.results.table import data_sources, load_results
 
 FORMATS = ("csv", "md", "json", "latex")
-MARKDOWN_COLUMNS = ("task", "scenario", "strategy", "n", "primary_metric", "primary_value", "peak_memory",
-                    "train_tokens_per_s", "eval_tokens_per_s", "trainable_percent", "train_seconds", "vs_best")
-VS_BEST_TEXT = {BEST: "★ best", TIE: "≈ within noise of best", UNKNOWN: "? single seed: noise unknown",
-                DIFFERS: "worse, beyond noise"}
+MARKDOWN_COLUMNS = (
+    "task",
+    "scenario",
+    "strategy",
+    "n",
+    "primary_metric",
+    "primary_value",
+    "peak_memory",
+    "train_tokens_per_s",
+    "eval_tokens_per_s",
+    "trainable_percent",
+    "train_seconds",
+    "vs_best",
+)
+VS_BEST_TEXT = {
+    BEST: "★ best",
+    TIE: "≈ within noise of best",
+    UNKNOWN: "? single seed: noise unknown",
+    DIFFERS: "worse, beyond noise",
+}
 
 
 def vs_best_text(row) -> str:
@@ -45,10 +62,19 @@ def markdown_table(aggregates) -> str:
         value = metric_value(row["primary_value_mean"], row["primary_value_std"])
         if row["best"]:
             value = f"**{value}**"
-        cells = [row["task"], row["scenario"], row["strategy"], seed_count_text(row), row["primary_metric"], value,
-                 human_bytes(row.get("peak_memory_bytes_mean")), number(row.get("train_tokens_per_s_mean")),
-                 number(row.get("eval_tokens_per_s_mean")), number(row.get("trainable_percent_mean"), 3),
-                 number(row.get("train_seconds_mean"))]
+        cells = [
+            row["task"],
+            row["scenario"],
+            row["strategy"],
+            seed_count_text(row),
+            row["primary_metric"],
+            value,
+            human_bytes(row.get("peak_memory_bytes_mean")),
+            number(row.get("train_tokens_per_s_mean")),
+            number(row.get("eval_tokens_per_s_mean")),
+            number(row.get("trainable_percent_mean"), 3),
+            number(row.get("train_seconds_mean")),
+        ]
         cells += [number(row.get(f"{f.name}_mean")) for f in shown] + [vs_best_text(row)]
         lines.append("| " + " | ".join(_markdown_cell("n/a" if missing(c) else c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -61,8 +87,10 @@ def combined_frame(cells, aggregates):
     def keep_integers(frame):  # NaN-padding by concat would turn seeds and counts into floats
         return frame.astype({c: "Int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])})
 
-    both = pd.concat([keep_integers(cells).assign(row_type="cell"),
-                      keep_integers(aggregates).assign(row_type="aggregate")], ignore_index=True)
+    both = pd.concat(
+        [keep_integers(cells).assign(row_type="cell"), keep_integers(aggregates).assign(row_type="aggregate")],
+        ignore_index=True,
+    )
     return both[["row_type"] + [c for c in both.columns if c != "row_type"]]
 
 
@@ -79,14 +107,19 @@ def export(run_dir: str | Path, fmt: str) -> str:
     if fmt == "csv":
         return combined_frame(cells, aggregates).to_csv(index=False)
     if fmt == "json":
-        payload = {"columns": list(cells.columns), "cells": _records(cells),
-                   "aggregate_columns": list(aggregates.columns), "aggregates": _records(aggregates),
-                   "noise_rule": NOISE_LEGEND}
+        payload = {
+            "columns": list(cells.columns),
+            "cells": _records(cells),
+            "aggregate_columns": list(aggregates.columns),
+            "aggregates": _records(aggregates),
+            "noise_rule": NOISE_LEGEND,
+        }
         return json.dumps(payload, indent=2) + "\n"
     sources = data_sources(cells)
     if fmt == "md":
-        return markdown_table(aggregates) + "".join(f"\nData ({task}): {_markdown_cell(text)}\n"
-                                                    for task, text in sorted(sources.items()))
+        return markdown_table(aggregates) + "".join(
+            f"\nData ({task}): {_markdown_cell(text)}\n" for task, text in sorted(sources.items())
+        )
     from harness.report.latex import latex_table
 
     return latex_table(aggregates, sources)

@@ -1,4 +1,5 @@
 """Number, size and noise formatting shared by the exports, the terminal and the HTML report."""
+
 from __future__ import annotations
 
 import re
@@ -9,15 +10,29 @@ from harness.values import missing  # noqa: F401  (re-exported for the report mo
 # Built-in strategies first, in the README's order; any other strategy follows by name.
 STRATEGY_ORDER = ("none", "full", "frozen-lower", "adapter", "lora", "peft")
 BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
-SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-              "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 # Short markers used in every table, and what they mean.
 NOISE_MARKERS = {BEST: "★", TIE: "≈", UNKNOWN: "?", DIFFERS: ""}
-NOISE_LEGEND = {BEST: "best mean on the task",
-                TIE: ("within noise of the best: a paired test on the same eval items and seeds (McNemar on "
-                      "right/wrong items, paired bootstrap on item scores) finds no difference at the 5% level; "
-                      "without per-item results for 2+ common seeds, the 95% CIs overlap; or equal means"),
-                UNKNOWN: "single seed: noise unknown, so not ranked against the best"}
+NOISE_LEGEND = {
+    BEST: "best mean on the task",
+    TIE: (
+        "within noise of the best: a paired test on the same eval items and seeds (McNemar on "
+        "right/wrong items, paired bootstrap on item scores) finds no difference at the 5% level; "
+        "without per-item results for 2+ common seeds, the 95% CIs overlap; or equal means"
+    ),
+    UNKNOWN: "single seed: noise unknown, so not ranked against the best",
+}
 
 
 def strategy_sort_key(name: str) -> tuple:
@@ -42,7 +57,7 @@ def number(value, digits: int = 4) -> str:
     if missing(value):
         return "n/a"
     value = float(value)
-    if abs(value) >= 10 ** digits:
+    if abs(value) >= 10**digits:
         return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 
@@ -80,7 +95,7 @@ def parse_size(text: str) -> int:
     """Bytes from '2000000', '500MB', '2GiB', '1.5 GiB' (KB/MB/GB are 1000-based, KiB/MiB/GiB 1024-based)."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
     unit = match.group(2).lower() if match else None
-    if unit not in SIZE_UNITS:
+    if match is None or unit not in SIZE_UNITS:
         raise ValueError(f"not a memory size: {text!r}; write bytes or a number with B, KB, MB, GB, KiB, MiB, GiB")
     return int(float(match.group(1)) * SIZE_UNITS[unit])
 

@@ -3,6 +3,7 @@
 Rendered from RUN_DIR/cells/*.json only, with jinja2 autoescaping every value that comes
 from configs, datasets or model outputs.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,9 +24,13 @@ REPORT_NAME = "report.html"
 def _environment():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
-                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _recommendations(aggregates, constraints: Constraints) -> list[dict]:
@@ -34,9 +39,14 @@ def _recommendations(aggregates, constraints: Constraints) -> list[dict]:
     for prefer in PREFERENCES:
         limits = Constraints(constraints.max_memory_bytes, constraints.min_metric, prefer)
         by_preference[prefer] = {item.task: item for item in recommend(aggregates, limits)}
-    return [{"task": task, "chosen": by_preference[constraints.prefer][task],
-             "alternatives": [(prefer, by_preference[prefer][task]) for prefer in PREFERENCES]}
-            for task in sorted(by_preference[constraints.prefer])]
+    return [
+        {
+            "task": task,
+            "chosen": by_preference[constraints.prefer][task],
+            "alternatives": [(prefer, by_preference[prefer][task]) for prefer in PREFERENCES],
+        }
+        for task in sorted(by_preference[constraints.prefer])
+    ]
 
 
 def _memory_kind(results: list[dict]) -> str:
@@ -59,17 +69,28 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
     task_sections = []
     for task in tasks:
         group = aggregates[aggregates["task"] == task]
-        task_metrics = [c for c in metric_columns if group.get(f"{c}_mean") is not None
-                        and group[f"{c}_mean"].notna().any()]
+        task_metrics = [
+            c for c in metric_columns if group.get(f"{c}_mean") is not None and group[f"{c}_mean"].notna().any()
+        ]
         first = group.iloc[0]
-        task_sections.append({
-            "name": task, "scenario": first["scenario"], "primary_metric": first["primary_metric"],
-            "data_source": sources.get(task, "not recorded in these results"),
-            "noise_tests": [(row["strategy"], row["noise_test"]) for _, row in group.iterrows()
-                            if isinstance(row.get("noise_test"), str)],
-            "table": task_table(group, task_metrics), "charts": task_charts(task, group, colors, memory_kind),
-            "breakdown": memory_breakdown_chart(task, results, strategies),
-            "examples": examples(results, task), "confusion": confusion_matrices(results, task)})
+        task_sections.append(
+            {
+                "name": task,
+                "scenario": first["scenario"],
+                "primary_metric": first["primary_metric"],
+                "data_source": sources.get(task, "not recorded in these results"),
+                "noise_tests": [
+                    (row["strategy"], row["noise_test"])
+                    for _, row in group.iterrows()
+                    if isinstance(row.get("noise_test"), str)
+                ],
+                "table": task_table(group, task_metrics),
+                "charts": task_charts(task, group, colors, memory_kind),
+                "breakdown": memory_breakdown_chart(task, results, strategies),
+                "examples": examples(results, task),
+                "confusion": confusion_matrices(results, task),
+            }
+        )
     seeds = sorted({int(s) for s in cells["seed"]}) if len(cells) else []
     compare = None
     if baseline is not None:
@@ -77,33 +98,50 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
         compare = {"baseline": str(baseline), **cell_deltas(cells, aggregates, base_cells, aggregate(base_cells))}
     finished = sorted(r.get("finished_at") or "" for r in results)
     return {
-        "title": f"tunebench report: {Path(run_dir).resolve().name}", "run_dir": str(run_dir),
-        "generated_at": time.strftime("%Y-%m-%d %H:%M:%S %z"), "last_cell_at": finished[-1] if finished else "",
-        "summary": {"tasks": len(tasks), "strategies": len(strategies), "seeds": len(seeds),
-                    "cells": len(cells), "ok": int((cells["status"] == "ok").sum()) if len(cells) else 0,
-                    "max_n": int(aggregates["n"].max()) if len(aggregates) else 0},
+        "title": f"tunebench report: {Path(run_dir).resolve().name}",
+        "run_dir": str(run_dir),
+        "generated_at": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "last_cell_at": finished[-1] if finished else "",
+        "summary": {
+            "tasks": len(tasks),
+            "strategies": len(strategies),
+            "seeds": len(seeds),
+            "cells": len(cells),
+            "ok": int((cells["status"] == "ok").sum()) if len(cells) else 0,
+            "max_n": int(aggregates["n"].max()) if len(aggregates) else 0,
+        },
         "data_sources": [(task, sources.get(task, "not recorded in these results")) for task in tasks],
-        "overview": overview(aggregates, tasks, strategies), "legend": [(NOISE_MARKERS[k], v)
-                                                                       for k, v in NOISE_LEGEND.items()],
-        "colors": colors, "constraints": constraints.describe(), "preferred": constraints.prefer,
-        "recommendations": _recommendations(aggregates, constraints), "tasks": task_sections,
-        "failed": failed_cells(results), "provenance": provenance(results), "compare": compare,
-        "memory_kind": memory_kind, "number": number,
+        "overview": overview(aggregates, tasks, strategies),
+        "legend": [(NOISE_MARKERS[k], v) for k, v in NOISE_LEGEND.items()],
+        "colors": colors,
+        "constraints": constraints.describe(),
+        "preferred": constraints.prefer,
+        "recommendations": _recommendations(aggregates, constraints),
+        "tasks": task_sections,
+        "failed": failed_cells(results),
+        "provenance": provenance(results),
+        "compare": compare,
+        "memory_kind": memory_kind,
+        "number": number,
     }
 
 
-def render_html(run_dir: str | Path, baseline: str | Path | None = None,
-                constraints: Constraints = Constraints()) -> str:
+def render_html(
+    run_dir: str | Path, baseline: str | Path | None = None, constraints: Constraints = Constraints()
+) -> str:
     """The report page as one string."""
     context = report_context(Path(run_dir), Path(baseline) if baseline else None, constraints)
     return _environment().get_template("report.html.j2").render(**context)
 
 
-def write_html(run_dir: str | Path, out: str | Path | None = None, baseline: str | Path | None = None,
-               constraints: Constraints = Constraints()) -> Path:
+def write_html(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    baseline: str | Path | None = None,
+    constraints: Constraints = Constraints(),
+) -> Path:
     """Render the report into `out` (default RUN_DIR/report.html) and return its path."""
     path = Path(out) if out else Path(run_dir) / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(run_dir, baseline, constraints), encoding="utf-8")
     return path
-

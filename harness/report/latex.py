@@ -1,4 +1,5 @@
 """A booktabs table fragment for papers: mean ± std per (task, strategy), best in bold, ties marked."""
+
 from __future__ import annotations
 
 from harness.figures import shown_figures
@@ -7,9 +8,20 @@ from harness.results.aggregate import TIE, UNKNOWN
 
 HEADER = ("Task", "Metric", "Strategy", "Score", "Peak mem.\\ (GiB)", "Train tok/s", "Trainable (\\%)", "$n$")
 TIE_MARK, UNKNOWN_MARK = "$^{\\dagger}$", "$^{*}$"
-LATEX_SPECIALS = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
-                  "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}",
-                  "<": "\\textless{}", ">": "\\textgreater{}"}
+LATEX_SPECIALS = {
+    "\\": "\\textbackslash{}",
+    "&": "\\&",
+    "%": "\\%",
+    "$": "\\$",
+    "#": "\\#",
+    "_": "\\_",
+    "{": "\\{",
+    "}": "\\}",
+    "~": "\\textasciitilde{}",
+    "^": "\\textasciicircum{}",
+    "<": "\\textless{}",
+    ">": "\\textgreater{}",
+}
 
 
 def latex_escape(text) -> str:
@@ -40,9 +52,13 @@ def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
     the bottom rule."""
     shown = shown_figures()
     header = list(HEADER[:-1]) + [latex_escape(f.header) for f in shown] + [HEADER[-1]]
-    lines = ["% tunebench: mean $\\pm$ sample std over seeds; needs \\usepackage{booktabs}",
-             f"\\begin{{tabular}}{{lll{'r' * (len(header) - 3)}}}", "\\toprule", " & ".join(header) + " \\\\",
-             "\\midrule"]
+    lines = [
+        "% tunebench: mean $\\pm$ sample std over seeds; needs \\usepackage{booktabs}",
+        f"\\begin{{tabular}}{{lll{'r' * (len(header) - 3)}}}",
+        "\\toprule",
+        " & ".join(header) + " \\\\",
+        "\\midrule",
+    ]
     previous_task, markers = None, set()
     for _, row in ordered(aggregates).iterrows():
         first_of_task = row["task"] != previous_task
@@ -51,23 +67,31 @@ def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
         previous_task = row["task"]
         markers.add(row["noise_vs_best"])
         memory = row.get("peak_memory_bytes_mean")
-        cells = [latex_escape(row["task"]) if first_of_task else "",
-                 latex_escape(row["primary_metric"]) if first_of_task else "",
-                 latex_escape(row["strategy"]), _score(row),
-                 _fixed(None if missing(memory) else memory / 2**30, 2), _fixed(row.get("train_tokens_per_s_mean"), 0),
-                 _fixed(row.get("trainable_percent_mean"), 2)]
+        cells = [
+            latex_escape(row["task"]) if first_of_task else "",
+            latex_escape(row["primary_metric"]) if first_of_task else "",
+            latex_escape(row["strategy"]),
+            _score(row),
+            _fixed(None if missing(memory) else memory / 2**30, 2),
+            _fixed(row.get("train_tokens_per_s_mean"), 0),
+            _fixed(row.get("trainable_percent_mean"), 2),
+        ]
         cells += [_fixed(row.get(f"{f.name}_mean"), 2) for f in shown] + [str(int(row["n"]))]
         lines.append(" & ".join(cells) + " \\\\")
     lines.append("\\bottomrule")
     notes = ["Bold: best mean per task."]
     if TIE in markers:
-        notes.append(f"{TIE_MARK} within noise of the best (paired test at the 5\\% level where per-item results "
-                     f"exist, else 95\\% confidence intervals overlap, or equal means).")
+        notes.append(
+            f"{TIE_MARK} within noise of the best (paired test at the 5\\% level where per-item results "
+            f"exist, else 95\\% confidence intervals overlap, or equal means)."
+        )
     if UNKNOWN in markers:
         notes.append(f"{UNKNOWN_MARK} single seed: noise unknown.")
     lines.append(f"\\multicolumn{{{len(header)}}}{{l}}{{\\footnotesize {' '.join(notes)}}} \\\\")
     for task, text in sorted((sources or {}).items()):
-        lines.append(f"\\multicolumn{{{len(header)}}}{{l}}{{\\footnotesize Data ({latex_escape(task)}): "
-                     f"{latex_escape(text)}}} \\\\")
+        lines.append(
+            f"\\multicolumn{{{len(header)}}}{{l}}{{\\footnotesize Data ({latex_escape(task)}): "
+            f"{latex_escape(text)}}} \\\\"
+        )
     lines.append("\\end{tabular}")
     return "\n".join(lines) + "\n"

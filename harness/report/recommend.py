@@ -6,12 +6,13 @@ primary metric misses it. Then --prefer decides: accuracy (the default) takes th
 and, among strategies within noise of it, the one needing the least memory; memory takes the
 least peak memory; speed the most training tokens/s.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.report.format import human_bytes, metric_value, missing, number, strategy_sort_key
 from harness.metrics import higher_is_better
+from harness.report.format import human_bytes, metric_value, missing, number, strategy_sort_key
 from harness.results.aggregate import best_index, tied_with
 
 PREFERENCES = ("accuracy", "memory", "speed")
@@ -35,8 +36,10 @@ class Constraints:
         if self.max_memory_bytes is not None:
             parts.append(f"peak memory at most {human_bytes(self.max_memory_bytes)} ({self.max_memory_bytes:,} bytes)")
         if self.min_metric is not None:
-            parts.append(f"primary metric at least {number(self.min_metric)} "
-                         f"(at most, for lower-is-better metrics such as perplexity)")
+            parts.append(
+                f"primary metric at least {number(self.min_metric)} "
+                f"(at most, for lower-is-better metrics such as perplexity)"
+            )
         return ", ".join(parts)
 
 
@@ -69,16 +72,21 @@ def _exclusion(row, constraints: Constraints, higher: bool) -> tuple[str, str] |
 
 def _exclusion_text(excluded: dict[str, tuple[str, str]], constraints: Constraints, metric: str) -> str:
     """'full (1.22 GiB) and lora (921 MiB) are excluded because their peak memory exceeds --max-memory 800 MiB'."""
-    verbs = {"memory": f"peak memory exceeds --max-memory {human_bytes(constraints.max_memory_bytes)}",
-             "metric": f"{metric} misses --min-metric {number(constraints.min_metric)}",
-             "failed": "cells all failed", "unmeasured": "peak memory was not measured"}
+    verbs = {
+        "memory": f"peak memory exceeds --max-memory {human_bytes(constraints.max_memory_bytes)}",
+        "metric": f"{metric} misses --min-metric {number(constraints.min_metric)}",
+        "failed": "cells all failed",
+        "unmeasured": "peak memory was not measured",
+    }
     clauses, ordered = [], sorted(excluded.items(), key=lambda item: strategy_sort_key(item[0]))
     for kind, verb in verbs.items():
         names = [f"{s} ({figure})" for s, (k, figure) in ordered if k == kind]
         if names:
             listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-            clauses.append(f"{listed} {'is' if len(names) == 1 else 'are'} excluded because "
-                           f"{'its' if len(names) == 1 else 'their'} {verb}")
+            clauses.append(
+                f"{listed} {'is' if len(names) == 1 else 'are'} excluded because "
+                f"{'its' if len(names) == 1 else 'their'} {verb}"
+            )
     return "; ".join(clauses)
 
 
@@ -90,39 +98,48 @@ def _pick(eligible, prefer: str, higher: bool):
     memory = eligible["peak_memory_bytes_mean"].fillna(float("inf"))
     if prefer == "memory":
         row = eligible.loc[memory.idxmin()]
-        return row, (f"it needs the least peak memory ({human_bytes(row['peak_memory_bytes_mean'])}) "
-                     f"and reaches {metric} {metric_value(row['primary_value_mean'])}"
-                     + _versus_best(row, best_accuracy, metric))
+        return row, (
+            f"it needs the least peak memory ({human_bytes(row['peak_memory_bytes_mean'])}) "
+            f"and reaches {metric} {metric_value(row['primary_value_mean'])}" + _versus_best(row, best_accuracy, metric)
+        )
     if prefer == "speed":
         speed = eligible["train_tokens_per_s_mean"].dropna()
         if not speed.empty:
             row = eligible.loc[speed.idxmax()]
-            return row, (f"it trains fastest ({number(row['train_tokens_per_s_mean'])} tokens/s) "
-                         f"and reaches {metric} {metric_value(row['primary_value_mean'])}"
-                         + _versus_best(row, best_accuracy, metric))
+            return row, (
+                f"it trains fastest ({number(row['train_tokens_per_s_mean'])} tokens/s) "
+                f"and reaches {metric} {metric_value(row['primary_value_mean'])}"
+                + _versus_best(row, best_accuracy, metric)
+            )
     tied = eligible[[tied_with(best_accuracy, r) for _, r in eligible.iterrows()]]
     row = tied.loc[memory[tied.index].idxmin()] if len(tied) else best_accuracy
     if row["strategy"] != best_accuracy["strategy"]:
-        clause = (f"its {metric} ({metric_value(row['primary_value_mean'], row['primary_value_std'])}) is within "
-                  f"noise of the best, {best_accuracy['strategy']} "
-                  f"({metric_value(best_accuracy['primary_value_mean'], best_accuracy['primary_value_std'])}), "
-                  f"and it needs less peak memory ({human_bytes(row['peak_memory_bytes_mean'])} against "
-                  f"{human_bytes(best_accuracy['peak_memory_bytes_mean'])})")
+        clause = (
+            f"its {metric} ({metric_value(row['primary_value_mean'], row['primary_value_std'])}) is within "
+            f"noise of the best, {best_accuracy['strategy']} "
+            f"({metric_value(best_accuracy['primary_value_mean'], best_accuracy['primary_value_std'])}), "
+            f"and it needs less peak memory ({human_bytes(row['peak_memory_bytes_mean'])} against "
+            f"{human_bytes(best_accuracy['peak_memory_bytes_mean'])})"
+        )
     else:
         others = sorted((s for s in tied["strategy"] if s != row["strategy"]), key=strategy_sort_key)
         clause = f"it has the best {metric} ({metric_value(row['primary_value_mean'], row['primary_value_std'])})"
         if others:
             listed = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " and " + others[-1]
-            clause += (f", tied within noise with {listed}, and needs the least peak memory of those "
-                       f"({human_bytes(row['peak_memory_bytes_mean'])})")
+            clause += (
+                f", tied within noise with {listed}, and needs the least peak memory of those "
+                f"({human_bytes(row['peak_memory_bytes_mean'])})"
+            )
     return row, clause + ("" if prefer == "accuracy" else " (no training throughput was measured)")
 
 
 def _versus_best(row, best_accuracy, metric: str) -> str:
     if row["primary_value_mean"] == best_accuracy["primary_value_mean"]:
         return f", the best {metric} of the strategies that qualify"
-    return (f" (best {metric} that qualifies: {best_accuracy['strategy']} with "
-            f"{metric_value(best_accuracy['primary_value_mean'])})")
+    return (
+        f" (best {metric} that qualifies: {best_accuracy['strategy']} with "
+        f"{metric_value(best_accuracy['primary_value_mean'])})"
+    )
 
 
 def recommend_task(task: str, group, constraints: Constraints) -> Recommendation:

@@ -3,18 +3,23 @@
 Every text that reaches the SVG goes through markupsafe.escape; the result is Markup, safe to
 insert into the autoescaped template as is.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999933", "#000000")
-BREAKDOWN_PARTS = (("weights_bytes", "weights", "#0072B2"), ("gradients_bytes", "gradients", "#E69F00"),
-                   ("optimizer_state_bytes", "optimizer state", "#009E73"),
-                   ("other_bytes", "other (activations…)", "#BBBBBB"))
+BREAKDOWN_PARTS = (
+    ("weights_bytes", "weights", "#0072B2"),
+    ("gradients_bytes", "gradients", "#E69F00"),
+    ("optimizer_state_bytes", "optimizer state", "#009E73"),
+    ("other_bytes", "other (activations…)", "#BBBBBB"),
+)
 WIDTH, HEIGHT, LEGEND_WIDTH = 470, 320, 150
 LEFT, RIGHT, TOP, BOTTOM = 70, 16, 16, 50
 
@@ -57,7 +62,7 @@ def decimal_labels(ticks: list[float]):
     return lambda v: f"{v:,.{decimals}f}"
 
 
-def byte_ticks(low: float, high: float) -> tuple[list[float], object]:
+def byte_ticks(low: float, high: float) -> tuple[list[float], Callable[[float], str]]:
     """Ticks at round numbers of one binary unit (MiB, GiB, ...) and their labels."""
     unit, name = 1, "B"
     for factor, unit_name in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
@@ -69,7 +74,7 @@ def byte_ticks(low: float, high: float) -> tuple[list[float], object]:
     return ticks, lambda v: f"{label(v / unit)} {name}"
 
 
-def linear_ticks(low: float, high: float) -> tuple[list[float], object]:
+def linear_ticks(low: float, high: float) -> tuple[list[float], Callable[[float], str]]:
     """Round ticks and labels with the decimals their step needs."""
     ticks = nice_ticks(low, high)
     return ticks, decimal_labels(ticks)
@@ -77,6 +82,7 @@ def linear_ticks(low: float, high: float) -> tuple[list[float], object]:
 
 def pareto_front(points: list[Point], higher_x_better: bool, higher_y_better: bool) -> list[Point]:
     """The points no other point beats on both axes, ordered by x."""
+
     def beats(a: Point, b: Point) -> bool:
         x_ok = a.x >= b.x if higher_x_better else a.x <= b.x
         y_ok = a.y >= b.y if higher_y_better else a.y <= b.y
@@ -87,8 +93,7 @@ def pareto_front(points: list[Point], higher_x_better: bool, higher_y_better: bo
 
 
 def _text(x, y, content, anchor="middle", size=12, extra="") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" {extra}>'
-            f'{escape(content)}</text>')
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" {extra}>{escape(content)}</text>'
 
 
 def _legend(items: list[tuple[str, str, str]], x: float) -> list[str]:
@@ -101,26 +106,45 @@ def _legend(items: list[tuple[str, str, str]], x: float) -> list[str]:
         elif shape == "box":
             parts.append(f'<rect x="{x}" y="{y - 6}" width="12" height="12" fill="{color}"/>')
         else:
-            parts.append(f'<line x1="{x}" y1="{y}" x2="{x + 14}" y2="{y}" stroke="{color}" stroke-width="2" '
-                         'stroke-dasharray="5 3"/>')
+            parts.append(
+                f'<line x1="{x}" y1="{y}" x2="{x + 14}" y2="{y}" stroke="{color}" stroke-width="2" '
+                'stroke-dasharray="5 3"/>'
+            )
         parts.append(_text(x + 20, y + 4, label, anchor="start", size=11))
     return parts
 
 
 def _frame(title: str, x_label: str, y_label: str) -> list[str]:
     plot_bottom = HEIGHT - BOTTOM
-    return [f'<svg class="chart" role="img" viewBox="0 0 {WIDTH + LEGEND_WIDTH} '
-            f'{HEIGHT}" width="{WIDTH + LEGEND_WIDTH}" height="{HEIGHT}" aria-label="{escape(title)}">',
-            f"<title>{escape(title)}</title>",
-            f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" height="{plot_bottom - TOP}" '
-            'fill="#fff" stroke="#888"/>',
-            _text((LEFT + WIDTH - RIGHT) / 2, HEIGHT - 10, x_label, size=12, extra='font-weight="600"'),
-            _text(16, (TOP + plot_bottom) / 2, y_label, size=12,
-                  extra=f'font-weight="600" transform="rotate(-90 16 {(TOP + plot_bottom) / 2:.1f})"')]
+    return [
+        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH + LEGEND_WIDTH} '
+        f'{HEIGHT}" width="{WIDTH + LEGEND_WIDTH}" height="{HEIGHT}" aria-label="{escape(title)}">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" height="{plot_bottom - TOP}" '
+        'fill="#fff" stroke="#888"/>',
+        _text((LEFT + WIDTH - RIGHT) / 2, HEIGHT - 10, x_label, size=12, extra='font-weight="600"'),
+        _text(
+            16,
+            (TOP + plot_bottom) / 2,
+            y_label,
+            size=12,
+            extra=f'font-weight="600" transform="rotate(-90 16 {(TOP + plot_bottom) / 2:.1f})"',
+        ),
+    ]
 
 
-def scatter_chart(points: list[Point], *, title: str, x_label: str, y_label: str, x_ticks, x_format,
-                  y_format, higher_x_better: bool, higher_y_better: bool) -> Markup:
+def scatter_chart(
+    points: list[Point],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    x_ticks,
+    x_format,
+    y_format,
+    higher_x_better: bool,
+    higher_y_better: bool,
+) -> Markup:
     """A scatter of strategies with ±1 std error bars, name labels and the Pareto front as a dashed line.
 
     x_ticks(low, high) gives (tick values, label function); x_format/y_format label a point's values.
@@ -137,32 +161,39 @@ def scatter_chart(points: list[Point], *, title: str, x_label: str, y_label: str
     x_values, x_label_of = x_ticks(x_low, x_high)
     for tick in x_values:
         if x_low <= tick <= x_high:
-            parts.append(f'<line x1="{to_x(tick):.1f}" y1="{TOP}" x2="{to_x(tick):.1f}" y2="{HEIGHT - BOTTOM}" '
-                         'stroke="#eee"/>')
+            parts.append(
+                f'<line x1="{to_x(tick):.1f}" y1="{TOP}" x2="{to_x(tick):.1f}" y2="{HEIGHT - BOTTOM}" stroke="#eee"/>'
+            )
             parts.append(_text(to_x(tick), HEIGHT - BOTTOM + 16, x_label_of(tick), size=10))
     y_values, y_label_of = linear_ticks(y_low, y_high)
     for tick in y_values:
         if y_low <= tick <= y_high:
-            parts.append(f'<line x1="{LEFT}" y1="{to_y(tick):.1f}" x2="{WIDTH - RIGHT}" y2="{to_y(tick):.1f}" '
-                         'stroke="#eee"/>')
+            parts.append(
+                f'<line x1="{LEFT}" y1="{to_y(tick):.1f}" x2="{WIDTH - RIGHT}" y2="{to_y(tick):.1f}" stroke="#eee"/>'
+            )
             parts.append(_text(LEFT - 6, to_y(tick) + 4, y_label_of(tick), anchor="end", size=10))
     front = pareto_front(points, higher_x_better, higher_y_better)
     if len(front) > 1:
         path = " ".join(f"{to_x(p.x):.1f},{to_y(p.y):.1f}" for p in front)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="#444" stroke-width="1.5" '
-                     'stroke-dasharray="5 3"/>')
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#444" stroke-width="1.5" stroke-dasharray="5 3"/>')
     for p in points:
         cx, cy = to_x(p.x), to_y(p.y)
         if p.y_err:
-            parts.append(f'<line x1="{cx:.1f}" y1="{to_y(p.y - p.y_err):.1f}" x2="{cx:.1f}" '
-                         f'y2="{to_y(p.y + p.y_err):.1f}" stroke="{p.color}"/>')
+            parts.append(
+                f'<line x1="{cx:.1f}" y1="{to_y(p.y - p.y_err):.1f}" x2="{cx:.1f}" '
+                f'y2="{to_y(p.y + p.y_err):.1f}" stroke="{p.color}"/>'
+            )
         if p.x_err:
-            parts.append(f'<line x1="{to_x(p.x - p.x_err):.1f}" y1="{cy:.1f}" x2="{to_x(p.x + p.x_err):.1f}" '
-                         f'y2="{cy:.1f}" stroke="{p.color}"/>')
+            parts.append(
+                f'<line x1="{to_x(p.x - p.x_err):.1f}" y1="{cy:.1f}" x2="{to_x(p.x + p.x_err):.1f}" '
+                f'y2="{cy:.1f}" stroke="{p.color}"/>'
+            )
         on_front = p in front
-        parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{6 if on_front else 5}" fill="{p.color}" '
-                     f'stroke="{"#222" if on_front else "#fff"}" stroke-width="1.5">'
-                     f"<title>{escape(p.name)}: {escape(x_format(p.x))}, {escape(y_format(p.y))}</title></circle>")
+        parts.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{6 if on_front else 5}" fill="{p.color}" '
+            f'stroke="{"#222" if on_front else "#fff"}" stroke-width="1.5">'
+            f"<title>{escape(p.name)}: {escape(x_format(p.x))}, {escape(y_format(p.y))}</title></circle>"
+        )
     parts += _point_labels(points, to_x, to_y)
     legend = [(p.name, p.color, "dot") for p in points] + [("Pareto front", "#444", "dash")]
     if any(p.x_err or p.y_err for p in points):
@@ -200,8 +231,9 @@ def stacked_bars(bars: list[tuple[str, dict]], *, title: str) -> Markup:
     tick_values, value_format = byte_ticks(0, top)
     for tick in tick_values:
         if tick <= top:
-            parts.append(f'<line x1="{LEFT}" y1="{to_y(tick):.1f}" x2="{WIDTH - RIGHT}" y2="{to_y(tick):.1f}" '
-                         'stroke="#eee"/>')
+            parts.append(
+                f'<line x1="{LEFT}" y1="{to_y(tick):.1f}" x2="{WIDTH - RIGHT}" y2="{to_y(tick):.1f}" stroke="#eee"/>'
+            )
             parts.append(_text(LEFT - 6, to_y(tick) + 4, value_format(tick), anchor="end", size=10))
     slot = (WIDTH - LEFT - RIGHT) / max(len(bars), 1)
     for i, (name, breakdown) in enumerate(bars):
@@ -209,9 +241,11 @@ def stacked_bars(bars: list[tuple[str, dict]], *, title: str) -> Markup:
         for key, label, color in BREAKDOWN_PARTS:
             value = breakdown.get(key) or 0
             if value > 0:
-                parts.append(f'<rect x="{x:.1f}" y="{to_y(base + value):.1f}" width="{slot * 0.6:.1f}" '
-                             f'height="{to_y(base) - to_y(base + value):.1f}" fill="{color}">'
-                             f"<title>{escape(name)}: {escape(label)} {escape(value_format(value))}</title></rect>")
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{to_y(base + value):.1f}" width="{slot * 0.6:.1f}" '
+                    f'height="{to_y(base) - to_y(base + value):.1f}" fill="{color}">'
+                    f"<title>{escape(name)}: {escape(label)} {escape(value_format(value))}</title></rect>"
+                )
                 base += value
         parts.append(_text(x + slot * 0.3, HEIGHT - BOTTOM + 16, name, size=11))
     parts += _legend([(label, color, "box") for _, label, color in BREAKDOWN_PARTS], WIDTH + 10)

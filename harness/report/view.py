@@ -1,11 +1,21 @@
 """What the HTML report shows, computed from result files only: overview matrix, per-task tables and charts."""
+
 from __future__ import annotations
 
-from harness.report.format import (NOISE_LEGEND, human_bytes, human_seconds, metric_value, missing, noise_marker,
-                                   number, seed_count_text, strategy_sort_key)
-from harness.report.svg import BREAKDOWN_PARTS, PALETTE, Point, byte_ticks, linear_ticks, scatter_chart, stacked_bars
 from harness.figures import shown_figures
 from harness.metrics import higher_is_better
+from harness.report.format import (
+    NOISE_LEGEND,
+    human_bytes,
+    human_seconds,
+    metric_value,
+    missing,
+    noise_marker,
+    number,
+    seed_count_text,
+    strategy_sort_key,
+)
+from harness.report.svg import BREAKDOWN_PARTS, PALETTE, Point, byte_ticks, linear_ticks, scatter_chart, stacked_bars
 from harness.results.aggregate import BEST, TIE, UNKNOWN
 
 
@@ -48,7 +58,8 @@ def _win_rate_and_rank(aggregates, strategy: str) -> tuple[float | None, float |
 def overview(aggregates, tasks: list[str], strategies: list[str]) -> dict:
     """The task x strategy matrix of the primary metric, with markers, colours, win rate and mean rank."""
     by_key = {(r["task"], r["strategy"]): r for _, r in aggregates.iterrows()}
-    ranges, metrics = {}, {}
+    ranges: dict[str, tuple[float, float]] = {}
+    metrics: dict[str, str] = {}
     for task in tasks:
         group = aggregates[(aggregates["task"] == task) & aggregates["primary_value_mean"].notna()]
         ranges[task] = (group["primary_value_mean"].min(), group["primary_value_mean"].max()) if len(group) else (0, 0)
@@ -63,23 +74,40 @@ def overview(aggregates, tasks: list[str], strategies: list[str]) -> dict:
                 continue
             if int(row["n"]) == 0:
                 statuses = row["failed_statuses"]
-                cells.append(_cell("failed" if statuses == "failed" else f"failed ({statuses})", None,
-                                   color="#fde2e1", marker="",
-                                   title=f"{row['n_failed']} failed cell(s)", classes="failed"))
+                cells.append(
+                    _cell(
+                        "failed" if statuses == "failed" else f"failed ({statuses})",
+                        None,
+                        color="#fde2e1",
+                        marker="",
+                        title=f"{row['n_failed']} failed cell(s)",
+                        classes="failed",
+                    )
+                )
                 continue
             verdict = row["noise_vs_best"]
             title = f"n={seed_count_text(row)}; " + NOISE_LEGEND.get(verdict, "worse than the best beyond noise")
             if isinstance(row.get("noise_test"), str):
                 title += f"; decided by {row['noise_test']}"
-            cells.append(_cell(metric_value(row["primary_value_mean"], row["primary_value_std"]),
-                               row["primary_value_mean"], marker=noise_marker(verdict), title=title,
-                               color=_shade(row["primary_value_mean"], *ranges[task],
-                                            higher_is_better(row["primary_metric"])),
-                               classes="best" if verdict == BEST else ("tie" if verdict == TIE else "")))
+            cells.append(
+                _cell(
+                    metric_value(row["primary_value_mean"], row["primary_value_std"]),
+                    row["primary_value_mean"],
+                    marker=noise_marker(verdict),
+                    title=title,
+                    color=_shade(row["primary_value_mean"], *ranges[task], higher_is_better(row["primary_metric"])),
+                    classes="best" if verdict == BEST else ("tie" if verdict == TIE else ""),
+                )
+            )
         win_rate, mean_rank = _win_rate_and_rank(aggregates, strategy)
-        rows.append({"strategy": strategy, "cells": cells,
-                     "win_rate": _cell("n/a" if win_rate is None else f"{win_rate:.0%}", win_rate),
-                     "mean_rank": _cell("n/a" if mean_rank is None else f"{mean_rank:.2g}", mean_rank)})
+        rows.append(
+            {
+                "strategy": strategy,
+                "cells": cells,
+                "win_rate": _cell("n/a" if win_rate is None else f"{win_rate:.0%}", win_rate),
+                "mean_rank": _cell("n/a" if mean_rank is None else f"{mean_rank:.2g}", mean_rank),
+            }
+        )
     return {"tasks": [{"name": t, "metric": metrics[t]} for t in tasks], "rows": rows}
 
 
@@ -95,34 +123,55 @@ def _figure(row, column: str, formatter) -> dict:
 def task_table(group, metric_columns: list[str]) -> dict:
     """Per-task sortable table: metrics (mean ± std), noise marker, memory, throughput, size, time."""
     primary = group["primary_metric"].dropna().iloc[0] if group["primary_metric"].notna().any() else "primary"
-    columns = ["strategy", "settings", "seeds", f"{primary} (primary)"] + [c.removeprefix("metric.") for c in metric_columns
-                                                               if c != f"metric.{primary}"]
-    columns += ["vs best", "peak memory", "train tokens/s", "eval / generation tokens/s", "trainable %",
-                "trainable params", "saved weights", "training time"] + [f.header for f in shown_figures()]
+    columns = ["strategy", "settings", "seeds", f"{primary} (primary)"] + [
+        c.removeprefix("metric.") for c in metric_columns if c != f"metric.{primary}"
+    ]
+    columns += [
+        "vs best",
+        "peak memory",
+        "train tokens/s",
+        "eval / generation tokens/s",
+        "trainable %",
+        "trainable params",
+        "saved weights",
+        "training time",
+    ] + [f.header for f in shown_figures()]
     rows = []
     for _, row in sorted(group.iterrows(), key=lambda item: strategy_sort_key(item[1]["strategy"])):
         verdict = row["noise_vs_best"] if int(row["n"]) else None
-        cells = [_cell(row["strategy"], row["strategy"]), _cell(row.get("settings") or "defaults", row.get("settings")),
-                 _cell(seed_count_text(row), int(row["n"])),
-                 _cell(metric_value(row["primary_value_mean"], row["primary_value_std"]), row["primary_value_mean"],
-                       classes="best" if verdict == BEST else "")]
+        cells = [
+            _cell(row["strategy"], row["strategy"]),
+            _cell(row.get("settings") or "defaults", row.get("settings")),
+            _cell(seed_count_text(row), int(row["n"])),
+            _cell(
+                metric_value(row["primary_value_mean"], row["primary_value_std"]),
+                row["primary_value_mean"],
+                classes="best" if verdict == BEST else "",
+            ),
+        ]
         for column in metric_columns:
             if column != f"metric.{primary}":
-                cells.append(_cell(metric_value(row.get(f"{column}_mean"), row.get(f"{column}_std")),
-                                   row.get(f"{column}_mean")))
+                cells.append(
+                    _cell(metric_value(row.get(f"{column}_mean"), row.get(f"{column}_std")), row.get(f"{column}_mean"))
+                )
         marker = noise_marker(verdict)
-        label = {BEST: "best", TIE: "within noise", UNKNOWN: "noise unknown"}.get(verdict, "worse" if verdict else "")
+        label = {BEST: "best", TIE: "within noise", UNKNOWN: "noise unknown"}.get(
+            verdict or "", "worse" if verdict else ""
+        )
         p_value = row.get("noise_p_value")
         if not missing(p_value):
             label += f" (p = {p_value:.2g})"
         test = row.get("noise_test") if isinstance(row.get("noise_test"), str) else ""
-        cells += [_cell(f"{marker} {label}".strip(), {BEST: 0, TIE: 1, UNKNOWN: 2}.get(verdict, 3), title=test),
-                  _figure(row, "peak_memory_bytes", human_bytes),
-                  _figure(row, "train_tokens_per_s", number), _figure(row, "eval_tokens_per_s", number),
-                  _cell(number(row.get("trainable_percent_mean"), 3), row.get("trainable_percent_mean")),
-                  _cell(number(row.get("trainable_params_mean")), row.get("trainable_params_mean")),
-                  _cell(human_bytes(row.get("weights_bytes_mean")), row.get("weights_bytes_mean")),
-                  _figure(row, "train_seconds", human_seconds)]
+        cells += [
+            _cell(f"{marker} {label}".strip(), {BEST: 0, TIE: 1, UNKNOWN: 2}.get(verdict or "", 3), title=test),
+            _figure(row, "peak_memory_bytes", human_bytes),
+            _figure(row, "train_tokens_per_s", number),
+            _figure(row, "eval_tokens_per_s", number),
+            _cell(number(row.get("trainable_percent_mean"), 3), row.get("trainable_percent_mean")),
+            _cell(number(row.get("trainable_params_mean")), row.get("trainable_params_mean")),
+            _cell(human_bytes(row.get("weights_bytes_mean")), row.get("weights_bytes_mean")),
+            _figure(row, "train_seconds", human_seconds),
+        ]
         cells += [_figure(row, figure.name, number) for figure in shown_figures()]
         rows.append({"strategy": row["strategy"], "cells": cells})
     return {"columns": columns, "rows": rows}
@@ -134,9 +183,16 @@ def _points(group, x_column: str, colors: dict[str, str]) -> list[Point]:
         x, y = row.get(f"{x_column}_mean"), row["primary_value_mean"]
         if missing(x) or missing(y):
             continue
-        points.append(Point(row["strategy"], float(x), float(y), colors[row["strategy"]],
-                            None if missing(row.get(f"{x_column}_std")) else float(row[f"{x_column}_std"]),
-                            None if missing(row["primary_value_std"]) else float(row["primary_value_std"])))
+        points.append(
+            Point(
+                row["strategy"],
+                float(x),
+                float(y),
+                colors[row["strategy"]],
+                None if missing(row.get(f"{x_column}_std")) else float(row[f"{x_column}_std"]),
+                None if missing(row["primary_value_std"]) else float(row["primary_value_std"]),
+            )
+        )
     return sorted(points, key=lambda p: strategy_sort_key(p.name))
 
 
@@ -148,20 +204,38 @@ def task_charts(task: str, group, colors: dict[str, str], memory_kind: str) -> l
     vertical = "Up" if higher else "Down"
     untrained = sorted(group.loc[group["train_tokens_per_s_mean"].isna() & (group["n"] > 0), "strategy"])
     return [
-        {"svg": scatter_chart(_points(group, "peak_memory_bytes", colors), title=f"{task}: {metric} vs peak memory",
-                              x_label=f"peak memory ({memory_kind})", y_label=metric,
-                              x_ticks=byte_ticks, x_format=human_bytes, y_format=y_format, higher_x_better=False,
-                              higher_y_better=higher),
-         "note": f"{vertical} and to the left is better; the dashed line joins the strategies no other beats "
-                 "on both axes (the Pareto front)."},
-        {"svg": scatter_chart(_points(group, "train_tokens_per_s", colors),
-                              title=f"{task}: {metric} vs training throughput",
-                              x_label="training throughput (non-padding tokens/s)", y_label=metric,
-                              x_ticks=linear_ticks, x_format=lambda v: f"{v:,.0f} tokens/s", y_format=y_format,
-                              higher_x_better=True, higher_y_better=higher),
-         "note": f"{vertical} and to the right is better." + (" Not plotted (no training steps): "
-                                                              + ", ".join(f'"{s}"' for s in untrained) + "."
-                                                    if untrained else "")},
+        {
+            "svg": scatter_chart(
+                _points(group, "peak_memory_bytes", colors),
+                title=f"{task}: {metric} vs peak memory",
+                x_label=f"peak memory ({memory_kind})",
+                y_label=metric,
+                x_ticks=byte_ticks,
+                x_format=human_bytes,
+                y_format=y_format,
+                higher_x_better=False,
+                higher_y_better=higher,
+            ),
+            "note": f"{vertical} and to the left is better; the dashed line joins the strategies no other beats "
+            "on both axes (the Pareto front).",
+        },
+        {
+            "svg": scatter_chart(
+                _points(group, "train_tokens_per_s", colors),
+                title=f"{task}: {metric} vs training throughput",
+                x_label="training throughput (non-padding tokens/s)",
+                y_label=metric,
+                x_ticks=linear_ticks,
+                x_format=lambda v: f"{v:,.0f} tokens/s",
+                y_format=y_format,
+                higher_x_better=True,
+                higher_y_better=higher,
+            ),
+            "note": f"{vertical} and to the right is better."
+            + (
+                " Not plotted (no training steps): " + ", ".join(f'"{s}"' for s in untrained) + "." if untrained else ""
+            ),
+        },
     ]
 
 
@@ -169,12 +243,21 @@ def memory_breakdown_chart(task: str, results: list[dict], strategies: list[str]
     """Stacked bars of the mean training-peak breakdown per strategy, or None when no result carries one."""
     bars = []
     for strategy in strategies:
-        breakdowns = [r["memory"]["breakdown"] for r in results
-                      if r["task"] == task and r["strategy"] == strategy and r["status"] == "ok"
-                      and isinstance((r.get("memory") or {}).get("breakdown"), dict)]
+        breakdowns = [
+            r["memory"]["breakdown"]
+            for r in results
+            if r["task"] == task
+            and r["strategy"] == strategy
+            and r["status"] == "ok"
+            and isinstance((r.get("memory") or {}).get("breakdown"), dict)
+        ]
         if breakdowns:
-            bars.append((strategy, {key: sum(b.get(key) or 0 for b in breakdowns) / len(breakdowns)
-                                    for key, _, _ in BREAKDOWN_PARTS}))
+            bars.append(
+                (
+                    strategy,
+                    {key: sum(b.get(key) or 0 for b in breakdowns) / len(breakdowns) for key, _, _ in BREAKDOWN_PARTS},
+                )
+            )
     if not bars:
         return None
     return stacked_bars(bars, title=f"{task}: training memory by part")

@@ -13,6 +13,7 @@ has fewer than two seeds. Equal means always tie. Each aggregate row says which 
 `noise_vs_best` (`noise_test`, `noise_p_value`) and lists the strategies within noise of it
 (`within_noise_of`), compared pair by pair.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,9 +27,24 @@ from harness.results.significance import paired_test
 from harness.values import missing
 
 GROUP_KEYS = ("task", "strategy")
-LEADING_COLUMNS = ("task", "strategy", "scenario", "primary_metric", "n", "n_failed", "best",
-                   "within_noise_of_best", "noise_vs_best", "noise_test", "noise_p_value", "within_noise_of",
-                   "rank_in_task", "seeds", "failed_statuses", "settings")
+LEADING_COLUMNS = (
+    "task",
+    "strategy",
+    "scenario",
+    "primary_metric",
+    "n",
+    "n_failed",
+    "best",
+    "within_noise_of_best",
+    "noise_vs_best",
+    "noise_test",
+    "noise_p_value",
+    "within_noise_of",
+    "rank_in_task",
+    "seeds",
+    "failed_statuses",
+    "settings",
+)
 
 # Values of the `noise_vs_best` column.
 BEST, TIE, DIFFERS, UNKNOWN = "best", "within noise", "differs", "single seed: noise unknown"
@@ -102,7 +118,10 @@ class PairedItems:
         ok = cells[(cells["status"] == "ok") & cells["items_file"].notna()]
         for row in ok.to_dict("records"):
             self.files.setdefault((row["task"], row["strategy"]), {})[int(row["seed"])] = (
-                row["items_file"], row.get("items_measure"), row.get("data_eval_sha256"))
+                row["items_file"],
+                row.get("items_measure"),
+                row.get("data_eval_sha256"),
+            )
 
     def verdict(self, task: str, a: str, b: str, summary_a: Summary, summary_b: Summary) -> Verdict:
         """Strategy a against b on one task, by the noise rule."""
@@ -116,14 +135,18 @@ class PairedItems:
 
     def _paired(self, task: str, a: str, b: str):
         files_a, files_b = self.files.get((task, a), {}), self.files.get((task, b), {})
-        seeds = [s for s in sorted(files_a.keys() & files_b.keys())
-                 if files_a[s][1:] == files_b[s][1:] and files_a[s][2]]  # same measure, same eval rows
+        seeds = [
+            s for s in sorted(files_a.keys() & files_b.keys()) if files_a[s][1:] == files_b[s][1:] and files_a[s][2]
+        ]  # same measure, same eval rows
         measures = {files_a[s][1] for s in seeds}
         if len(measures) != 1:
             return None
         try:
-            return paired_test({s: self._items(files_a[s][0]) for s in seeds},
-                               {s: self._items(files_b[s][0]) for s in seeds}, measures.pop())
+            return paired_test(
+                {s: self._items(files_a[s][0]) for s in seeds},
+                {s: self._items(files_b[s][0]) for s in seeds},
+                measures.pop(),
+            )
         except (OSError, ValueError):
             return None  # per-item files missing or unreadable: the interval rule decides
 
@@ -158,15 +181,24 @@ def aggregate(cells):
     rows = []
     for (task, strategy), group in cells.groupby(list(GROUP_KEYS), sort=True):
         ok = group[group["status"] == "ok"]
-        row = {"task": task, "strategy": strategy, "scenario": _first(group["scenario"]),
-               "primary_metric": _first(group["primary_metric"]), "n": int(len(ok)),
-               "n_failed": int(len(group) - len(ok)), "seeds": ",".join(str(s) for s in sorted(ok["seed"])),
-               "failed_statuses": ",".join(sorted(set(group.loc[group["status"] != "ok", "status"]))),
-               "settings": settings_text(group.iloc[0])}
+        row = {
+            "task": task,
+            "strategy": strategy,
+            "scenario": _first(group["scenario"]),
+            "primary_metric": _first(group["primary_metric"]),
+            "n": int(len(ok)),
+            "n_failed": int(len(group) - len(ok)),
+            "seeds": ",".join(str(s) for s in sorted(ok["seed"])),
+            "failed_statuses": ",".join(sorted(set(group.loc[group["status"] != "ok", "status"]))),
+            "settings": settings_text(group.iloc[0]),
+        }
         for column in figures:
             summary = summarize(pd.to_numeric(ok[column], errors="coerce"))
             row[f"{column}_mean"], row[f"{column}_std"], row[f"{column}_ci95"] = (
-                summary.mean, summary.std, summary.ci95)
+                summary.mean,
+                summary.std,
+                summary.ci95,
+            )
         rows.append(row)
     frame = _mark_best(pd.DataFrame(rows, columns=None if rows else list(LEADING_COLUMNS)), PairedItems(cells))
     figure_columns = [c for c in frame.columns if c not in LEADING_COLUMNS]
@@ -178,8 +210,11 @@ def settings_text(cell) -> str:
     appear as columns (those some cell of the run sets away from the default)."""
     parts = []
     for prefix in ("option.", "training."):
-        pairs = [f"{k.removeprefix(prefix)}={_short(v)}" for k, v in cell.items()
-                 if isinstance(k, str) and k.startswith(prefix) and not missing(v)]
+        pairs = [
+            f"{k.removeprefix(prefix)}={_short(v)}"
+            for k, v in cell.items()
+            if isinstance(k, str) and k.startswith(prefix) and not missing(v)
+        ]
         if pairs:
             parts.append(", ".join(pairs))
     return "; ".join(parts)
@@ -216,9 +251,14 @@ def _mark_best(frame, items: PairedItems):
         frame.loc[best_row, "noise_vs_best"] = BEST
         ties: dict = {index: [] for index in scored.index}
         for i, first in enumerate(scored.index):
-            for second in scored.index[i + 1:]:
-                verdict = items.verdict(task, frame.loc[first, "strategy"], frame.loc[second, "strategy"],
-                                        group_summary(frame.loc[first]), group_summary(frame.loc[second]))
+            for second in scored.index[i + 1 :]:
+                verdict = items.verdict(
+                    task,
+                    frame.loc[first, "strategy"],
+                    frame.loc[second, "strategy"],
+                    group_summary(frame.loc[first]),
+                    group_summary(frame.loc[second]),
+                )
                 if verdict.verdict == TIE:
                     ties[first].append(frame.loc[second, "strategy"])
                     ties[second].append(frame.loc[first, "strategy"])
@@ -246,8 +286,14 @@ def tied_with(row, other) -> bool:
 def best_index(scored, higher: bool):
     """Index of the row with the best primary mean; exact ties go to the lower peak memory, then the name."""
     memory = scored.get("peak_memory_bytes_mean")
-    keys = [((-m if higher else m), (memory[i] if memory is not None and not missing(memory[i]) else math.inf),
-             scored.loc[i, "strategy"]) for i, m in scored["primary_value_mean"].items()]
+    keys = [
+        (
+            (-m if higher else m),
+            (memory[i] if memory is not None and not missing(memory[i]) else math.inf),
+            scored.loc[i, "strategy"],
+        )
+        for i, m in scored["primary_value_mean"].items()
+    ]
     return scored.index[min(range(len(keys)), key=keys.__getitem__)]
 
 
@@ -258,7 +304,9 @@ def best_by_task(aggregates) -> dict[str, dict]:
         best = group[group["best"]]
         if best.empty:
             continue
-        answer[task] = {"best": best["strategy"].iloc[0],
-                        "ties": list(group.loc[group["noise_vs_best"] == TIE, "strategy"]),
-                        "noise_unknown": list(group.loc[group["noise_vs_best"] == UNKNOWN, "strategy"])}
+        answer[task] = {
+            "best": best["strategy"].iloc[0],
+            "ties": list(group.loc[group["noise_vs_best"] == TIE, "strategy"]),
+            "noise_unknown": list(group.loc[group["noise_vs_best"] == UNKNOWN, "strategy"]),
+        }
     return answer

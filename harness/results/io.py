@@ -1,4 +1,5 @@
 """Atomic JSON writes and reads of cell results under RUN_DIR/cells/."""
+
 from __future__ import annotations
 
 import json

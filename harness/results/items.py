@@ -6,6 +6,7 @@ exact match), or "score" (a number) when it is a mean of per-item scores. The re
 {"file", "n", "measure", "metric", "higher_is_better", "sha256"}; `measure` is "correct",
 "score" or None (the metric does not split into items, e.g. distinct-n: no paired test).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -36,8 +37,14 @@ def write_items(folder: Path, items: list[dict], measure: str | None, metric: st
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return {"file": ITEMS_FILE, "n": len(items), "measure": measure, "metric": metric,
-            "higher_is_better": higher_is_better, "sha256": hashlib.sha256(data).hexdigest()}
+    return {
+        "file": ITEMS_FILE,
+        "n": len(items),
+        "measure": measure,
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
 
 
 def read_items(path: str | Path) -> list[dict]:

@@ -5,6 +5,7 @@ Schema 2 (current): scenario details (examples, a confusion matrix) live under `
 can overwrite a top-level key; each tracker's summary sits under the tracker's key (harness.measure).
 Schema 1 spread the details at the top level; `migrate` moves them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,7 +67,7 @@ class CellResult:
         return {**out, **self.trackers}
 
     @classmethod
-    def from_dict(cls, payload: dict[str, Any]) -> "CellResult":
+    def from_dict(cls, payload: dict[str, Any]) -> CellResult:
         """A CellResult from the current layout; TypeError or ValueError names the bad key."""
         for key in ("cell_id", "task", "strategy", "seed", "status"):
             if key not in payload:
@@ -83,8 +84,9 @@ class CellResult:
         known = {k: v for k, v in payload.items() if k in FIELD_NAMES and k != "trackers"}
         trackers = {k: v for k, v in payload.items() if k not in FIELD_NAMES and k != "schema_version"}
         known.update({k: payload.get(k) or {} for k in ("config", "metrics", "reference", "details")})
-        known["error"] = ErrorInfo(error["type"], error["message"], list(error.get("traceback_tail") or [])) \
-            if error else None
+        known["error"] = (
+            ErrorInfo(error["type"], error["message"], list(error.get("traceback_tail") or [])) if error else None
+        )
         return cls(**known, trackers=trackers)
 
 

@@ -10,6 +10,7 @@ the same evaluation items in the same order. Seeds are combined, never averaged 
 Two strategies differ when p < LEVEL. A paired test needs MIN_SEEDS seeds in common; with fewer,
 or without per-item results, the interval rule of `harness.results.aggregate` decides.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,8 +40,10 @@ class PairedTest:
         return self.p_value < LEVEL
 
     def describe(self) -> str:
-        return (f"{self.test} on {self.seeds} seeds x {self.items} items, p = {self.p_value:.3g} "
-                f"({'differs' if self.differs else 'no difference'} at the {LEVEL:.0%} level)")
+        return (
+            f"{self.test} on {self.seeds} seeds x {self.items} items, p = {self.p_value:.3g} "
+            f"({'differs' if self.differs else 'no difference'} at the {LEVEL:.0%} level)"
+        )
 
 
 def mcnemar_p(b: int, c: int) -> float:
@@ -66,7 +69,7 @@ def paired_bootstrap_p(differences, resamples: int = BOOTSTRAP_RESAMPLES, seed: 
     totals = np.zeros(resamples)
     for start in range(0, resamples, 1000):  # bounded memory: 1000 x items indices at a time
         picks = rng.integers(0, per_item.size, size=(min(1000, resamples - start), per_item.size))
-        totals[start:start + len(picks)] = per_item[picks].mean(axis=1)
+        totals[start : start + len(picks)] = per_item[picks].mean(axis=1)
     extreme = int(np.sum(np.abs(totals - observed) >= abs(observed)))
     return (1 + extreme) / (1 + resamples)
 
@@ -74,9 +77,10 @@ def paired_bootstrap_p(differences, resamples: int = BOOTSTRAP_RESAMPLES, seed: 
 def _values(items: list[dict], measure: str) -> list[float] | None:
     """The items' figures, or None when one is missing or not a finite number."""
     values = [item.get(measure) for item in items]
-    if any(not isinstance(v, (bool, int, float)) or not np.isfinite(v) for v in values):
+    numbers = [float(v) for v in values if isinstance(v, (bool, int, float))]
+    if len(numbers) != len(values) or not all(np.isfinite(numbers)):
         return None
-    return [float(v) for v in values]
+    return numbers
 
 
 def paired_test(a: dict[int, list[dict]], b: dict[int, list[dict]], measure: str | None) -> PairedTest | None:

@@ -1,4 +1,5 @@
 """Cell results as one flat row each: the columns of exports and `load_results`."""
+
 from __future__ import annotations
 
 import json
@@ -12,20 +13,42 @@ from harness.values import missing
 
 # The leading columns, in this order; then every other registered figure, then EXTRA_COLUMNS, then metrics.
 COLUMNS = (
-    "task", "scenario", "strategy", "seed", "status", "primary_metric", "primary_value",
-    "trainable_params", "total_params", "peak_memory_bytes", "train_tokens_per_s",
-    "train_samples_per_s", "eval_tokens_per_s", "train_seconds", "device", "cell_id",
+    "task",
+    "scenario",
+    "strategy",
+    "seed",
+    "status",
+    "primary_metric",
+    "primary_value",
+    "trainable_params",
+    "total_params",
+    "peak_memory_bytes",
+    "train_tokens_per_s",
+    "train_samples_per_s",
+    "eval_tokens_per_s",
+    "train_seconds",
+    "device",
+    "cell_id",
 )
-EXTRA_COLUMNS = ("profile", "error_type", "error_message", "data_source", "data_eval_sha256", "items_measure",
-                 "items_file")
+EXTRA_COLUMNS = (
+    "profile",
+    "error_type",
+    "error_message",
+    "data_source",
+    "data_eval_sha256",
+    "items_measure",
+    "items_file",
+)
 
 
 def data_source_text(record: dict | None) -> str | None:
     """'SOURCE (CITATION), LICENCE' from a result's data record; None when the result has none."""
     if not isinstance(record, dict) or not any(record.get(k) for k in ("source", "citation", "licence")):
         return None
-    return (f"{record.get('source') or 'source not stated'} ({record.get('citation') or 'no citation given'}), "
-            f"{record.get('licence') or 'licence not stated'}")
+    return (
+        f"{record.get('source') or 'source not stated'} ({record.get('citation') or 'no citation given'}), "
+        f"{record.get('licence') or 'licence not stated'}"
+    )
 
 
 def data_sources(cells) -> dict[str, str]:
@@ -43,15 +66,25 @@ def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
     error = result.get("error") or {}
     items = result.get("items") or {}
     row = {
-        "task": result["task"], "scenario": result.get("scenario"), "strategy": result["strategy"],
-        "seed": result["seed"], "status": result["status"], "primary_metric": result.get("primary_metric"),
-        "device": (result.get("provenance") or {}).get("device"), "cell_id": result["cell_id"],
-        "profile": result.get("profile"), "error_type": error.get("type"), "error_message": error.get("message"),
+        "task": result["task"],
+        "scenario": result.get("scenario"),
+        "strategy": result["strategy"],
+        "seed": result["seed"],
+        "status": result["status"],
+        "primary_metric": result.get("primary_metric"),
+        "device": (result.get("provenance") or {}).get("device"),
+        "cell_id": result["cell_id"],
+        "profile": result.get("profile"),
+        "error_type": error.get("type"),
+        "error_message": error.get("message"),
         "data_source": data_source_text(result.get("data")),
         "data_eval_sha256": (result.get("data") or {}).get("eval_sha256"),
         "items_measure": items.get("measure"),
-        "items_file": (str(Path(run_dir) / "cells" / result["cell_id"] / items["file"])
-                       if run_dir is not None and items.get("file") else None),
+        "items_file": (
+            str(Path(run_dir) / "cells" / result["cell_id"] / items["file"])
+            if run_dir is not None and items.get("file")
+            else None
+        ),
     }
     for figure in FIGURES.registered():
         row[figure.name] = figure.value(result)
@@ -77,8 +110,11 @@ def settings_columns(frame) -> list[str]:
     """The strategy options, and the training settings that some cell sets away from the default."""
     defaults = training_defaults()
     options = sorted(c for c in frame.columns if c.startswith("option."))
-    changed = [c for c in defaults if c in frame.columns
-               and any(not (missing(v) and defaults[c] is None) and v != defaults[c] for v in frame[c])]
+    changed = [
+        c
+        for c in defaults
+        if c in frame.columns and any(not (missing(v) and defaults[c] is None) and v != defaults[c] for v in frame[c])
+    ]
     return options + changed
 
 

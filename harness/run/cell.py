@@ -1,29 +1,32 @@
 """One cell, top to bottom:
 resolve config -> load data -> load model -> apply strategy -> train -> evaluate -> measure -> write result.
 """
+
 from __future__ import annotations
 
 import random
 import time
 import traceback
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
-from harness.specs import CellSpec
 from harness.data import load_task_data
-from harness.measure.environment import capture
 from harness.measure import TRACKERS, TrackerContext, phase
+from harness.measure.breakdown import MemoryBreakdown
+from harness.measure.environment import capture
+from harness.measure.memory import MemoryTracker
 from harness.measure.params import count_parameters, folder_bytes
-from harness.measure.throughput import ThroughputTracker
+from harness.measure.throughput import Throughput, ThroughputTracker
 from harness.metrics import compute, higher_is_better, per_item
 from harness.models import load_tokenizer, local_source, model_kind
-from harness.measure.breakdown import MemoryBreakdown
 from harness.results.items import write_items
 from harness.run.train import TrainHooks, train
 from harness.run.watch import TrainingWatch
 from harness.scenarios import SCENARIOS
+from harness.specs import CellSpec
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
 
 TRACEBACK_LINES = 15
@@ -32,15 +35,25 @@ TRACEBACK_LINES = 15
 def cell_header(cell: CellSpec) -> dict:
     """The part of a result known before the cell runs."""
     return {
-        "cell_id": cell.cell_id, "task": cell.task.name, "scenario": cell.task.task.scenario,
-        "domain": cell.task.task.domain, "strategy": cell.strategy, "seed": cell.seed, "profile": cell.profile,
-        "primary_metric": cell.task.primary_metric, "config": cell.resolved(),
+        "cell_id": cell.cell_id,
+        "task": cell.task.name,
+        "scenario": cell.task.task.scenario,
+        "domain": cell.task.task.domain,
+        "strategy": cell.strategy,
+        "seed": cell.seed,
+        "profile": cell.profile,
+        "primary_metric": cell.task.primary_metric,
+        "config": cell.resolved(),
     }
 
 
 def failed_result(cell: CellSpec, status: str, error_type: str, message: str, log_tail: list[str]) -> dict:
-    return {**cell_header(cell), "status": status, "primary_value": None,
-            "error": {"type": error_type, "message": message, "traceback_tail": log_tail}}
+    return {
+        **cell_header(cell),
+        "status": status,
+        "primary_value": None,
+        "error": {"type": error_type, "message": message, "traceback_tail": log_tail},
+    }
 
 
 def pick_device() -> torch.device:
@@ -77,7 +90,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     synchronize = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     trackers = [tracker(TrackerContext(device, synchronize, training)) for tracker in TRACKERS.registered()]
     by_key = {tracker.key: tracker for tracker in trackers}
-    memory, throughput = by_key["memory"], by_key["throughput"]
+    memory, throughput = cast(MemoryTracker, by_key["memory"]), cast(Throughput, by_key["throughput"])
     scenario_class = SCENARIOS.get(task.task.scenario)
     strategy = STRATEGIES.get(cell.strategy)(cell.options)
 
@@ -98,19 +111,26 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
 
     training_summary = None
     if strategy.trains:
-        memory.breakdown = MemoryBreakdown(model)
-        watch = TrainingWatch(training, task.primary_metric,
-                              evaluate=lambda: _periodic_primary(scenario, model, task, device),
-                              step_seconds=lambda: sum(r.seconds for r in throughput.steps("train")))
-        hooks = TrainHooks(step_context=lambda batch: throughput.step(batch.n_samples, batch.n_tokens),
-                           watch_optimizer=memory.breakdown.watch, after_step=watch.after_step)
+        memory.breakdown = breakdown = MemoryBreakdown(model)
+        watch = TrainingWatch(
+            training,
+            task.primary_metric,
+            evaluate=lambda: _periodic_primary(scenario, model, task, device),
+            step_seconds=lambda: sum(r.seconds for r in throughput.steps("train")),
+        )
+        hooks = TrainHooks(
+            step_context=lambda batch: throughput.step(batch.n_samples, batch.n_tokens),
+            watch_optimizer=breakdown.watch,
+            after_step=watch.after_step,
+        )
         with phase(trackers, "train"):
             training_summary = {**train(model, scenario, training, device, cell.seed, hooks), **watch.summary()}
 
     model.eval()
     with phase(trackers, "eval"):
-        evaluation = scenario.evaluate(model, training.eval_batch_size, device,
-                                       lambda batch: throughput.step(batch.n_samples, batch.n_tokens))
+        evaluation = scenario.evaluate(
+            model, training.eval_batch_size, device, lambda batch: throughput.step(batch.n_samples, batch.n_tokens)
+        )
     metrics = _metrics(task, evaluation)
     if task.lm_eval is not None:
         from harness.metrics.lm_eval_bridge import evaluate_in_process
@@ -123,8 +143,11 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     if strategy.trains and training.save_weights:
         weights = _save_weights(model, cell_dir / "weights")
     return {
-        **cell_header(cell), "status": "ok", "error": None,
-        "metrics": metrics, "primary_value": metrics[task.primary_metric],
+        **cell_header(cell),
+        "status": "ok",
+        "error": None,
+        "metrics": metrics,
+        "primary_value": metrics[task.primary_metric],
         "reference": evaluation.reference_figures,
         "details": evaluation.details,  # e.g. examples, a confusion matrix
         "model_kind": kind,
@@ -141,17 +164,23 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
 
 def _metrics(task, evaluation) -> dict[str, float]:
     """Every metric the task names: model metrics from the scenario, the rest from the predictions."""
-    return {name: evaluation.scores[name] if name in evaluation.scores
-            else compute(name, evaluation.predictions, evaluation.references) for name in task.metric.names}
+    return {
+        name: evaluation.scores[name]
+        if name in evaluation.scores
+        else compute(name, evaluation.predictions, evaluation.references)
+        for name in task.metric.names
+    }
 
 
 def _save_items(task, evaluation, eval_rows: list[dict], cell_dir: Path) -> dict:
     """Each evaluation item's prediction, reference and primary-metric figure, for paired tests."""
-    measure, values = per_item(task.primary_metric, evaluation.predictions, evaluation.references,
-                               evaluation.item_scores)
+    measure, values = per_item(
+        task.primary_metric, evaluation.predictions, evaluation.references, evaluation.item_scores
+    )
     items = []
-    for index, (row, prediction, reference) in enumerate(zip(eval_rows, evaluation.predictions,
-                                                             evaluation.references, strict=True)):
+    for index, (row, prediction, reference) in enumerate(
+        zip(eval_rows, evaluation.predictions, evaluation.references, strict=True)
+    ):
         item = {"id": row.get("id", index), "prediction": prediction, "reference": reference}
         if measure:
             item[measure] = values[index]
@@ -163,8 +192,9 @@ def _periodic_primary(scenario, model, task, device) -> float:
     """The primary metric now, for time-to-target; training resumes afterwards."""
     model.eval()
     try:
-        evaluation = scenario.evaluate(model, task.training.eval_batch_size, device,
-                                       lambda batch: ThroughputTracker().step(batch.n_samples))
+        evaluation = scenario.evaluate(
+            model, task.training.eval_batch_size, device, lambda batch: ThroughputTracker().step(batch.n_samples)
+        )
         return _metrics(task, evaluation)[task.primary_metric]
     finally:
         model.train()
@@ -175,5 +205,10 @@ def error_result(cell: CellSpec, exc: BaseException) -> dict:
     lines = traceback.format_exception(exc)
     tail = "".join(lines).splitlines()[-TRACEBACK_LINES:]
     out_of_memory = isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
-    return failed_result(cell, "oom" if out_of_memory else "failed", type(exc).__name__,
-                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__, tail)
+    return failed_result(
+        cell,
+        "oom" if out_of_memory else "failed",
+        type(exc).__name__,
+        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        tail,
+    )

@@ -1,4 +1,5 @@
 """Run each cell in its own process; a crash, kill or out-of-memory loses that cell only."""
+
 from __future__ import annotations
 
 import json
@@ -7,17 +8,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 import psutil
 
-from harness.specs import CellSpec, Matrix
 from harness.data import warm_cache
 from harness.models import prepare_models
 from harness.results.io import cell_result_path, read_result, write_result
 from harness.run.cell import TRACEBACK_LINES, failed_result
+from harness.specs import CellSpec, Matrix
 
 POLL_S = 0.2
 
@@ -50,23 +52,37 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
     cell_dir = run_dir / "cells" / cell.cell_id
     cell_dir.mkdir(parents=True, exist_ok=True)
     log_path = cell_dir / "log.txt"
-    request = {"task_path": str(cell.task.path), "strategy": cell.strategy, "seed": cell.seed,
-               "profile": cell.profile, "cell_id": cell.cell_id, "plugins": list(matrix.plugins)}
+    request = {
+        "task_path": str(cell.task.path),
+        "strategy": cell.strategy,
+        "seed": cell.seed,
+        "profile": cell.profile,
+        "cell_id": cell.cell_id,
+        "plugins": list(matrix.plugins),
+    }
     result_path = cell_result_path(run_dir, cell.cell_id)
     result_path.unlink(missing_ok=True)  # a stale failure from an earlier attempt
     limit_bytes = matrix.cell_memory_limit_mb * 2**20 if matrix.cell_memory_limit_mb else None
     started = time.monotonic()
     verdict: tuple[str, str, str] | None = None  # (status, error type, message) decided here
     with open(log_path, "w", encoding="utf-8") as log:
-        child = subprocess.Popen([sys.executable, "-m", "harness.run.worker", str(run_dir), json.dumps(request)],
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "harness.run.worker", str(run_dir), json.dumps(request)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         watched = psutil.Process(child.pid)
         try:
             while child.poll() is None:
                 time.sleep(POLL_S)
                 if limit_bytes and (rss := _tree_rss(watched)) > limit_bytes:
-                    verdict = ("oom", "OutOfMemory", f"resident set {rss / 2**20:.0f} MiB exceeded the cell limit "
-                                                     f"of {matrix.cell_memory_limit_mb} MiB; killed")
+                    verdict = (
+                        "oom",
+                        "OutOfMemory",
+                        f"resident set {rss / 2**20:.0f} MiB exceeded the cell limit "
+                        f"of {matrix.cell_memory_limit_mb} MiB; killed",
+                    )
                 elif matrix.cell_timeout_s and time.monotonic() - started > matrix.cell_timeout_s:
                     verdict = ("timeout", "Timeout", f"ran longer than {matrix.cell_timeout_s:g} s; killed")
                 if verdict:
@@ -115,8 +131,12 @@ def set_aside_stale(matrix: Matrix, run_dir: Path, stream: TextIO) -> None:
         print(f"moved {moved} result(s) of an earlier config to {run_dir / 'stale'}", file=stream)
 
 
-def run_matrix(matrix: Matrix, run_dir: Path, stream: TextIO | None = None,
-               runner: Callable[[CellSpec, Path, Matrix], str] = run_one) -> list[Outcome]:
+def run_matrix(
+    matrix: Matrix,
+    run_dir: Path,
+    stream: TextIO | None = None,
+    runner: Callable[[CellSpec, Path, Matrix], str] = run_one,
+) -> list[Outcome]:
     """Run every cell not already finished ok in `run_dir`, printing progress with an ETA."""
     stream = stream or sys.stderr
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +162,9 @@ def run_matrix(matrix: Matrix, run_dir: Path, stream: TextIO | None = None,
         outcomes.append(Outcome(cell, status, timed[-1]))
         remaining = len(todo) - len(timed)
         eta = f"ETA {_duration(sum(timed) / len(timed) * remaining)}" if remaining else "done"
-        print(f"[{index:>{len(str(total))}}/{total}] {status:<7} {cell.label:<40} {_duration(timed[-1]):>7}  {eta}",
-              file=stream, flush=True)
+        print(
+            f"[{index:>{len(str(total))}}/{total}] {status:<7} {cell.label:<40} {_duration(timed[-1]):>7}  {eta}",
+            file=stream,
+            flush=True,
+        )
     return outcomes

@@ -1,10 +1,11 @@
 """The training loop shared by every strategy and scenario. Measurement and budgets hook in from outside."""
+
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager
 
 import torch
 
@@ -17,7 +18,9 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 class TrainHooks:
     """How the cell watches training without living inside the loop."""
 
-    step_context: Callable[..., ContextManager] = lambda batch: contextlib.nullcontext()  # wraps each step
+    step_context: Callable[..., contextlib.AbstractContextManager] = lambda batch: (
+        contextlib.nullcontext()
+    )  # wraps each step
     watch_optimizer: Callable[[torch.optim.Optimizer], None] = lambda optimizer: None  # e.g. memory breakdown
     after_step: Callable[[int, object], bool] = lambda step, batch: False  # True stops training (budgets, targets)
     losses: list[float] = field(default_factory=list)
@@ -38,10 +41,16 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
     total = planned_steps(len(scenario.train_rows), training)
     warmup = int(training.lr_warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: (step + 1) / max(1, warmup) if step < warmup
-        else max(0.0, (total - step) / max(1, total - warmup)))
-    autocast = torch.autocast(device.type, dtype=AUTOCAST_DTYPES[training.precision]) \
-        if training.precision in AUTOCAST_DTYPES else contextlib.nullcontext()
+        optimizer,
+        lambda step: (
+            (step + 1) / max(1, warmup) if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
+        ),
+    )
+    autocast = (
+        torch.autocast(device.type, dtype=AUTOCAST_DTYPES[training.precision])
+        if training.precision in AUTOCAST_DTYPES
+        else contextlib.nullcontext()
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=training.precision == "fp16" and device.type == "cuda")
     if training.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -69,5 +78,10 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
             if len(losses) >= total:
                 break
     model.eval()
-    return {"steps": len(losses), "planned_steps": total, "stopped_by": stopped_by,
-            "first_loss": losses[0], "final_loss": sum(losses[-5:]) / len(losses[-5:])}
+    return {
+        "steps": len(losses),
+        "planned_steps": total,
+        "stopped_by": stopped_by,
+        "first_loss": losses[0],
+        "final_loss": sum(losses[-5:]) / len(losses[-5:]),
+    }

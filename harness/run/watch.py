@@ -1,17 +1,19 @@
 """What the cell checks after each training step: budgets (tokens, seconds) and periodic evaluation
 for time-to-target. Called by the loop through TrainHooks.after_step. Seconds are training-step
 time, so periodic evaluation spends neither the budget nor the time to target."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from harness.specs import TrainingSpec
 from harness.metrics import higher_is_better
+from harness.specs import TrainingSpec
 
 
 class TrainingWatch:
-    def __init__(self, training: TrainingSpec, primary: str, evaluate: Callable[[], float],
-                 step_seconds: Callable[[], float]) -> None:
+    def __init__(
+        self, training: TrainingSpec, primary: str, evaluate: Callable[[], float], step_seconds: Callable[[], float]
+    ) -> None:
         self.training = training
         self.primary = primary
         self.evaluate = evaluate  # the primary metric on the evaluation set, now
@@ -23,6 +25,7 @@ class TrainingWatch:
 
     def _reached(self, value: float) -> bool:
         target = self.training.target
+        assert target is not None  # checked only when a target is set
         return value >= target if higher_is_better(self.primary) else value <= target
 
     def after_step(self, step: int, batch) -> bool:
@@ -31,11 +34,17 @@ class TrainingWatch:
         spec = self.training
         if spec.eval_every_steps and step % spec.eval_every_steps == 0:
             value = self.evaluate()
-            self.history.append({"step": step, "tokens": self.tokens, "train_seconds": self.step_seconds(),
-                                 self.primary: value})
+            self.history.append(
+                {"step": step, "tokens": self.tokens, "train_seconds": self.step_seconds(), self.primary: value}
+            )
             if spec.target is not None and self.time_to_target is None and self._reached(value):
-                self.time_to_target = {"step": step, "tokens": self.tokens, "train_seconds": self.step_seconds(),
-                                       "value": value, "target": spec.target}
+                self.time_to_target = {
+                    "step": step,
+                    "tokens": self.tokens,
+                    "train_seconds": self.step_seconds(),
+                    "value": value,
+                    "target": spec.target,
+                }
                 if spec.stop_at_target:
                     self.exhausted = "target reached"
                     return True
@@ -46,5 +55,9 @@ class TrainingWatch:
         return self.exhausted is not None
 
     def summary(self) -> dict:
-        return {"budget_stop": self.exhausted, "tokens": self.tokens, "periodic_evaluation": self.history,
-                "time_to_target": self.time_to_target}
+        return {
+            "budget_stop": self.exhausted,
+            "tokens": self.tokens,
+            "periodic_evaluation": self.history,
+            "time_to_target": self.time_to_target,
+        }

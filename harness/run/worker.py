@@ -3,6 +3,7 @@
 The cell is re-resolved from its task file and checked against the parent's
 cell id, so parent and child run exactly the same config.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,12 +19,15 @@ def main(argv: list[str]) -> int:
 
     load_plugins(request["plugins"])
     problems: list = []
-    cells = load_task_cells(Path(request["task_path"]), (request["strategy"],), (request["seed"],),
-                            request["profile"], problems)
+    cells = load_task_cells(
+        Path(request["task_path"]), (request["strategy"],), (request["seed"],), request["profile"], problems
+    )
     matching = [c for c in cells if c.cell_id == request["cell_id"]]
     if problems or not matching:
-        print(f"cell {request['cell_id']} no longer resolves to the same config: "
-              + "; ".join(map(str, problems)), file=sys.stderr)
+        print(
+            f"cell {request['cell_id']} no longer resolves to the same config: " + "; ".join(map(str, problems)),
+            file=sys.stderr,
+        )
         return 3
     cell = matching[0]
     cell_dir = run_dir / "cells" / cell.cell_id
@@ -33,9 +37,15 @@ def main(argv: list[str]) -> int:
         write_result(run_dir, error_result(cell, exc))
         raise
     if bad := non_finite_paths(result):  # e.g. a diverged run: keep every figure, fail the cell clearly
-        result = {**without_non_finite(result), "status": "failed",
-                  "error": {"type": "NonFiniteResult", "message": f"non-finite values (NaN or inf) at: {', '.join(bad)}",
-                            "traceback_tail": []}}
+        result = {
+            **without_non_finite(result),
+            "status": "failed",
+            "error": {
+                "type": "NonFiniteResult",
+                "message": f"non-finite values (NaN or inf) at: {', '.join(bad)}",
+                "traceback_tail": [],
+            },
+        }
     write_result(run_dir, result)
     return 0 if result["status"] == "ok" else 1
 

@@ -1,9 +1,11 @@
 """The base classes and registry of harness.scenarios; the package imports every built-in one."""
+
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 from harness.metrics import metrics_needing
 from harness.registry import Registry
@@ -34,19 +36,22 @@ class Evaluation:
     details: dict[str, Any] = field(default_factory=dict)  # e.g. examples, a confusion matrix
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """A scenario without a [scenario] table."""
+
+
 class Scenario(abc.ABC):
     """One task kind. Subclasses declare their fields and metrics and implement the hooks."""
 
     name: ClassVar[str]
     fields: ClassVar[tuple[str, ...]]  # canonical data fields a row may carry
     provides: ClassVar[frozenset[str]]  # what it hands to metrics (harness.metrics.NEEDS); it takes any metric
-                                        # that needs no more
+    # that needs no more
     kinds: ClassVar[tuple[str, ...]]  # model kinds it supports: encoder, causal, seq2seq
     needs_domain: ClassVar[bool] = False  # the task file must say which domain (task.domain)
 
-    @dataclass(frozen=True)
-    class Options:
-        """The task file's [scenario] table; none by default."""
+    Options: ClassVar[type] = NoOptions  # the task file's [scenario] table, as a frozen dataclass
 
     @classmethod
     def check_options(cls, options: Any) -> list[tuple[str, str]]:
@@ -73,13 +78,15 @@ class Scenario(abc.ABC):
         return cls.kinds
 
     @classmethod
-    def create(cls, task, tokenizer, kind: str, train_rows: list[dict], eval_rows: list[dict]) -> "Scenario":
+    def create(cls, task, tokenizer, kind: str, train_rows: list[dict], eval_rows: list[dict]) -> Scenario:
         """The scenario object for one cell (a registered entry may pick an implementation here)."""
         return cls(task, tokenizer, kind, train_rows, eval_rows)
 
     def __init__(self, task, tokenizer, kind: str, train_rows: list[dict], eval_rows: list[dict]) -> None:
         if kind not in self.kinds:
-            raise ValueError(f"scenario {self.name!r} does not support {kind} models; use one of {', '.join(self.kinds)}")
+            raise ValueError(
+                f"scenario {self.name!r} does not support {kind} models; use one of {', '.join(self.kinds)}"
+            )
         self.task = task
         self.options = task.scenario
         self.tokenizer = tokenizer
@@ -106,7 +113,7 @@ class Scenario(abc.ABC):
 
         order = torch.randperm(len(self.train_rows), generator=generator).tolist()
         for start in range(0, len(order), batch_size):
-            yield self.training_batch([self.train_rows[i] for i in order[start:start + batch_size]])
+            yield self.training_batch([self.train_rows[i] for i in order[start : start + batch_size]])
 
     @abc.abstractmethod
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:

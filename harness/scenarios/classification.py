@@ -1,4 +1,5 @@
 """Sequence classification: text -> one label; accuracy and macro-F1."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -29,22 +30,32 @@ class Classification(Scenario):
         from transformers import AutoModelForSequenceClassification
 
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=len(self.labels), id2label=dict(enumerate(self.labels)),
-            label2id=self.label_ids, output_loading_info=True, revision=self.task.model.revision)
+            source,
+            num_labels=len(self.labels),
+            id2label=dict(enumerate(self.labels)),
+            label2id=self.label_ids,
+            output_loading_info=True,
+            revision=self.task.model.revision,
+        )
         if model.config.pad_token_id is None:  # decoder models classify from the last non-pad token
             model.config.pad_token_id = self.tokenizer.pad_token_id
         return model, new_head_modules(info)
 
     def training_batch(self, rows: list[dict]) -> Batch:
-        encoded = self.tokenizer([str(r["text"]) for r in rows], truncation=True,
-                                 max_length=self.task.model.max_length, padding=True, return_tensors="pt")
+        encoded = self.tokenizer(
+            [str(r["text"]) for r in rows],
+            truncation=True,
+            max_length=self.task.model.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
         encoded["labels"] = torch.tensor([self.label_ids[str(r["label"])] for r in rows])
         return Batch(dict(encoded), n_samples=len(rows), n_tokens=int(encoded["attention_mask"].sum()))
 
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
         predictions: list[str] = []
         for start in range(0, len(self.eval_rows), batch_size):
-            batch = self.training_batch(self.eval_rows[start:start + batch_size])
+            batch = self.training_batch(self.eval_rows[start : start + batch_size])
             with on_batch(batch), torch.no_grad():
                 inputs = batch.on(device)
                 inputs.pop("labels")
@@ -57,6 +68,9 @@ class Classification(Scenario):
         counts = [[0] * len(self.labels) for _ in self.labels]  # rows: reference, columns: prediction
         for reference, prediction in zip(references, predictions):
             counts[self.label_ids[reference]][self.label_ids[prediction]] += 1
-        return Evaluation(predictions, references,
-                          {"majority_class_accuracy": rate, "majority_class_macro_f1": majority_f1},
-                          details={"confusion_matrix": {"labels": self.labels, "counts": counts}})
+        return Evaluation(
+            predictions,
+            references,
+            {"majority_class_accuracy": rate, "majority_class_macro_f1": majority_f1},
+            details={"confusion_matrix": {"labels": self.labels, "counts": counts}},
+        )

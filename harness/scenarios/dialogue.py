@@ -1,12 +1,13 @@
 """Dialogue: a single reply to a customer message, or the next turn of a multi-turn chat."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.schema import field
 from harness.scenarios.base import SCENARIOS
 from harness.scenarios.text_to_text import TextToText
+from harness.schema import field
 
 
 @SCENARIOS.register("dialogue")
@@ -17,8 +18,10 @@ class Dialogue(TextToText):
     @dataclass(frozen=True)
     class Options:
         turns: Literal["single", "multi"] = field(
-            "multi", help="multi: rows carry `messages` ending with the assistant turn to predict; "
-                          "single: rows carry `input` (the user's message) and `target` (the reply)")
+            "multi",
+            help="multi: rows carry `messages` ending with the assistant turn to predict; "
+            "single: rows carry `input` (the user's message) and `target` (the reply)",
+        )
         system: str | None = field(None, help="system message, where the chat template takes one")
         chat_template: bool = field(True, help="format with the tokenizer's chat template when it has one")
 
@@ -32,11 +35,16 @@ class Dialogue(TextToText):
             for split, rows in (("train", train_rows), ("eval", eval_rows)):
                 for i, row in enumerate(rows):
                     turns = row["messages"]
-                    well_formed = isinstance(turns, list) and len(turns) >= 2 and all(
-                        isinstance(t, dict) and {"role", "content"} <= set(t) for t in turns)
+                    well_formed = (
+                        isinstance(turns, list)
+                        and len(turns) >= 2
+                        and all(isinstance(t, dict) and {"role", "content"} <= set(t) for t in turns)
+                    )
                     if not well_formed or turns[-1]["role"] != "assistant":
-                        raise ValueError(f"{task.path}: {split} row {i + 1}: field messages must be a list of "
-                                         f"{{role, content}} turns ending with an assistant turn")
+                        raise ValueError(
+                            f"{task.path}: {split} row {i + 1}: field messages must be a list of "
+                            f"{{role, content}} turns ending with an assistant turn"
+                        )
 
     def messages(self, row: dict) -> list[dict[str, str]]:
         system = [{"role": "system", "content": self.options.system}] if self.options.system else []

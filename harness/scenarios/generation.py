@@ -1,4 +1,5 @@
 """Text generation (summarisation, creative writing) and domain-specific tasks: input -> target text."""
+
 from __future__ import annotations
 
 from harness.scenarios.base import SCENARIOS

@@ -1,4 +1,5 @@
 """Prompt options shared by the text-to-text scenarios: how a row becomes the user's message."""
+
 from __future__ import annotations
 
 import string

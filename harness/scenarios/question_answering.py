@@ -1,5 +1,6 @@
 """Question answering: extractive (a span head on an encoder, SQuAD-style, with stride windows over
 long contexts) or generative (the model writes the answer)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,10 +8,10 @@ from typing import Literal
 
 import torch
 
-from harness.schema import field
 from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
 from harness.scenarios.prompting import template_problems
 from harness.scenarios.text_to_text import TextToText
+from harness.schema import field
 
 N_BEST = 20  # start and end candidates considered per window
 
@@ -18,7 +19,8 @@ N_BEST = 20  # start and end candidates considered per window
 @dataclass(frozen=True)
 class QAOptions:
     style: Literal["extractive", "generative"] = field(
-        "extractive", help="extractive: span head on an encoder; generative: a causal or seq2seq LM writes the answer")
+        "extractive", help="extractive: span head on an encoder; generative: a causal or seq2seq LM writes the answer"
+    )
     doc_stride: int = field(64, min=1, help="extractive: tokens shared by consecutive windows of a long context")
     max_answer_tokens: int = field(30, min=1, help="extractive: longest span considered")
     template: str = field("{question}", help="generative: the user's message; {question}, {context} placeholders")
@@ -85,24 +87,37 @@ class ExtractiveQA(Scenario):
         for split, rows in (("train", train_rows), ("eval", eval_rows)):
             for number, row in enumerate(rows, start=1):
                 answers = row["answers"]
-                if not (isinstance(answers, dict) and len(answers.get("text", ())) > 0
-                        and len(answers.get("answer_start", ())) > 0):
-                    raise ValueError(f"{task.path}: {split} row {number}: field answers must be "
-                                     f'{{"text": [...], "answer_start": [...]}} (SQuAD format)')
+                if not (
+                    isinstance(answers, dict)
+                    and len(answers.get("text", ())) > 0
+                    and len(answers.get("answer_start", ())) > 0
+                ):
+                    raise ValueError(
+                        f"{task.path}: {split} row {number}: field answers must be "
+                        f'{{"text": [...], "answer_start": [...]}} (SQuAD format)'
+                    )
 
     def load_model(self, source: str):
         from transformers import AutoModelForQuestionAnswering
 
         model, info = AutoModelForQuestionAnswering.from_pretrained(
-            source, output_loading_info=True, revision=self.task.model.revision)
+            source, output_loading_info=True, revision=self.task.model.revision
+        )
         return model, new_head_modules(info)
 
     def _windows(self, rows: list[dict]):
         """Tokenised (question, context) windows; long contexts overflow into several windows."""
-        return self.tokenizer([str(r["question"]) for r in rows], [str(r["context"]) for r in rows],
-                              truncation="only_second", max_length=self.task.model.max_length,
-                              stride=self.options.doc_stride, return_overflowing_tokens=True,
-                              return_offsets_mapping=True, padding=True, return_tensors="pt")
+        return self.tokenizer(
+            [str(r["question"]) for r in rows],
+            [str(r["context"]) for r in rows],
+            truncation="only_second",
+            max_length=self.task.model.max_length,
+            stride=self.options.doc_stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=True,
+            return_tensors="pt",
+        )
 
     def training_batch(self, rows: list[dict]) -> Batch:
         encoded = self._windows(rows)
@@ -138,7 +153,7 @@ class ExtractiveQA(Scenario):
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
         predictions: list[str] = []
         for first in range(0, len(self.eval_rows), batch_size):
-            rows = self.eval_rows[first:first + batch_size]
+            rows = self.eval_rows[first : first + batch_size]
             encoded = self._windows(rows)
             inputs = {k: encoded[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
             batch = Batch(inputs, len(rows), int(encoded["attention_mask"].sum()))
@@ -146,14 +161,20 @@ class ExtractiveQA(Scenario):
                 output = model(**batch.on(device))
             best: dict[int, tuple[float, tuple[int, int] | None]] = {}
             for w, row_index in enumerate(encoded["overflow_to_sample_mapping"].tolist()):
-                candidate = self._best_span(output.start_logits[w].cpu(), output.end_logits[w].cpu(),
-                                            encoded.sequence_ids(w), encoded["offset_mapping"][w].tolist())
+                candidate = self._best_span(
+                    output.start_logits[w].cpu(),
+                    output.end_logits[w].cpu(),
+                    encoded.sequence_ids(w),
+                    encoded["offset_mapping"][w].tolist(),
+                )
                 if candidate[0] > best.get(row_index, (float("-inf"), None))[0]:
                     best[row_index] = candidate
             for i, row in enumerate(rows):
                 span = best.get(i, (0.0, None))[1]
-                predictions.append(str(row["context"])[span[0]:span[1]] if span else "")
+                predictions.append(str(row["context"])[span[0] : span[1]] if span else "")
         references = [list(r["answers"]["text"]) for r in self.eval_rows]
-        examples = [{"input": r["question"], "reference": ref[0], "prediction": p}
-                    for r, ref, p in list(zip(self.eval_rows, references, predictions))[: self.task.generation.keep_examples]]
+        examples = [
+            {"input": r["question"], "reference": ref[0], "prediction": p}
+            for r, ref, p in list(zip(self.eval_rows, references, predictions))[: self.task.generation.keep_examples]
+        ]
         return Evaluation(predictions, references, details={"examples": examples})

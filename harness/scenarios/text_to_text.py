@@ -6,6 +6,7 @@ loss on target tokens only; seq2seq models encode the prompt and decode the
 target. Evaluation generates with the task's [generation] settings and, when
 asked, computes perplexity of the reference targets.
 """
+
 from __future__ import annotations
 
 import abc
@@ -36,8 +37,11 @@ class TextToText(Scenario):
 
     @property
     def uses_chat_template(self) -> bool:
-        return self.kind == "causal" and getattr(self.options, "chat_template", True) \
+        return (
+            self.kind == "causal"
+            and getattr(self.options, "chat_template", True)
             and bool(getattr(self.tokenizer, "chat_template", None))
+        )
 
     def prompt(self, row: dict) -> str:
         messages = self.messages(row)
@@ -51,7 +55,8 @@ class TextToText(Scenario):
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
         loader = AutoModelForSeq2SeqLM if self.kind == "seq2seq" else AutoModelForCausalLM
-        model, info = loader.from_pretrained(source, output_loading_info=True, revision=self.task.model.revision)
+        # output_loading_info=True makes it a (model, info) pair, which the stubs do not say
+        model, _ = loader.from_pretrained(source, output_loading_info=True, revision=self.task.model.revision)  # type: ignore[misc]
         if model.config.pad_token_id is None:
             model.config.pad_token_id = self.tokenizer.pad_token_id
         return model, ()  # language-model heads are pretrained: nothing fresh to train
@@ -63,10 +68,12 @@ class TextToText(Scenario):
         tok, limit = self.tokenizer, self.task.model.max_length
         targets = [self._first(self.target(r)) for r in rows]
         if self.kind == "seq2seq":
-            inputs = tok([self.prompt(r) for r in rows], truncation=True, max_length=limit, padding=True,
-                         return_tensors="pt")
-            labels = tok(text_target=targets, truncation=True, max_length=limit, padding=True,
-                         return_tensors="pt")["input_ids"]
+            inputs = tok(
+                [self.prompt(r) for r in rows], truncation=True, max_length=limit, padding=True, return_tensors="pt"
+            )
+            labels = tok(text_target=targets, truncation=True, max_length=limit, padding=True, return_tensors="pt")[
+                "input_ids"
+            ]
             labels[labels == tok.pad_token_id] = IGNORE
             n_tokens = int(inputs["attention_mask"].sum()) + int((labels != IGNORE).sum())
             return Batch({**inputs, "labels": labels}, len(rows), n_tokens)
@@ -75,16 +82,17 @@ class TextToText(Scenario):
             prompt_ids = tok(self.prompt(row), add_special_tokens=not self.uses_chat_template)["input_ids"]
             target_ids = tok(target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
             target_ids = target_ids[: max(1, limit // 2)]
-            prompt_ids = prompt_ids[-(limit - len(target_ids)):]  # keep the end of a long prompt
+            prompt_ids = prompt_ids[-(limit - len(target_ids)) :]  # keep the end of a long prompt
             sequences.append(prompt_ids + target_ids)
             label_rows.append([IGNORE] * len(prompt_ids) + target_ids)
         width = max(map(len, sequences))
         pad = tok.pad_token_id
         input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
         attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
-        labels = torch.tensor([l + [IGNORE] * (width - len(l)) for l in label_rows])
-        return Batch({"input_ids": input_ids, "attention_mask": attention, "labels": labels},
-                     len(rows), int(attention.sum()))
+        labels = torch.tensor([ids + [IGNORE] * (width - len(ids)) for ids in label_rows])
+        return Batch(
+            {"input_ids": input_ids, "attention_mask": attention, "labels": labels}, len(rows), int(attention.sum())
+        )
 
     @staticmethod
     def _first(target: str | list[str]) -> str:
@@ -98,16 +106,17 @@ class TextToText(Scenario):
         total_nll, total_tokens, item_nll = 0.0, 0, []
         with torch.no_grad():
             for start in range(0, len(self.eval_rows), batch_size):
-                batch = self.training_batch(self.eval_rows[start:start + batch_size])
+                batch = self.training_batch(self.eval_rows[start : start + batch_size])
                 inputs = batch.on(device)
                 labels = inputs.pop("labels")
                 logits = model(**inputs, **({"labels": labels} if self.kind == "seq2seq" else {})).logits.float()
                 if self.kind == "causal":
                     # prompt-learning methods prepend virtual tokens: score only the positions of the inputs
-                    logits = logits[:, -labels.size(1):]
+                    logits = logits[:, -labels.size(1) :]
                     logits, labels = logits[:, :-1], labels[:, 1:]
-                nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
-                                                        ignore_index=IGNORE, reduction="none").view(labels.shape)
+                nll = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="none"
+                ).view(labels.shape)
                 row_nll, row_tokens = nll.sum(dim=1), (labels != IGNORE).sum(dim=1)
                 total_nll += float(row_nll.sum())
                 total_tokens += int(row_tokens.sum())
@@ -133,22 +142,31 @@ class TextToText(Scenario):
     def generate(self, model, batch_size: int, device, on_batch) -> list[str]:
         """Greedy or sampled continuations of every evaluation prompt."""
         spec, tok = self.task.generation, self.tokenizer
-        settings = {"max_new_tokens": spec.max_new_tokens, "do_sample": spec.do_sample,
-                    "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
+        settings = {
+            "max_new_tokens": spec.max_new_tokens,
+            "do_sample": spec.do_sample,
+            "pad_token_id": tok.pad_token_id,
+            "eos_token_id": tok.eos_token_id,
+        }
         if spec.do_sample:
             settings.update(temperature=spec.temperature, top_p=spec.top_p)
         tok.padding_side = tok.truncation_side = "left"  # generation continues from the prompt's end
         outputs: list[str] = []
         try:
             for start in range(0, len(self.eval_rows), batch_size):
-                rows = self.eval_rows[start:start + batch_size]
-                encoded = tok([self.prompt(r) for r in rows], return_tensors="pt", padding=True, truncation=True,
-                              max_length=self.task.model.max_length,
-                              add_special_tokens=self.kind == "seq2seq" or not self.uses_chat_template)
+                rows = self.eval_rows[start : start + batch_size]
+                encoded = tok(
+                    [self.prompt(r) for r in rows],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=self.task.model.max_length,
+                    add_special_tokens=self.kind == "seq2seq" or not self.uses_chat_template,
+                )
                 batch = Batch(dict(encoded), len(rows), 0)
                 with on_batch(batch) as record, torch.no_grad():
                     generated = model.generate(**batch.on(device), **settings)
-                    new = generated if self.kind == "seq2seq" else generated[:, encoded["input_ids"].shape[1]:]
+                    new = generated if self.kind == "seq2seq" else generated[:, encoded["input_ids"].shape[1] :]
                     new = new.cpu()
                     record.tokens = sum(self._generated_length(row) for row in new.tolist())
                 outputs.extend(self._cut(t) for t in tok.batch_decode(new, skip_special_tokens=True))
@@ -162,7 +180,10 @@ class TextToText(Scenario):
         scores, item_scores = {}, {}
         if "perplexity" in self.task.metric.names:
             scores["perplexity"], item_scores["perplexity"] = self.perplexity(model, batch_size, device)
-        examples = [{"input": self.messages(r)[-1]["content"], "reference": self._first(ref), "prediction": pred}
-                    for r, ref, pred in list(zip(self.eval_rows, references, predictions))[: self.task.generation.keep_examples]]
-        return Evaluation(predictions, references, scores=scores, item_scores=item_scores,
-                          details={"examples": examples})
+        examples = [
+            {"input": self.messages(r)[-1]["content"], "reference": self._first(ref), "prediction": pred}
+            for r, ref, pred in list(zip(self.eval_rows, references, predictions))[: self.task.generation.keep_examples]
+        ]
+        return Evaluation(
+            predictions, references, scores=scores, item_scores=item_scores, details={"examples": examples}
+        )

@@ -3,10 +3,11 @@
 Each adapter adds up(act(down(h))) to a sublayer's output h; `up` starts at
 zero, so the model computes exactly what it did before at step 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -33,11 +34,11 @@ class BottleneckAdapter(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:  # models read e.g. `wo.weight.dtype` (T5)
-        return self.wrapped.weight
+        return cast(torch.Tensor, self.wrapped.weight)
 
     @property
     def bias(self) -> torch.Tensor | None:
-        return self.wrapped.bias
+        return cast("torch.Tensor | None", self.wrapped.bias)
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
         hidden = self.wrapped(*args, **kwargs)
@@ -46,10 +47,10 @@ class BottleneckAdapter(nn.Module):
 
 def _output_size(module: nn.Module) -> int:
     if hasattr(module, "out_features"):
-        return module.out_features
+        return int(cast(int, module.out_features))
     if hasattr(module, "nf"):  # transformers' Conv1D (GPT-2) stores its weight transposed
-        return module.nf
-    return module.weight.shape[0]
+        return int(cast(int, module.nf))
+    return int(cast(torch.Tensor, module.weight).shape[0])
 
 
 def _is_attention(name: str) -> bool:
@@ -65,26 +66,33 @@ class BottleneckAdapters(Strategy):
     class Options:
         bottleneck: int = field(64, min=1, help="adapter hidden size")
         placement: Literal["houlsby", "pfeiffer"] = field(
-            "houlsby", help="houlsby: after attention and feed-forward; pfeiffer: after feed-forward only")
+            "houlsby", help="houlsby: after attention and feed-forward; pfeiffer: after feed-forward only"
+        )
         activation: Literal["relu", "gelu", "tanh", "silu"] = field("relu", help="nonlinearity between down and up")
         target_modules: tuple[str, ...] | None = field(
-            None, help="attribute names of the projections to wrap; default: discovered")
+            None, help="attribute names of the projections to wrap; default: discovered"
+        )
 
     def apply(self, model, context: ModelContext) -> Applied:
         targets = []
         for block in discover(model).blocks:
             found = output_projections(model, block, self.options.target_modules)
             if self.options.placement == "pfeiffer":
-                found = [name for name in found if not _is_attention(name[len(block):])]
+                found = [name for name in found if not _is_attention(name[len(block) :])]
             if not found:
-                raise ValueError(f"adapter: no sublayer output projection found in {block} "
-                                 f"({type(model.get_submodule(block)).__name__}); set strategies.adapter.target_modules")
+                raise ValueError(
+                    f"adapter: no sublayer output projection found in {block} "
+                    f"({type(model.get_submodule(block)).__name__}); set strategies.adapter.target_modules"
+                )
             targets.extend(found)
         for name in targets:
             parent_name, _, attr = name.rpartition(".")
             parent = model.get_submodule(parent_name)
             wrapped = getattr(parent, attr)
-            setattr(parent, attr, BottleneckAdapter(wrapped, _output_size(wrapped), self.options.bottleneck,
-                                                    self.options.activation))
+            setattr(
+                parent,
+                attr,
+                BottleneckAdapter(wrapped, _output_size(wrapped), self.options.bottleneck, self.options.activation),
+            )
         trainable = {n for n, _ in model.named_parameters() if ".adapter_down." in n or ".adapter_up." in n}
         return Applied(model, trainable)

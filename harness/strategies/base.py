@@ -1,4 +1,5 @@
 """The base classes and registry of harness.strategies; the package imports every built-in one."""
+
 from __future__ import annotations
 
 import abc

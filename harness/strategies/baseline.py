@@ -1,4 +1,5 @@
 """`none`: the untuned model, evaluated as the baseline row."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """`frozen-lower`: embeddings and the lowest k of N transformer blocks are frozen."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ class FrozenLower(Strategy):
     @dataclass(frozen=True)
     class Options:
         layers: int | None = field(None, min=0, help="number of lowest blocks to freeze (k)")
-        fraction: float | None = field(None, min=0.0, max=1.0, help="fraction of blocks to freeze, rounded; default 0.5")
+        fraction: float | None = field(
+            None, min=0.0, max=1.0, help="fraction of blocks to freeze, rounded; default 0.5"
+        )
         freeze_embeddings: bool = field(True, help="freeze the embeddings too")
 
     @classmethod
@@ -36,6 +39,9 @@ class FrozenLower(Strategy):
         layout = discover(model)
         frozen_blocks = tuple(b + "." for b in layout.blocks[: self.frozen_count(len(layout.blocks))])
         frozen_embeddings = set(layout.embedding_params) if self.options.freeze_embeddings else set()
-        trainable = {name for name, _ in model.named_parameters()
-                     if name not in frozen_embeddings and not name.startswith(frozen_blocks)}
+        trainable = {
+            name
+            for name, _ in model.named_parameters()
+            if name not in frozen_embeddings and not name.startswith(frozen_blocks)
+        }
         return Applied(model, trainable)

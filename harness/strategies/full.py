@@ -1,4 +1,5 @@
 """`full`: every parameter trains."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -6,6 +6,7 @@ ModuleLists whose entries share one class; embeddings are the parameters
 registered before the first block, plus any other named like an embedding
 outside the blocks (a decoder's own position embeddings).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """`lora`: low-rank adapters through peft."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ class LoRA(Strategy):
         r: int = field(8, min=1, help="rank of the update matrices")
         alpha: int = field(16, min=1, help="scaling numerator: updates are scaled by alpha / r")
         dropout: float = field(0.0, min=0.0, max=1.0, help="dropout on the LoRA input")
-        target_modules: tuple[str, ...] | None = field(None, help="module names to adapt; default: peft's for the architecture")
+        target_modules: tuple[str, ...] | None = field(
+            None, help="module names to adapt; default: peft's for the architecture"
+        )
         bias: Literal["none", "all", "lora_only"] = field("none", help="which biases train")
         use_dora: bool = field(False, help="weight-decomposed LoRA (DoRA)")
 
@@ -34,9 +37,13 @@ class LoRA(Strategy):
         from peft import LoraConfig
 
         config = LoraConfig(
-            r=self.options.r, lora_alpha=self.options.alpha, lora_dropout=self.options.dropout,
+            r=self.options.r,
+            lora_alpha=self.options.alpha,
+            lora_dropout=self.options.dropout,
             target_modules=list(self.options.target_modules) if self.options.target_modules else None,
-            bias=self.options.bias, use_dora=self.options.use_dora, task_type=context.peft_task_type,
+            bias=self.options.bias,
+            use_dora=self.options.use_dora,
+            task_type=context.peft_task_type,
             modules_to_save=list(context.head_modules) or None,
         )
         return wrap_with_peft(model, config)

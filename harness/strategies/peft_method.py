@@ -1,4 +1,5 @@
 """`peft`: any PEFT method by name, its config table passed through to peft."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,12 +31,22 @@ class PeftMethod(Strategy):
     def check_options(cls, options) -> list[tuple[str, str]]:
         classes = _config_classes()
         if options.method not in classes:
-            return [("method", f"unknown peft method {options.method!r}"
-                               f"{did_you_mean(options.method, list(classes))}; known: {', '.join(sorted(classes))}")]
+            return [
+                (
+                    "method",
+                    f"unknown peft method {options.method!r}"
+                    f"{did_you_mean(options.method, list(classes))}; known: {', '.join(sorted(classes))}",
+                )
+            ]
         fields = {f.name for f in dataclasses.fields(classes[options.method])}
-        return [(f"config.{key}", f"not a field of peft's {classes[options.method].__name__}"
-                                  f"{did_you_mean(key, sorted(fields))}")
-                for key in options.config if key not in fields]
+        return [
+            (
+                f"config.{key}",
+                f"not a field of peft's {classes[options.method].__name__}{did_you_mean(key, sorted(fields))}",
+            )
+            for key in options.config
+            if key not in fields
+        ]
 
     def apply(self, model, context: ModelContext) -> Applied:
         config_class = _config_classes()[self.options.method]
