@@ -8,7 +8,7 @@ import pytest
 
 from harness.cli import main
 from harness.config import ConfigError, load_matrix
-from tests.conftest import write_task
+from tests.helpers import write_task
 
 BROKEN = """\
 [task]
@@ -79,7 +79,7 @@ EXPECTED = [
 
 @pytest.fixture
 def broken(tmp_path, tiny_bert_dir):
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     path = tmp_path / "broken.toml"
     path.write_text(BROKEN.format(train=ROOT / "tasks/data/sentiment/train.jsonl"), encoding="utf-8")
@@ -189,7 +189,7 @@ def test_suite_selects_tasks_strategies_seeds_and_profile(tmp_path, tiny_bert_di
 
 
 def test_shipped_tasks_validate(capsys):
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     assert main(["validate", str(ROOT / "tasks"), str(ROOT / "tasks/suites/default.toml")]) == 0
     assert "valid under every profile" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 
 from harness.config import load_matrix
 from harness.data import load_rows
-from tests.conftest import ROOT, write_task
+from tests.helpers import ROOT, write_task
 
 
 def test_generator_reproduces_the_committed_files(tmp_path):

@@ -23,7 +23,7 @@ from harness.data.readers import read_rows
 from harness.data.sources import DataLocation, resolve_data
 from harness.data.transforms import apply_transforms
 from harness.results import read_results
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 REVIEWS = [
     ("a moving, funny film", 2.5),

@@ -12,7 +12,7 @@ import pytest
 from harness.config import LmEvalSpec, load_matrix
 from harness.metrics.lm_eval_bridge import evaluate_in_process
 from harness.run.cell import run_cell
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.test_scenarios import write_scenario_task
 
 LM_EVAL_TASKS = ROOT / "tasks" / "lm_eval"

@@ -15,7 +15,7 @@ from harness.cli import main
 from harness.figures import FIGURES
 from harness.measure import TRACKERS
 from harness.metrics import METRICS
-from tests.conftest import ROOT, write_task
+from tests.helpers import ROOT, write_task
 
 PRIMARY = '[metric]\nnames = ["accuracy", "macro_f1"]\n'
 

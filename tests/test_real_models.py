@@ -10,7 +10,7 @@ from harness.measure.params import count_parameters
 from harness.models import resolve_source
 from harness.results import read_results
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_lora_on_minilm_matches_peft_and_the_design_figure():

@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.config import load_matrix
 from harness.results import COLUMNS, read_results
 from harness.run.executor import run_matrix
-from tests.conftest import write_task
+from tests.helpers import write_task
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_same_seed_gives_identical_metrics(finished_run, tmp_path):
 
 
 def test_failing_cells_are_recorded_and_the_rest_finish(tmp_path, tiny_bert_dir, monkeypatch, capsys):
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the cell processes import tests.fault_plugins
     write_task(tmp_path, "t", tiny_bert_dir)

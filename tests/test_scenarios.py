@@ -9,7 +9,7 @@ import pytest
 
 from harness.config import load_matrix
 from harness.run.cell import run_cell
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DATA = ROOT / "tasks" / "data"
 

@@ -11,7 +11,7 @@ from harness.report.export import export
 from harness.report.html import render_html
 from harness.results.io import ResultFileError, read_result, write_result
 from harness.results.schema import SCHEMA_VERSION, CellResult, ErrorInfo
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 SCHEMA1_RUN = ROOT / "tests" / "fixtures" / "schema1_run"  # written by the release before schema 2
 

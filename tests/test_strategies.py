@@ -8,7 +8,7 @@ import torch
 from harness.measure.params import count_parameters
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
 from harness.strategies.layers import discover, output_projections
-from tests.conftest import HEADS, tiny_model
+from tests.helpers import HEADS, tiny_model
 
 KINDS = ("bert", "gpt2", "llama", "t5")
 BLOCKS = {"bert": 4, "gpt2": 4, "llama": 4, "t5": 4}  # t5: 2 encoder + 2 decoder blocks

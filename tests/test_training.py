@@ -6,7 +6,7 @@ import pytest
 
 from harness.config import load_matrix
 from harness.run.cell import run_cell
-from tests.conftest import write_task
+from tests.helpers import write_task
 
 
 def run(tmp_path, tiny_bert_dir, strategy: str, training: str = "", name: str = "t") -> dict:

@@ -28,11 +28,13 @@ class ErrorInfo:
 class CellResult:
     """One cell's result. `trackers` holds each tracker's summary by key; the file keeps them at the top level."""
 
-    cell_id: str
+    cell_id: str  # a hash of the resolved config and the data
     task: str
     strategy: str
     seed: int
-    status: str
+
+    status: str  # one of STATUSES
+
     scenario: str | None = None
     domain: str | None = None
     profile: str | None = None

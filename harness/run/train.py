@@ -40,6 +40,8 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
     hooks.watch_optimizer(optimizer)
     total = planned_steps(len(scenario.train_rows), training)
     warmup = int(training.lr_warmup_ratio * total)
+    # Linear warm-up and decay, as transformers' get_linear_schedule_with_warmup, except that the first
+    # step already trains: that schedule gives step 0 a learning rate of 0, a wasted step in a short run.
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda step: (

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.scenarios.base import SCENARIOS
+from harness.scenarios.prompting import chat
 from harness.scenarios.text_to_text import TextToText
 from harness.schema import field
 
@@ -47,10 +48,9 @@ class Dialogue(TextToText):
                         )
 
     def messages(self, row: dict) -> list[dict[str, str]]:
-        system = [{"role": "system", "content": self.options.system}] if self.options.system else []
         if self.options.turns == "single":
-            return system + [{"role": "user", "content": str(row["input"])}]
-        return system + [{"role": t["role"], "content": str(t["content"])} for t in row["messages"][:-1]]
+            return chat(self.options.system, [("user", row["input"])])
+        return chat(self.options.system, [(t["role"], t["content"]) for t in row["messages"][:-1]])
 
     def target(self, row: dict) -> str:
         return str(row["target"]) if self.options.turns == "single" else str(row["messages"][-1]["content"])

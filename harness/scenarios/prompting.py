@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from harness.schema import field
 
@@ -26,10 +28,25 @@ def template_problems(template: str, fields: tuple[str, ...]) -> list[tuple[str,
     return [("template", f"unknown placeholder {{{n}}}; rows have: {', '.join(fields)}") for n in unknown]
 
 
-def user_messages(options: PromptOptions, row: dict) -> list[dict[str, str]]:
-    """System message (if any) and the user's message for one row."""
+def chat(system: str | None, turns: Iterable[tuple[str, object]]) -> list[dict[str, str]]:
+    """The conversation a model answers, built in this one place: the system message (if any), then
+    the (role, content) turns."""
+    head = [{"role": "system", "content": system}] if system else []
+    return head + [{"role": role, "content": str(content)} for role, content in turns]
+
+
+class Prompting(Protocol):
+    """What `user_messages` reads of a scenario's options (PromptOptions, QAOptions)."""
+
+    template: str
+    instruction: str
+    system: str | None
+
+
+def user_messages(options: Prompting, row: dict) -> list[dict[str, str]]:
+    """System message (if any) and the user's message for one row: the template filled from the row,
+    after the instruction."""
     content = options.template.format(**row)
     if options.instruction:
         content = f"{options.instruction}\n\n{content}"
-    system = [{"role": "system", "content": options.system}] if options.system else []
-    return system + [{"role": "user", "content": content}]
+    return chat(options.system, [("user", content)])

@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 
 from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
-from harness.scenarios.prompting import template_problems
+from harness.scenarios.prompting import template_problems, user_messages
 from harness.scenarios.text_to_text import TextToText
 from harness.schema import field
 
@@ -65,11 +65,7 @@ class GenerativeQA(TextToText):
     name = "question_answering"
 
     def messages(self, row: dict) -> list[dict[str, str]]:
-        content = self.options.template.format(question=row["question"], context=row.get("context", ""))
-        if self.options.instruction:
-            content = f"{self.options.instruction}\n\n{content}"
-        system = [{"role": "system", "content": self.options.system}] if self.options.system else []
-        return system + [{"role": "user", "content": content}]
+        return user_messages(self.options, {"question": row["question"], "context": row.get("context", "")})
 
     def target(self, row: dict) -> str | list[str]:
         answer = row["answer"]

@@ -58,20 +58,24 @@ def _is_attention(name: str) -> bool:
     return "attn" in lowered or "attention" in lowered
 
 
+@dataclass(frozen=True)
+class AdapterOptions:
+    """[strategies.adapter] options."""
+
+    bottleneck: int = field(64, min=1, help="adapter hidden size")
+    placement: Literal["houlsby", "pfeiffer"] = field(
+        "houlsby", help="houlsby: after attention and feed-forward; pfeiffer: after feed-forward only"
+    )
+    activation: Literal["relu", "gelu", "tanh", "silu"] = field("relu", help="nonlinearity between down and up")
+    target_modules: tuple[str, ...] | None = field(
+        None, help="attribute names of the projections to wrap; default: discovered"
+    )
+
+
 @STRATEGIES.register("adapter")
 class BottleneckAdapters(Strategy):
     name = "adapter"
-
-    @dataclass(frozen=True)
-    class Options:
-        bottleneck: int = field(64, min=1, help="adapter hidden size")
-        placement: Literal["houlsby", "pfeiffer"] = field(
-            "houlsby", help="houlsby: after attention and feed-forward; pfeiffer: after feed-forward only"
-        )
-        activation: Literal["relu", "gelu", "tanh", "silu"] = field("relu", help="nonlinearity between down and up")
-        target_modules: tuple[str, ...] | None = field(
-            None, help="attribute names of the projections to wrap; default: discovered"
-        )
+    Options = AdapterOptions
 
     def apply(self, model, context: ModelContext) -> Applied:
         targets = []

@@ -20,6 +20,8 @@ def wrap_with_peft(model, peft_config) -> Applied:
 
 @STRATEGIES.register("lora")
 class LoRA(Strategy):
+    """Low-rank updates of the target projections, through peft; the base weights stay frozen."""
+
     name = "lora"
 
     @dataclass(frozen=True)
