@@ -307,14 +307,32 @@ def _build_scenario_options(layered: dict, out: Collector) -> Any:
     return options
 
 
+def variant_type(raw: dict, strategy: str) -> str:
+    """The registered strategy a `[strategies.NAME]` table with `type = "..."` runs; "" when none is named."""
+    kind = raw.get("strategies", {}).get(strategy, {}).get("type")
+    return kind if isinstance(kind, str) else ""
+
+
 def _build_options(raw: dict, strategy: str, out: Collector) -> Any:
+    """The options of a strategy or of a named variant (`[strategies.lora-r16] type = "lora"`)."""
     _, strategies, _ = _registries()
     key = f"strategies.{strategy}"
-    if strategy not in strategies:
-        out.add(key, str(_lookup_error(strategies, strategy)))
+    table = raw.get("strategies", {}).get(strategy, {})
+    kind = variant_type(raw, strategy)
+    if "type" in table and not kind:
+        out.add(f"{key}.type", f"expected the name of a strategy, got {table['type']!r}")
         return None
-    cls = strategies.get(strategy)
-    table = {k: v for k, v in raw.get("strategies", {}).get(strategy, {}).items() if k != "training"}
+    if kind and kind not in strategies:
+        out.add(f"{key}.type", str(_lookup_error(strategies, kind)))
+        return None
+    if kind and kind in raw.get("strategies", {}) and variant_type(raw, kind):
+        out.add(f"{key}.type", f"{kind!r} is itself a variant; name a registered strategy")
+        return None
+    if not kind and strategy not in strategies:
+        out.add(key, str(_lookup_error(strategies, strategy)) + '; or name a variant\'s strategy with type = "..."')
+        return None
+    cls = strategies.get(kind or strategy)
+    table = {k: v for k, v in table.items() if k not in ("training", "type")}
     options = build(cls.Options, table, key, out)
     if options is not None:
         for sub, message in cls.check_options(options):
@@ -341,7 +359,8 @@ def load_task_cells(
             out.add(
                 f"profiles.{name}", f"unknown profile{did_you_mean(name, list(PROFILES))}; known: {', '.join(PROFILES)}"
             )
-    chosen = strategies if strategies is not None else DEFAULT_STRATEGIES
+    variants = tuple(name for name in raw.get("strategies", {}) if variant_type(raw, name))
+    chosen = strategies if strategies is not None else DEFAULT_STRATEGIES + variants  # a task's variants run too
     cells: list[CellSpec] = []
     base = _build_task(path, _layered(raw, None, profile), out)
     for name in dict.fromkeys(chosen + tuple(raw.get("strategies", {}))):
@@ -352,7 +371,8 @@ def load_task_cells(
         task = _build_task(path, _layered(raw, name, profile), out)
         if task is None or len(out.problems) > before or name not in chosen:
             continue
-        cells.extend(CellSpec(task, name, options, seed, profile) for seed in seeds)
+        kind = variant_type(raw, name)
+        cells.extend(CellSpec(task, name, options, seed, profile, kind) for seed in seeds)
     problems.extend(out.problems)
     return cells
 

@@ -189,18 +189,26 @@ class CellSpec:
     """One unit of work: a task under one strategy and seed, fully resolved."""
 
     task: TaskSpec
-    strategy: str
+    strategy: str  # the row's name: a registered strategy, or a named variant of one
     options: Any  # the strategy's own Options dataclass
     seed: int
     profile: str
+    strategy_type: str = ""  # the registered strategy a variant runs (`type = "lora"`); "" for the name itself
+
+    @property
+    def registered(self) -> str:
+        """The registered strategy this cell runs."""
+        return self.strategy_type or self.strategy
 
     def resolved(self) -> dict[str, Any]:
         """The resolved config as plain data (what the cell id hashes)."""
         task = to_plain(self.task)
         task["path"] = self.task.path.name
+        variant = {"strategy_type": self.strategy_type} if self.strategy_type else {}  # plain names keep their ids
         return {
             "task": task,
             "strategy": self.strategy,
+            **variant,
             "options": to_plain(self.options),
             "seed": self.seed,
             "profile": self.profile,

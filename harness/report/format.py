@@ -36,8 +36,12 @@ NOISE_LEGEND = {
 
 
 def strategy_sort_key(name: str) -> tuple:
-    """Built-in strategies in their usual order, then the rest by name."""
-    return (STRATEGY_ORDER.index(name), "") if name in STRATEGY_ORDER else (len(STRATEGY_ORDER), name)
+    """Built-in strategies in their usual order, a variant named after one (`lora-r16`) right after it,
+    then the rest by name."""
+    if name in STRATEGY_ORDER:
+        return (STRATEGY_ORDER.index(name), "")
+    base = max((s for s in STRATEGY_ORDER if name.startswith(f"{s}-")), key=len, default=None)
+    return (STRATEGY_ORDER.index(base), name) if base else (len(STRATEGY_ORDER), name)
 
 
 def ordered(aggregates):

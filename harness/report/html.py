@@ -79,6 +79,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
                 "scenario": first["scenario"],
                 "primary_metric": first["primary_metric"],
                 "data_source": sources.get(task, "not recorded in these results"),
+                "not_comparable": first.get("not_comparable") or "",
                 "noise_tests": [
                     (row["strategy"], row["noise_test"])
                     for _, row in group.iterrows()

@@ -157,6 +157,9 @@ def recommend_task(task: str, group, constraints: Constraints) -> Recommendation
         return Recommendation(task, None, reason, excluded)
     row, clause = _pick(eligible, constraints.prefer, higher)
     reason = f"Pick {row['strategy']}: {clause}" + (f"; {excluded_text}" if excluded_text else "") + "."
+    caveat = group["not_comparable"].iloc[0] if "not_comparable" in group else ""
+    if caveat:
+        reason += f" Caution, not comparable: {caveat}."
     return Recommendation(task, row["strategy"], reason, excluded)
 
 

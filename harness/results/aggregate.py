@@ -44,7 +44,22 @@ LEADING_COLUMNS = (
     "seeds",
     "failed_statuses",
     "settings",
+    "not_comparable",
 )
+# Settings that must match between a task's strategies for the table to compare methods alone (the
+# learning rate and the strategy's own options may differ). The untuned baseline is held to the
+# evaluation side only.
+EVAL_SETTINGS = ("model.max_length", "data.max_eval_samples", "data_eval_sha256")
+TRAIN_SETTINGS = (
+    "training.batch_size",
+    "training.epochs",
+    "training.max_steps",
+    "training.max_tokens",
+    "training.max_seconds",
+    "training.precision",
+    "data.max_train_samples",
+)
+UNTRAINED = ("none",)
 
 # Values of the `noise_vs_best` column.
 BEST, TIE, DIFFERS, UNKNOWN = "best", "within noise", "differs", "single seed: noise unknown"
@@ -201,8 +216,29 @@ def aggregate(cells):
             )
         rows.append(row)
     frame = _mark_best(pd.DataFrame(rows, columns=None if rows else list(LEADING_COLUMNS)), PairedItems(cells))
+    notes = comparability(cells) if len(cells) else {}
+    frame["not_comparable"] = [notes.get(task, "") for task in frame["task"]]
     figure_columns = [c for c in frame.columns if c not in LEADING_COLUMNS]
     return frame[list(LEADING_COLUMNS) + figure_columns]
+
+
+def comparability(cells) -> dict[str, str]:
+    """Per task, what differs between its strategies beyond the learning rate ('' when nothing does):
+    'max_length differs: full 64, lora 128'."""
+    notes: dict[str, str] = {}
+    for task, group in cells.groupby("task", sort=True):
+        kinds = group["strategy_type"] if "strategy_type" in group else group["strategy"]
+        trained = group[~kinds.isin(UNTRAINED)]
+        clauses = []
+        for column, rows in [(c, group) for c in EVAL_SETTINGS] + [(c, trained) for c in TRAIN_SETTINGS]:
+            if column not in rows:
+                continue
+            values = {s: rows.loc[rows["strategy"] == s, column].iloc[0] for s in sorted(set(rows["strategy"]))}
+            if len({"default" if missing(v) else str(v) for v in values.values()}) > 1:
+                listed = ", ".join(f"{s} {'default' if missing(v) else _short(v)}" for s, v in values.items())
+                clauses.append(f"{column.split('.')[-1]} differs: {listed}")
+        notes[task] = "; ".join(clauses)
+    return notes
 
 
 def settings_text(cell) -> str:

@@ -31,6 +31,7 @@ COLUMNS = (
     "cell_id",
 )
 EXTRA_COLUMNS = (
+    "strategy_type",
     "profile",
     "error_type",
     "error_message",
@@ -60,6 +61,9 @@ def data_sources(cells) -> dict[str, str]:
     return sources
 
 
+# Not pandas.json_normalize: it would turn every nested key (per-phase memory, the breakdown, the
+# resolved config) into a column; the figures name their own paths, and options and settings are
+# picked deliberately.
 def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
     """One row: the identity columns, every registered figure (harness.figures), then every metric as
     `metric.NAME`. With `run_dir`, `items_file` is the path of the cell's per-item results."""
@@ -74,6 +78,7 @@ def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
         "primary_metric": result.get("primary_metric"),
         "device": (result.get("provenance") or {}).get("device"),
         "cell_id": result["cell_id"],
+        "strategy_type": (result.get("config") or {}).get("strategy_type") or result["strategy"],
         "profile": result.get("profile"),
         "error_type": error.get("type"),
         "error_message": error.get("message"),
@@ -89,12 +94,20 @@ def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
     for figure in FIGURES.registered():
         row[figure.name] = figure.value(result)
     config = result.get("config") or {}
-    for prefix, values in (("option", config.get("options")), ("training", (config.get("task") or {}).get("training"))):
+    task = config.get("task") or {}
+    for prefix, values in (("option", config.get("options")), ("training", task.get("training"))):
         for name, value in (values or {}).items():
             row[f"{prefix}.{name}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+    row["model.max_length"] = (task.get("model") or {}).get("max_length")
+    for name in ("max_train_samples", "max_eval_samples"):
+        row[f"data.{name}"] = (task.get("data") or {}).get(name)
     for name, value in (result.get("metrics") or {}).items():
         row[f"metric.{name}"] = value
     return row
+
+
+# Sizes that decide what a strategy sees, shown as columns; the comparability check reads them too.
+SIZES = ("model.max_length", "data.max_train_samples", "data.max_eval_samples")
 
 
 def training_defaults() -> dict[str, object]:
@@ -115,7 +128,7 @@ def settings_columns(frame) -> list[str]:
         for c in defaults
         if c in frame.columns and any(not (missing(v) and defaults[c] is None) and v != defaults[c] for v in frame[c])
     ]
-    return options + changed
+    return [*options, *changed, *(c for c in SIZES if c in frame.columns)]
 
 
 def columns() -> list[str]:

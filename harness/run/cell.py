@@ -92,7 +92,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     by_key = {tracker.key: tracker for tracker in trackers}
     memory, throughput = cast(MemoryTracker, by_key["memory"]), cast(Throughput, by_key["throughput"])
     scenario_class = SCENARIOS.get(task.task.scenario)
-    strategy = STRATEGIES.get(cell.strategy)(cell.options)
+    strategy = STRATEGIES.get(cell.registered)(cell.options)
 
     with phase(trackers, "load"):
         source = local_source(task.model, task.path.parent)
