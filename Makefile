@@ -17,8 +17,8 @@ bench: $(VENV)/.installed  ## the main job: the default suite (tasks/suites/defa
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/tunebench run tasks/suites/default.toml
 
 test: $(VENV)/.installed  ## lint, format and type checks, then the test suite (exit 5, "no tests collected", fails)
-	$(VENV)/bin/ruff check harness tests
-	$(VENV)/bin/ruff format --check harness tests
+	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/ruff format --check harness tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) || { code=$$?; \
 	  [ $$code -eq 5 ] && echo "error: pytest collected no tests" >&2; exit $$code; }

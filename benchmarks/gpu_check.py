@@ -4,6 +4,7 @@
 Prints, per strategy: training tokens/s (CUDA-synchronised, warm-up excluded), peak CUDA memory
 (allocated and reserved) and model FLOPs utilisation. Run it through benchmarks/gpu_check.sh.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,6 +13,7 @@ import sys
 import torch
 
 from harness.config import TrainingSpec
+from harness.measure import TrackerContext
 from harness.measure.memory import MemoryTracker
 from harness.measure.throughput import ThroughputTracker
 from harness.run.train import TrainHooks, train
@@ -38,8 +40,15 @@ class SyntheticText:
 def build_model(device):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=32000, hidden_size=1024, intermediate_size=2816, num_hidden_layers=24,
-                         num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=2048)
+    config = LlamaConfig(
+        vocab_size=32000,
+        hidden_size=1024,
+        intermediate_size=2816,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        num_key_value_heads=16,
+        max_position_embeddings=2048,
+    )
     torch.manual_seed(0)
     return LlamaForCausalLM(config).to(device), config
 
@@ -64,9 +73,13 @@ def main(argv: list[str]) -> int:
     name = torch.cuda.get_device_name(device)
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
     print(f"device: {name}; bf16 peak {'%.0f TFLOP/s' % (peak / 1e12) if peak else 'unknown: MFU not computed'}")
-    training = TrainingSpec(max_steps=args.steps, batch_size=args.batch_size, precision="bf16",
-                            measure_warmup_steps=3, learning_rate=1e-4)
-    print(f"{'strategy':<14}{'params':>10}{'trainable':>12}{'tokens/s':>12}{'peak alloc':>12}{'peak reserved':>15}{'MFU':>10}")
+    training = TrainingSpec(
+        max_steps=args.steps, batch_size=args.batch_size, precision="bf16", measure_warmup_steps=3, learning_rate=1e-4
+    )
+    print(
+        f"{'strategy':<14}{'params':>10}{'trainable':>12}{'tokens/s':>12}"
+        f"{'peak alloc':>12}{'peak reserved':>15}{'MFU':>10}"
+    )
     for strategy in ("full", "frozen-lower", "adapter", "lora"):
         model, config = build_model(device)
         n_params = sum(p.numel() for p in model.parameters())
@@ -75,18 +88,26 @@ def main(argv: list[str]) -> int:
         freeze_all_but(applied.model, applied, ())
         trainable = sum(p.numel() for p in applied.model.parameters() if p.requires_grad)
         steps = ThroughputTracker(training.measure_warmup_steps, synchronize=lambda: torch.cuda.synchronize(device))
-        memory = MemoryTracker(device)
+        memory = MemoryTracker(TrackerContext(device))
         data = SyntheticText(config.vocab_size, args.steps * args.batch_size, args.length)
         with memory.phase("train"):
-            train(applied.model, data, training, device, 0,
-                  TrainHooks(step_context=lambda b: steps.step(b.n_samples, b.n_tokens)))
+            train(
+                applied.model,
+                data,
+                training,
+                device,
+                0,
+                TrainHooks(step_context=lambda b, steps=steps: steps.step(b.n_samples, b.n_tokens)),
+            )
         tokens_per_s = steps.summary("train")["train_tokens_per_s"]
         phase = memory.phases["train"]
         mfu = tokens_per_s * flops_per_token(n_params, config, args.length) / peak if peak else None
         mfu_text = "n/a" if mfu is None else f"{100 * mfu:.1f}%" + ("" if strategy == "full" else " (ub)")
-        print(f"{strategy:<14}{n_params / 1e6:>9.0f}M{trainable / 1e6:>11.2f}M{tokens_per_s:>12.0f}"
-              f"{phase['cuda_max_allocated_bytes'] / 2**30:>10.2f}Gi{phase['cuda_max_reserved_bytes'] / 2**30:>13.2f}Gi"
-              f"{mfu_text:>10}")
+        print(
+            f"{strategy:<14}{n_params / 1e6:>9.0f}M{trainable / 1e6:>11.2f}M{tokens_per_s:>12.0f}"
+            f"{phase['cuda_max_allocated_bytes'] / 2**30:>10.2f}Gi{phase['cuda_max_reserved_bytes'] / 2**30:>13.2f}Gi"
+            f"{mfu_text:>10}"
+        )
         del model, applied
         torch.cuda.empty_cache()
     return 0

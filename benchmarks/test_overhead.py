@@ -3,6 +3,7 @@ throughput per strategy.
 
 Run: .venv/bin/python -m pytest benchmarks --benchmark-enable -s
 """
+
 from __future__ import annotations
 
 import statistics
@@ -18,7 +19,7 @@ from harness.models import load_tokenizer
 from harness.run.train import TrainHooks, train
 from harness.scenarios import SCENARIOS
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
-from tests.conftest import write_task
+from tests.helpers import write_task
 
 STEPS = 16  # one epoch of the 256 rows below at batch 16
 REPEATS = 5
@@ -60,9 +61,14 @@ def plain_tokens_per_s(task, scenario, model) -> float:
     tokens = 0
     start = time.perf_counter()
     for step in range(STEPS):
-        rows = [scenario.train_rows[i] for i in order[step * training.batch_size:(step + 1) * training.batch_size]]
-        encoded = scenario.tokenizer([r["text"] for r in rows], truncation=True, max_length=task.model.max_length,
-                                     padding=True, return_tensors="pt")
+        rows = [scenario.train_rows[i] for i in order[step * training.batch_size : (step + 1) * training.batch_size]]
+        encoded = scenario.tokenizer(
+            [r["text"] for r in rows],
+            truncation=True,
+            max_length=task.model.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
         encoded["labels"] = torch.tensor([labels[str(r["label"])] for r in rows])
         loss = model(**encoded).loss
         loss.backward()
@@ -83,8 +89,10 @@ def test_harness_overhead_against_plain_loop(tmp_path, tiny_bert_dir):
         plain = plain_tokens_per_s(*_setup(tmp_path, tiny_bert_dir, "full"))
         ratios.append(harness / plain)
     ratio = statistics.median(ratios)
-    print(f"\nharness/plain training throughput: median {ratio:.3f} over {REPEATS} repeats "
-          f"(each {STEPS} steps): {', '.join(f'{r:.3f}' for r in ratios)}")
+    print(
+        f"\nharness/plain training throughput: median {ratio:.3f} over {REPEATS} repeats "
+        f"(each {STEPS} steps): {', '.join(f'{r:.3f}' for r in ratios)}"
+    )
     assert ratio >= 0.95
 
 
