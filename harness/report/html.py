@@ -13,7 +13,14 @@ from harness.report.compare import cell_deltas
 from harness.report.details import confusion_matrices, examples, failed_cells, provenance
 from harness.report.format import NOISE_LEGEND, NOISE_MARKERS, number, ordered, strategy_sort_key
 from harness.report.recommend import PREFERENCES, Constraints, recommend
-from harness.report.view import memory_breakdown_chart, overview, strategy_colors, task_charts, task_table
+from harness.report.view import (
+    learning_curves,
+    memory_breakdown_chart,
+    overview,
+    strategy_colors,
+    task_charts,
+    task_table,
+)
 from harness.results.aggregate import aggregate
 from harness.results.io import read_results
 from harness.results.table import data_sources, load_results
@@ -86,7 +93,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
                     if isinstance(row.get("noise_test"), str)
                 ],
                 "table": task_table(group, task_metrics),
-                "charts": task_charts(task, group, colors, memory_kind),
+                "charts": task_charts(task, group, colors, memory_kind) + learning_curves(task, results, colors),
                 "breakdown": memory_breakdown_chart(task, results, strategies),
                 "examples": examples(results, task),
                 "confusion": confusion_matrices(results, task),

@@ -202,6 +202,52 @@ def scatter_chart(
     return Markup("\n".join(parts + ["</svg>"]))
 
 
+def line_chart(
+    series: list[tuple[str, str, list[tuple[float, float]]]],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    x_format: Callable[[float], str],
+    y_format: Callable[[float], str],
+) -> Markup:
+    """One line per (name, colour, [(x, y), ...]), points marked, e.g. a learning curve per strategy."""
+    series = [(n, c, [(x, y) for x, y in pts if _finite(x) and _finite(y)]) for n, c, pts in series]
+    series = [item for item in series if item[2]]
+    parts = _frame(title, x_label, y_label)
+    if not series:
+        parts.append(_text(WIDTH / 2, HEIGHT / 2, "no data to plot"))
+        return Markup("\n".join(parts + ["</svg>"]))
+    x_low, x_high = _padded([x for _, _, pts in series for x, _ in pts])
+    y_low, y_high = _padded([y for _, _, pts in series for _, y in pts])
+    to_x = lambda v: LEFT + (v - x_low) / (x_high - x_low) * (WIDTH - LEFT - RIGHT)  # noqa: E731
+    to_y = lambda v: HEIGHT - BOTTOM - (v - y_low) / (y_high - y_low) * (HEIGHT - BOTTOM - TOP)  # noqa: E731
+    for (values, label_of), vertical in ((linear_ticks(x_low, x_high), True), (linear_ticks(y_low, y_high), False)):
+        for tick in values:
+            if vertical and x_low <= tick <= x_high:
+                parts.append(
+                    f'<line x1="{to_x(tick):.1f}" y1="{TOP}" x2="{to_x(tick):.1f}" y2="{HEIGHT - BOTTOM}" '
+                    'stroke="#eee"/>'
+                )
+                parts.append(_text(to_x(tick), HEIGHT - BOTTOM + 16, label_of(tick), size=10))
+            elif not vertical and y_low <= tick <= y_high:
+                parts.append(
+                    f'<line x1="{LEFT}" y1="{to_y(tick):.1f}" x2="{WIDTH - RIGHT}" y2="{to_y(tick):.1f}" '
+                    'stroke="#eee"/>'
+                )
+                parts.append(_text(LEFT - 6, to_y(tick) + 4, label_of(tick), anchor="end", size=10))
+    for name, color, pts in series:
+        path = " ".join(f"{to_x(x):.1f},{to_y(y):.1f}" for x, y in pts)
+        parts.append(f'<polyline class="curve" points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for x, y in pts:
+            parts.append(
+                f'<circle cx="{to_x(x):.1f}" cy="{to_y(y):.1f}" r="3" fill="{color}">'
+                f"<title>{escape(name)}: {escape(x_format(x))}, {escape(y_format(y))}</title></circle>"
+            )
+    parts += _legend([(name, color, "dot") for name, color, _ in series], WIDTH + 10)
+    return Markup("\n".join(parts + ["</svg>"]))
+
+
 def _point_labels(points: list[Point], to_x, to_y) -> list[str]:
     """Names beside the points, nudged up or down so that they do not overlap; one label per spot."""
     spots: dict[tuple[int, int], list[str]] = {}

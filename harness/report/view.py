@@ -15,7 +15,16 @@ from harness.report.format import (
     seed_count_text,
     strategy_sort_key,
 )
-from harness.report.svg import BREAKDOWN_PARTS, PALETTE, Point, byte_ticks, linear_ticks, scatter_chart, stacked_bars
+from harness.report.svg import (
+    BREAKDOWN_PARTS,
+    PALETTE,
+    Point,
+    byte_ticks,
+    line_chart,
+    linear_ticks,
+    scatter_chart,
+    stacked_bars,
+)
 from harness.results.aggregate import BEST, TIE, UNKNOWN
 
 
@@ -237,6 +246,47 @@ def task_charts(task: str, group, colors: dict[str, str], memory_kind: str) -> l
             ),
         },
     ]
+
+
+def learning_curves(task: str, results: list[dict], colors: dict[str, str]) -> list[dict]:
+    """The primary metric against training tokens and against training seconds, one line per strategy
+    (its lowest ok seed), from the periodic evaluations of tasks with `eval_every_steps`; [] without any."""
+    first: dict[str, dict] = {}
+    for result in sorted(results, key=lambda r: r["seed"]):
+        history = (result.get("training") or {}).get("periodic_evaluation") or []
+        if result["task"] == task and result["status"] == "ok" and history:
+            first.setdefault(result["strategy"], result)
+    if not first:
+        return []
+    metric = next(iter(first.values()))["primary_metric"]
+    direction = "Up" if higher_is_better(metric) else "Down"
+    charts = []
+    for x_key, x_label, x_format in (
+        ("tokens", "training tokens (non-padding)", lambda v: f"{v:,.0f} tokens"),
+        ("train_seconds", "training time (s, steps only)", lambda v: f"{v:,.1f} s"),
+    ):
+        series = [
+            (
+                strategy,
+                colors.get(strategy, "#888"),
+                [(h[x_key], h[metric]) for h in result["training"]["periodic_evaluation"]],
+            )
+            for strategy, result in sorted(first.items(), key=lambda item: strategy_sort_key(item[0]))
+        ]
+        charts.append(
+            {
+                "svg": line_chart(
+                    series,
+                    title=f"{task}: learning curve, {metric} vs {x_label}",
+                    x_label=x_label,
+                    y_label=metric,
+                    x_format=x_format,
+                    y_format=lambda v: f"{metric} {v:.4g}",
+                ),
+                "note": f"{direction} is better. Periodic evaluations (eval_every_steps), lowest seed per strategy.",
+            }
+        )
+    return charts
 
 
 def memory_breakdown_chart(task: str, results: list[dict], strategies: list[str]):
