@@ -341,9 +341,15 @@ def _build_options(raw: dict, strategy: str, out: Collector) -> Any:
 
 
 def load_task_cells(
-    path: Path, strategies: tuple[str, ...] | None, seeds: tuple[int, ...], profile: str, problems: list[Problem]
+    path: Path,
+    strategies: tuple[str, ...] | None,
+    seeds: tuple[int, ...],
+    profile: str,
+    problems: list[Problem],
+    training_overrides: dict[str, Any] | None = None,
 ) -> list[CellSpec]:
-    """Cells for one task file; problems are appended, never raised."""
+    """Cells for one task file; problems are appended, never raised. `training_overrides` (a suite's
+    budget) are laid over every other layer, for every strategy alike."""
     raw, lines = _read_toml(path, problems)
     if raw is None:
         return []
@@ -368,11 +374,12 @@ def load_task_cells(
         if base is None or options is None:
             continue
         before = len(out.problems)
-        task = _build_task(path, _layered(raw, name, profile), out)
+        layered = _merge(_layered(raw, name, profile), {"training": dict(training_overrides or {})})
+        task = _build_task(path, layered, out)
         if task is None or len(out.problems) > before or name not in chosen:
             continue
-        kind = variant_type(raw, name)
-        cells.extend(CellSpec(task, name, options, seed, profile, kind) for seed in seeds)
+        kind, overrides = variant_type(raw, name), tuple(sorted((training_overrides or {}).items()))
+        cells.extend(CellSpec(task, name, options, seed, profile, kind, overrides) for seed in seeds)
     problems.extend(out.problems)
     return cells
 
@@ -435,11 +442,12 @@ def load_matrix(
             task_paths = [f for t in suite.tasks for f in _task_files(path.parent / t)]
             chosen: tuple[str, ...] | None = strategies or suite.strategies
             n_seeds, prof = seeds or suite.seeds, profile or suite.profile
+            budget = suite.budget.training() if suite.budget else {}
         else:
             task_paths = _task_files(path)
-            chosen, n_seeds, prof = strategies, seeds or 1, profile or "default"
+            chosen, n_seeds, prof, budget = strategies, seeds or 1, profile or "default", {}
         for task_path in task_paths:
-            cells.extend(load_task_cells(task_path, chosen, tuple(range(n_seeds)), prof, problems))
+            cells.extend(load_task_cells(task_path, chosen, tuple(range(n_seeds)), prof, problems, budget))
     owners: dict[str, Path] = {}
     unique: dict[str, CellSpec] = {}
     for cell in cells:

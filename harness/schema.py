@@ -151,8 +151,8 @@ def build(cls: type, raw: Any, prefix: str, out: Collector) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
 
-    def dotted(name: str) -> str:
-        return f"{prefix}.{name}" if prefix else name
+    def dotted(name: str) -> str:  # "" names the table itself (a cross-field rule)
+        return f"{prefix}.{name}" if prefix and name else prefix or name
 
     for name in raw:
         if name not in fields:

@@ -194,6 +194,7 @@ class CellSpec:
     seed: int
     profile: str
     strategy_type: str = ""  # the registered strategy a variant runs (`type = "lora"`); "" for the name itself
+    training_overrides: tuple[tuple[str, Any], ...] = ()  # a suite's budget, laid over every other layer
 
     @property
     def registered(self) -> str:
@@ -226,6 +227,24 @@ class CellSpec:
 
 
 @dataclass(frozen=True)
+class BudgetSpec:
+    """One training budget for every cell of a suite, whatever its task or strategy says."""
+
+    tokens: int | None = field(None, min=1, help="training tokens (non-padding) per cell")
+    steps: int | None = field(None, min=1, help="optimizer steps per cell")
+    seconds: float | None = field(None, min=0.0, help="training wall time per cell, steps only (s)")
+
+    def problems(self) -> list[tuple[str, str]]:
+        given = [name for name in ("tokens", "steps", "seconds") if getattr(self, name) is not None]
+        return [] if len(given) == 1 else [("", f"name exactly one of tokens, steps, seconds; got {len(given)}")]
+
+    def training(self) -> dict[str, Any]:
+        """The [training] keys it sets, on top of every other layer."""
+        key = {"tokens": "max_tokens", "steps": "max_steps", "seconds": "max_seconds"}
+        return {key[name]: getattr(self, name) for name in key if getattr(self, name) is not None}
+
+
+@dataclass(frozen=True)
 class SuiteInfo:
     name: str = field(help="suite name")
     tasks: tuple[str, ...] = field(help="task files or folders, relative to the suite file")
@@ -236,6 +255,9 @@ class SuiteInfo:
     cell_memory_limit_mb: int | None = field(None, min=1, help="kill a cell whose resident set grows past this (MiB)")
     plugins: tuple[str, ...] = field(
         (), help="modules imported first; they may register strategies, scenarios, metrics"
+    )
+    budget: BudgetSpec | None = field(
+        None, help="an equal training budget for every strategy: tokens, steps or seconds"
     )
 
 

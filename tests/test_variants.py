@@ -79,3 +79,39 @@ def test_a_table_whose_strategies_differ_in_max_length_is_flagged(tmp_path):
     for result in (with_settings("none", 64, 8, GiB), with_settings("full", 64, 16, GiB)):
         write_result(comparable, result)
     assert set(harness.load_aggregates(comparable)["not_comparable"]) == {""}
+
+
+def write_suite(folder, task, budget: str):
+    path = folder / "suite.toml"
+    path.write_text(
+        f'[suite]\nname = "budget"\ntasks = ["{task.name}"]\nstrategies = ["full", "lora"]\nbudget = {budget}\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_suite_budget_holds_every_strategy_to_the_same_steps(tmp_path, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    body = "\n[strategies.lora.training]\nmax_steps = 3\n"  # the budget wins over a strategy's own setting
+    task = write_task(tmp_path, "budget", tiny_bert_dir, body=body)  # 64 rows / 16 = 4 steps unbudgeted
+    suite = write_suite(tmp_path, task, "{ steps = 2 }")
+    assert {c.task.training.max_steps for c in load_matrix([suite]).cells} == {2}
+    run_dir = tmp_path / "run"
+    assert main(["run", str(suite), "--out", str(run_dir)]) == 0  # the cells re-resolve to the same ids
+    results = harness.results.read_results(run_dir)
+    assert [r["training"]["steps"] for r in results] == [2, 2]
+    assert all(r["config"]["task"]["training"]["max_steps"] == 2 for r in results)
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ("{ steps = 2, tokens = 100 }", "suite.budget: name exactly one of tokens, steps, seconds; got 2"),
+        ("{}", "suite.budget: name exactly one of tokens, steps, seconds; got 0"),
+        ("{ minutes = 3 }", "suite.budget.minutes: unknown key"),
+    ],
+)
+def test_a_bad_budget_is_a_one_line_error(tmp_path, tiny_bert_dir, budget, message):
+    suite = write_suite(tmp_path, write_task(tmp_path, "budget", tiny_bert_dir), budget)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_matrix([suite])

@@ -59,6 +59,7 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
         "profile": cell.profile,
         "cell_id": cell.cell_id,
         "plugins": list(matrix.plugins),
+        "training_overrides": dict(cell.training_overrides),
     }
     result_path = cell_result_path(run_dir, cell.cell_id)
     result_path.unlink(missing_ok=True)  # a stale failure from an earlier attempt

@@ -20,7 +20,12 @@ def main(argv: list[str]) -> int:
     load_plugins(request["plugins"])
     problems: list = []
     cells = load_task_cells(
-        Path(request["task_path"]), (request["strategy"],), (request["seed"],), request["profile"], problems
+        Path(request["task_path"]),
+        (request["strategy"],),
+        (request["seed"],),
+        request["profile"],
+        problems,
+        request.get("training_overrides"),
     )
     matching = [c for c in cells if c.cell_id == request["cell_id"]]
     if problems or not matching:
