@@ -21,6 +21,7 @@ from harness.specs import (
     DEFAULT_STRATEGIES,
     CellSpec,
     DataSpec,
+    ForgettingSpec,
     GenerationSpec,
     LmEvalSpec,
     Matrix,  # noqa: F401
@@ -116,10 +117,11 @@ _TASK_TABLES = (
     "training",
     "generation",
     "lm_eval",
+    "forgetting",
     "strategies",
     "profiles",
 )
-_SPEC_TABLES = ("task", "scenario", "model", "data", "metric", "training", "generation", "lm_eval")
+_SPEC_TABLES = ("task", "scenario", "model", "data", "metric", "training", "generation", "lm_eval", "forgetting")
 
 
 def _registries():
@@ -163,6 +165,8 @@ def _check_refs(path: Path, layered: dict, out: Collector) -> None:
             )
         # metrics that apply only under some scenario options are checked by _check_fit
     _check_data(path, data, out)
+    if isinstance(forgetting := layered.get("forgetting"), dict):
+        _check_data(path, forgetting, out, "forgetting", ("text",))
     fields = data.get("fields")
     for name in fields if isinstance(fields, dict) and scenario is not None else ():
         assert scenario is not None  # for the type checker: the loop runs only with a scenario
@@ -187,20 +191,20 @@ def _check_refs(path: Path, layered: dict, out: Collector) -> None:
             out.add("model.source", str(exc))
 
 
-def _check_data(path: Path, data: dict, out: Collector) -> None:
+def _check_data(path: Path, data: dict, out: Collector, table: str = "data", keys=("train", "eval")) -> None:
     """Data files exist (locally or in an installed package) and transforms are known, with valid options."""
     from harness.data.readers import detect_format
     from harness.data.sources import resolve_data
     from harness.data.transforms import transform_options
 
-    for key in ("train", "eval"):
+    for key in keys:
         if isinstance(reference := data.get(key), str):
             try:
                 location = resolve_data(reference, path.parent)
                 declared = data.get("format", "auto")
                 detect_format(location, declared if isinstance(declared, str) else "auto")
             except ValueError as exc:
-                out.add(f"data.{key}", str(exc))
+                out.add(f"{table}.{key}", str(exc))
     transforms = data.get("transforms")
     for i, spec in enumerate(transforms if isinstance(transforms, list) else []):
         transform_options(spec, f"data.transforms[{i}]", out)
@@ -257,6 +261,7 @@ def _build_task(path: Path, layered: dict, out: Collector) -> TaskSpec | None:
     ):
         parts[table] = build(cls, layered[table], table, out)
     lm_eval = build(LmEvalSpec, layered["lm_eval"], "lm_eval", out) if layered["lm_eval"] else None
+    forgetting = build(ForgettingSpec, layered["forgetting"], "forgetting", out) if layered["forgetting"] else None
     scenario_options = _build_scenario_options(layered, out)
     before = len(out.problems)
     _check_refs(path, layered, out)
@@ -265,9 +270,10 @@ def _build_task(path: Path, layered: dict, out: Collector) -> TaskSpec | None:
         or scenario_options is None
         or len(out.problems) > before
         or (layered["lm_eval"] and lm_eval is None)
+        or (layered["forgetting"] and forgetting is None)
     ):
         return None
-    spec = TaskSpec(path=path.resolve(), scenario=scenario_options, lm_eval=lm_eval, **parts)
+    spec = TaskSpec(path=path.resolve(), scenario=scenario_options, lm_eval=lm_eval, forgetting=forgetting, **parts)
     _check_fit(spec, out)
     return None if len(out.problems) > before else spec
 
@@ -292,6 +298,10 @@ def _check_fit(spec: TaskSpec, out: Collector) -> None:
         )
     if spec.lm_eval is not None and kind == "encoder":
         out.add("lm_eval", "lm-eval evaluates causal or seq2seq models; this task's model is an encoder")
+    if spec.forgetting is not None and (
+        kind not in ("auto", "causal") or "model_loss" not in scenario.provided(spec.scenario)
+    ):
+        out.add("forgetting", "forgetting is measured on causal language models of a generative scenario")
 
 
 def _build_scenario_options(layered: dict, out: Collector) -> Any:

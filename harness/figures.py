@@ -63,6 +63,7 @@ register_figures(
     Figure("total_params", "parameters", ("params", "total")),
     Figure("trainable_percent", "%", ("params", "trainable_percent")),
     Figure("weights_bytes", "bytes", ("weights", "bytes"), better=LOWER, label="saved weights"),
+    Figure("general_text_loss", "nats/token", ("forgetting", "general_text_loss"), better=LOWER),
 )
 
 

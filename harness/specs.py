@@ -159,6 +159,20 @@ class TrainingSpec:
 
 
 @dataclass(frozen=True)
+class ForgettingSpec:
+    """General text a causal LM should not forget while it tunes: its loss after tuning is compared
+    with the untuned model's (the `none` row) on the same texts."""
+
+    text: str = field(help="a file, folder or package:IMPORT/PATH of general text (not the task's data)")
+    format: Literal["auto", "csv", "tsv", "jsonl", "json", "parquet", "folders"] = field(
+        "auto", help="file format; auto from the name"
+    )
+    column: str = field("text", help="the column (or nested path) holding each text")
+    samples: int = field(32, min=1, help="texts scored: the first ones, in file order")
+    max_length: int = field(128, min=8, help="tokens per text at most")
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """A validated task file."""
 
@@ -171,6 +185,7 @@ class TaskSpec:
     generation: GenerationSpec
     scenario: Any  # the scenario's own Options dataclass, from [scenario]
     lm_eval: LmEvalSpec | None = None
+    forgetting: ForgettingSpec | None = None
 
     @property
     def name(self) -> str:

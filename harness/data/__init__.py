@@ -254,3 +254,25 @@ def warm_cache(tasks: list[TaskSpec]) -> None:
             load_task_data(task, scenario.required_fields(task.scenario), scenario.fields)
         except Exception:  # noqa: BLE001 - the task's cells run the same code and record the error
             pass
+
+
+def read_texts(spec, base: Path) -> list[str]:
+    """The first `spec.samples` non-empty texts of a [forgetting] source (a ForgettingSpec), in file order."""
+    from harness.data.readers import read_rows
+    from harness.data.sources import resolve_data
+    from harness.data.transforms import get_path
+
+    location = resolve_data(spec.text, base)
+    texts: list[str] = []
+    for number, row in enumerate(read_rows(location, spec.format, "replace"), start=1):
+        try:
+            text = get_path(row, spec.column)
+        except KeyError:
+            raise ValueError(f"{location}: row {number}: no column {spec.column!r} (forgetting.column)") from None
+        if isinstance(text, str) and text.strip():
+            texts.append(text)
+        if len(texts) == spec.samples:
+            break
+    if not texts:
+        raise ValueError(f"{location}: no text in column {spec.column!r} (forgetting.column)")
+    return texts

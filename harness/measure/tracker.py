@@ -42,6 +42,7 @@ RESERVED_KEYS = frozenset(
         "training",
         "weights",
         "items",
+        "forgetting",
         "data",
         "provenance",
         "finished_at",

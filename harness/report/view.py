@@ -135,6 +135,7 @@ def task_table(group, metric_columns: list[str]) -> dict:
     columns = ["strategy", "settings", "seeds", f"{primary} (primary)"] + [
         c.removeprefix("metric.") for c in metric_columns if c != f"metric.{primary}"
     ]
+    forgets = "forgetting_mean" in group and group["forgetting_mean"].notna().any()
     columns += [
         "vs best",
         "peak memory",
@@ -145,6 +146,8 @@ def task_table(group, metric_columns: list[str]) -> dict:
         "saved weights",
         "training time",
     ] + [f.header for f in shown_figures()]
+    if forgets:
+        columns.append("forgetting (nats/token vs none)")
     rows = []
     for _, row in sorted(group.iterrows(), key=lambda item: strategy_sort_key(item[1]["strategy"])):
         verdict = row["noise_vs_best"] if int(row["n"]) else None
@@ -182,6 +185,8 @@ def task_table(group, metric_columns: list[str]) -> dict:
             _figure(row, "train_seconds", human_seconds),
         ]
         cells += [_figure(row, figure.name, number) for figure in shown_figures()]
+        if forgets:
+            cells.append(_figure(row, "forgetting", lambda v: "n/a" if missing(v) else f"{v:+.3f}"))
         rows.append({"strategy": row["strategy"], "cells": cells})
     return {"columns": columns, "rows": rows}
 

@@ -60,6 +60,7 @@ TRAIN_SETTINGS = (
     "data.max_train_samples",
 )
 UNTRAINED = ("none",)
+DERIVED = ("forgetting",)  # columns load_results computes across cells (harness.results.table)
 
 # Values of the `noise_vs_best` column.
 BEST, TIE, DIFFERS, UNKNOWN = "best", "within noise", "differs", "single seed: noise unknown"
@@ -179,7 +180,7 @@ def within_noise(a: Summary, b: Summary) -> bool:
 def _numeric_columns(cells) -> list[str]:
     metric_columns = sorted(c for c in cells.columns if c.startswith("metric."))
     figures = [f.name for f in FIGURES.registered() if f.aggregate]  # every tracker's, plugins' too
-    return [c for c in figures if c in cells.columns] + metric_columns
+    return [c for c in [*figures, *DERIVED] if c in cells.columns] + metric_columns
 
 
 def _first(series):

@@ -152,7 +152,20 @@ def load_results(run_dir: str | Path, aggregate: bool = False):
         if column not in frame:
             frame[column] = None
     metric_columns = sorted(c for c in frame.columns if c.startswith("metric."))
-    return frame[columns() + settings_columns(frame) + metric_columns]
+    frame = frame[columns() + settings_columns(frame) + metric_columns]
+    return frame.assign(forgetting=forgetting(frame))
+
+
+def forgetting(frame):
+    """Per cell, its loss on the [forgetting] general text minus the untuned model's (the mean of the
+    task's ok `none` cells), in nats per token: above 0 the tuning forgot some general language.
+    NaN where either is missing."""
+    import pandas as pd
+
+    loss = pd.to_numeric(frame["general_text_loss"], errors="coerce")
+    untuned = frame[(frame["strategy_type"] == "none") & (frame["status"] == "ok")]
+    base = pd.to_numeric(untuned["general_text_loss"], errors="coerce").groupby(untuned["task"]).mean()
+    return loss - frame["task"].map(base).astype(float)
 
 
 def load_aggregates(run_dir: str | Path):

@@ -13,7 +13,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from harness.data import load_task_data
+from harness.data import load_task_data, read_texts
 from harness.measure import TRACKERS, TrackerContext, phase
 from harness.measure.breakdown import MemoryBreakdown
 from harness.measure.environment import capture
@@ -26,6 +26,7 @@ from harness.results.items import write_items
 from harness.run.train import TrainHooks, train
 from harness.run.watch import TrainingWatch
 from harness.scenarios import SCENARIOS
+from harness.scenarios.text_to_text import TextToText
 from harness.specs import CellSpec
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
 
@@ -138,6 +139,16 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         with phase(trackers, "lm_eval"):
             metrics.update(evaluate_in_process(model, tokenizer, kind, task.lm_eval, task.path.parent))
 
+    forgetting = None
+    if task.forgetting is not None:  # the untuned `none` row gives the base loss on the same texts
+        if not isinstance(scenario, TextToText):
+            raise ValueError(f"{task.path}: forgetting is measured on generative scenarios only")
+        texts = read_texts(task.forgetting, task.path.parent)
+        with phase(trackers, "forgetting"):
+            loss, tokens = scenario.general_text_loss(
+                model, texts, task.forgetting.max_length, training.eval_batch_size, device
+            )
+        forgetting = {"general_text_loss": loss, "texts": len(texts), "tokens": tokens, "source": task.forgetting.text}
     items = _save_items(task, evaluation, eval_rows, cell_dir)
     weights = None
     if strategy.trains and training.save_weights:
@@ -156,6 +167,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         **{tracker.key: tracker.summary() for tracker in trackers},
         "weights": weights,
         "items": items,
+        "forgetting": forgetting,
         "data": data.record,
         "provenance": capture(device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

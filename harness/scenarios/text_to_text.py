@@ -124,6 +124,34 @@ class TextToText(Scenario):
         mean_nll = total_nll / total_tokens
         return (math.exp(mean_nll) if mean_nll < 700 else math.inf), item_nll  # exp overflows past ~709
 
+    def general_text_loss(self, model, texts: list[str], max_length: int, batch_size: int, device) -> tuple[float, int]:
+        """Mean negative log-likelihood per token (nats) of plain `texts` (for forgetting), and the tokens scored."""
+        if self.kind != "causal":
+            raise ValueError("forgetting is measured on causal language models only")
+        total_nll, total_tokens = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                encoded = self.tokenizer(
+                    texts[start : start + batch_size],
+                    truncation=True,
+                    max_length=max_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(device)
+                logits = model(**encoded).logits.float()[:, -encoded["input_ids"].size(1) :]  # past virtual tokens
+                labels = encoded["input_ids"].masked_fill(encoded["attention_mask"] == 0, IGNORE)
+                nll = torch.nn.functional.cross_entropy(
+                    logits[:, :-1].reshape(-1, logits.size(-1)),
+                    labels[:, 1:].reshape(-1),
+                    ignore_index=IGNORE,
+                    reduction="sum",
+                )
+                total_nll += float(nll)
+                total_tokens += int((labels[:, 1:] != IGNORE).sum())
+        if total_tokens == 0:
+            raise ValueError("forgetting: the general texts gave no tokens to score")
+        return total_nll / total_tokens, total_tokens
+
     def _cut(self, text: str) -> str:
         for stop in self.task.generation.stop:
             if stop and stop in text:
