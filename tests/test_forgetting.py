@@ -53,3 +53,11 @@ def test_forgetting_needs_a_generative_causal_task_and_its_text(tmp_path, tiny_b
     task.write_text(task.read_text().replace(str(tmp_path / "general.jsonl"), str(tmp_path / "missing.jsonl")))
     with pytest.raises(ConfigError, match="forgetting.text: "):
         load_matrix([task])
+
+
+def test_runs_without_forgetting_get_no_forgetting_column():
+    from tests.test_schema import SCHEMA1_RUN
+
+    cells = harness.load_results(SCHEMA1_RUN)
+    assert "forgetting" not in cells and cells["general_text_loss"].isna().all()
+    assert "forgetting_mean" not in harness.load_aggregates(SCHEMA1_RUN)

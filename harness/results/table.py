@@ -153,7 +153,9 @@ def load_results(run_dir: str | Path, aggregate: bool = False):
             frame[column] = None
     metric_columns = sorted(c for c in frame.columns if c.startswith("metric."))
     frame = frame[columns() + settings_columns(frame) + metric_columns]
-    return frame.assign(forgetting=forgetting(frame))
+    if frame["general_text_loss"].notna().any():  # only runs that measure it get the column
+        frame = frame.assign(forgetting=forgetting(frame))
+    return frame
 
 
 def forgetting(frame):
