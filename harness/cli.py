@@ -82,15 +82,22 @@ def _new_run_dir(parent: Path) -> Path:
 def cmd_run(args) -> int:
     from harness.report.export import export
     from harness.report.html import write_html
-    from harness.run.executor import run_matrix
+    from harness.run.search import run_with_search
+    from harness.specs import SearchSpec
 
-    matrix = load_matrix(args.paths, _strategies(args.strategies), args.seeds, args.profile, tuple(args.plugin))
+    search = SearchSpec() if args.search else None
+    matrix = load_matrix(args.paths, _strategies(args.strategies), args.seeds, args.profile, tuple(args.plugin), search)
     run_dir = Path(args.out) if args.out else _new_run_dir(Path("reports"))
     print(f"running {len(matrix.cells)} cell(s) into {run_dir}", file=sys.stderr)
-    outcomes = run_matrix(matrix, run_dir)
+    outcomes = run_with_search(matrix, run_dir, sys.stderr)
     for fmt in ("csv", "md"):
         (run_dir / f"results.{fmt}").write_text(export(run_dir, fmt), encoding="utf-8")
     write_html(run_dir)  # RUN_DIR/report.html
+    trials = [o for o in outcomes if o.cell.is_trial]
+    if trials:  # a diverged trial is an expected finding of a search, not a failed run
+        bad = sum(o.status != "ok" for o in trials)
+        print(f"search: {len(trials)} trial(s), {bad} not ok (they score as worst)", file=sys.stderr)
+    outcomes = [o for o in outcomes if not o.cell.is_trial]
     failed = [o for o in outcomes if o.status != "ok"]
     print(f"{len(outcomes) - len(failed)} ok, {len(failed)} failed; results in {run_dir}/results.md", file=sys.stderr)
     return EXIT_CELLS_FAILED if failed else EXIT_OK
@@ -190,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strategies", help=f"comma-separated; default: the suite's or {','.join(DEFAULT_STRATEGIES)}")
     run.add_argument("--seeds", type=int, help="seeds per (task, strategy): 0..N-1")
     run.add_argument("--profile", help=f"one of {', '.join(PROFILES)}")
+    run.add_argument(
+        "--search",
+        action="store_true",
+        help="search each strategy's learning rate (its default grid, scored on a validation carve of train) "
+        "before the final cells, for tasks without their own [search]",
+    )
     run.add_argument("--out", help="run folder; an existing one is resumed (finished cells are kept)")
     run.set_defaults(func=cmd_run)
     report = command("report", help="HTML report, or a table export with --format")

@@ -1,14 +1,16 @@
 """TOML task and suite files -> frozen, validated specs, and the cells they expand to.
 
-Layers, lowest first: spec defaults < the task's tables < the strategy's
-``[strategies.NAME.training]`` < the built-in profile < the task's
-``[profiles.NAME]``. Every problem in every file is collected and raised as
+Layers, lowest first: spec defaults < the strategy's own training defaults
+(``Strategy.defaults``) < the task's tables < the task's ``[strategies.NAME.training]`` <
+the built-in profile < the task's ``[profiles.NAME]`` < the cell's overrides (a suite's
+budget, a search trial's learning rate and validation carve). Every problem in every file is collected and raised as
 one ConfigError naming file, line and dotted key.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import tomllib
 from collections.abc import Mapping
@@ -27,6 +29,7 @@ from harness.specs import (
     Matrix,  # noqa: F401
     MetricSpec,
     ModelSpec,
+    SearchSpec,
     SuiteInfo,
     TaskInfo,
     TaskSpec,
@@ -118,6 +121,7 @@ _TASK_TABLES = (
     "generation",
     "lm_eval",
     "forgetting",
+    "search",
     "strategies",
     "profiles",
 )
@@ -230,7 +234,7 @@ def _only_tables(raw: dict, out: Collector) -> dict:
         kept = {k: keep(v, f"{key}.{k}", depth - 1) for k, v in value.items()}
         return {k: v for k, v in kept.items() if v is not None}
 
-    depth = {**{table: 0 for table in _SPEC_TABLES}, "strategies": 1, "profiles": 2}
+    depth = {**{table: 0 for table in _SPEC_TABLES}, "search": 0, "strategies": 1, "profiles": 2}
     cleaned = {k: keep(v, k, depth[k]) if k in depth else v for k, v in raw.items()}
     for name, table in (cleaned.get("strategies") or {}).items():
         if "training" in table and not isinstance(table["training"], dict):
@@ -239,14 +243,29 @@ def _only_tables(raw: dict, out: Collector) -> dict:
     return {k: v for k, v in cleaned.items() if v is not None}
 
 
-def _layered(raw: dict, strategy: str | None, profile: str) -> dict:
+def nested(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Dotted override keys ("training.max_steps") as tables to merge."""
+    tables: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        table, _, name = key.partition(".")
+        tables.setdefault(table, {})[name] = value
+    return tables
+
+
+def _layered(
+    raw: dict,
+    strategy: str | None,
+    profile: str,
+    defaults: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict:
     layered = {k: raw.get(k, {}) for k in _SPEC_TABLES}
     if strategy is not None:
-        layered["training"] = _merge(
-            layered["training"], raw.get("strategies", {}).get(strategy, {}).get("training", {})
-        )
+        own = raw.get("strategies", {}).get(strategy, {}).get("training", {})
+        layered["training"] = _merge(_merge(dict(defaults or {}), layered["training"]), own)
     layered = _merge(layered, PROFILES[profile])
-    return _merge(layered, raw.get("profiles", {}).get(profile, {}))
+    layered = _merge(layered, raw.get("profiles", {}).get(profile, {}))
+    return _merge(layered, nested(overrides or {}))
 
 
 def _build_task(path: Path, layered: dict, out: Collector) -> TaskSpec | None:
@@ -356,10 +375,10 @@ def load_task_cells(
     seeds: tuple[int, ...],
     profile: str,
     problems: list[Problem],
-    training_overrides: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[CellSpec]:
-    """Cells for one task file; problems are appended, never raised. `training_overrides` (a suite's
-    budget) are laid over every other layer, for every strategy alike."""
+    """Cells for one task file; problems are appended, never raised. `overrides` (dotted keys: a suite's
+    budget, a search trial's settings) are laid over every other layer, for every strategy alike."""
     raw, lines = _read_toml(path, problems)
     if raw is None:
         return []
@@ -379,17 +398,20 @@ def load_task_cells(
     chosen = strategies if strategies is not None else DEFAULT_STRATEGIES + variants  # a task's variants run too
     cells: list[CellSpec] = []
     base = _build_task(path, _layered(raw, None, profile), out)
+    search = build(SearchSpec, raw["search"], "search", out) if "search" in raw else None
+    _, registry, _ = _registries()
     for name in dict.fromkeys(chosen + tuple(raw.get("strategies", {}))):
         options = _build_options(raw, name, out)
         if base is None or options is None:
             continue
         before = len(out.problems)
-        layered = _merge(_layered(raw, name, profile), {"training": dict(training_overrides or {})})
-        task = _build_task(path, layered, out)
+        kind = variant_type(raw, name)
+        defaults = registry.get(kind or name).defaults
+        task = _build_task(path, _layered(raw, name, profile, defaults, overrides), out)
         if task is None or len(out.problems) > before or name not in chosen:
             continue
-        kind, overrides = variant_type(raw, name), tuple(sorted((training_overrides or {}).items()))
-        cells.extend(CellSpec(task, name, options, seed, profile, kind, overrides) for seed in seeds)
+        laid = tuple(sorted((overrides or {}).items()))
+        cells.extend(CellSpec(task, name, options, seed, profile, kind, laid, search) for seed in seeds)
     problems.extend(out.problems)
     return cells
 
@@ -414,10 +436,12 @@ def load_matrix(
     seeds: int | None = None,
     profile: str | None = None,
     extra_plugins: tuple[str, ...] = (),
+    search: SearchSpec | None = None,
 ) -> Matrix:
     """Expand task files, suite files and folders into cells, or raise ConfigError.
 
-    Explicit arguments (the command line) win over suite settings. `extra_plugins` (from --plugin) are
+    Explicit arguments (the command line) win over suite settings. A learning-rate search comes from
+    the task's `[search]`, else the suite's, else `search` (--search). `extra_plugins` (from --plugin) are
     imported by the caller; they are recorded so that every cell's process imports them too.
     """
     problems: list[Problem] = []
@@ -438,10 +462,12 @@ def load_matrix(
         if not path.exists():
             problems.append(Problem(str(path), None, "", "no such file or folder"))
             continue
+        suite_search = None
         if _is_suite(path):
-            suite = _load_suite(path, problems)
-            if suite is None:
+            loaded = _load_suite(path, problems)
+            if loaded is None:
                 continue
+            suite, suite_search = loaded
             limits = {"cell_timeout_s": suite.cell_timeout_s, "cell_memory_limit_mb": suite.cell_memory_limit_mb}
             try:
                 load_plugins(suite.plugins)
@@ -452,12 +478,14 @@ def load_matrix(
             task_paths = [f for t in suite.tasks for f in _task_files(path.parent / t)]
             chosen: tuple[str, ...] | None = strategies or suite.strategies
             n_seeds, prof = seeds or suite.seeds, profile or suite.profile
-            budget = suite.budget.training() if suite.budget else {}
+            budget = {f"training.{k}": v for k, v in suite.budget.training().items()} if suite.budget else {}
         else:
             task_paths = _task_files(path)
             chosen, n_seeds, prof, budget = strategies, seeds or 1, profile or "default", {}
+        fallback = suite_search or search
         for task_path in task_paths:
-            cells.extend(load_task_cells(task_path, chosen, tuple(range(n_seeds)), prof, problems, budget))
+            for cell in load_task_cells(task_path, chosen, tuple(range(n_seeds)), prof, problems, budget):
+                cells.append(cell if cell.search or not fallback else dataclasses.replace(cell, search=fallback))
     owners: dict[str, Path] = {}
     unique: dict[str, CellSpec] = {}
     for cell in cells:
@@ -476,15 +504,21 @@ def load_matrix(
     return Matrix(tuple(unique.values()), plugins=tuple(plugins), **limits)
 
 
-def _load_suite(path: Path, problems: list[Problem]) -> SuiteInfo | None:
+def _load_suite(path: Path, problems: list[Problem]) -> tuple[SuiteInfo, SearchSpec | None] | None:
     raw, lines = _read_toml(path, problems)
     if raw is None:
         return None
     out = Collector(path, lines)
     for key in raw:
-        if key != "suite":
-            out.add(key, f"unknown table{did_you_mean(key, ['suite'])}; a suite file holds [suite]")
+        if key not in ("suite", "search"):
+            out.add(key, f"unknown table{did_you_mean(key, ['suite', 'search'])}; a suite file holds [suite], [search]")
     suite = build(SuiteInfo, raw.get("suite", {}), "suite", out)
+    search = None
+    if "search" in raw:
+        if isinstance(raw["search"], dict):
+            search = build(SearchSpec, raw["search"], "search", out)
+        else:
+            out.add("search", f"expected a table, got {type(raw['search']).__name__}")
     if suite is not None:
         if suite.profile not in PROFILES:
             out.add("suite.profile", f"unknown profile {suite.profile!r}{did_you_mean(suite.profile, list(PROFILES))}")
@@ -492,4 +526,4 @@ def _load_suite(path: Path, problems: list[Problem]) -> SuiteInfo | None:
             if not (path.parent / task).exists():
                 out.add(f"suite.tasks[{i}]", f"no such file or folder: {(path.parent / task).resolve()}")
     problems.extend(out.problems)
-    return suite if not out.problems else None
+    return (suite, search) if suite is not None and not out.problems else None

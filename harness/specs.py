@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +57,13 @@ class LmEvalSpec:
     batch_size: int = field(8, min=1, help="lm-eval batch size")
 
 
+def _share_or_count(key: str, value: float) -> list[tuple[str, str]]:
+    """Rows held out, as a share (0 < x < 1) or a whole count (>= 1)."""
+    if value <= 0 or (value >= 1 and value != int(value)):
+        return [(key, f"must be a share between 0 and 1 or a whole count, got {value!r}")]
+    return []
+
+
 @dataclass(frozen=True)
 class SplitSpec:
     eval: float = field(min=0.0, help="rows held out for evaluation: a share (0 < x < 1) or a count (>= 1)")
@@ -63,9 +71,7 @@ class SplitSpec:
     stratify: bool = field(True, help="keep the label proportions on both sides (needs a label field)")
 
     def problems(self) -> list[tuple[str, str]]:
-        if self.eval <= 0 or (self.eval >= 1 and self.eval != int(self.eval)):
-            return [("eval", f"must be a share between 0 and 1 or a whole count, got {self.eval!r}")]
-        return []
+        return _share_or_count("eval", self.eval)
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,15 @@ class DataSpec:
     )
     max_train_samples: int | None = field(None, min=1, help="use at most this many training rows")
     max_eval_samples: int | None = field(None, min=1, help="use at most this many evaluation rows")
+    validation: float | None = field(
+        None,
+        help="a learning-rate search trial (set by [search]): hold out this share (0 < x < 1) or count of the "
+        "training rows, train on the rest, evaluate on them; the eval data is never read",
+    )
 
     def problems(self) -> list[tuple[str, str]]:
+        if self.validation is not None and (problem := _share_or_count("validation", self.validation)):
+            return problem
         if self.train is not None and self.eval is not None and self.split is not None:
             return [("split", "give either an 'eval' file or a 'split' of train, not both")]
         if self.train is not None and (self.eval is not None or self.split is not None):
@@ -173,6 +186,25 @@ class ForgettingSpec:
 
 
 @dataclass(frozen=True)
+class SearchSpec:
+    """A learning-rate search per (task, strategy): trials score on a validation carve of the training rows
+    (never the eval split), and the final cell trains with the best value and is evaluated once on eval."""
+
+    learning_rates: tuple[float, ...] = field((), help="the grid; default: each strategy's own (log-spaced)")
+    trials: int | None = field(
+        None, min=1, help="a budgeted Optuna (TPE) search of this many trials over the grid's range instead"
+    )
+    validation: float = field(0.2, help="share (0 < x < 1) or count of the training rows held out to score trials")
+    seed: int = field(0, help="training seed of the trials")
+    strategies: tuple[str, ...] = field((), help="strategies searched; default: every one that trains")
+
+    def problems(self) -> list[tuple[str, str]]:
+        values = enumerate(self.learning_rates)
+        rates = [(f"learning_rates[{i}]", f"must be > 0, got {v!r}") for i, v in values if v <= 0]
+        return _share_or_count("validation", self.validation) + rates
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """A validated task file."""
 
@@ -209,7 +241,16 @@ class CellSpec:
     seed: int
     profile: str
     strategy_type: str = ""  # the registered strategy a variant runs (`type = "lora"`); "" for the name itself
-    training_overrides: tuple[tuple[str, Any], ...] = ()  # a suite's budget, laid over every other layer
+    # dotted keys laid over every other layer, e.g. a suite's budget ("training.max_steps") or a search
+    # trial's ("training.learning_rate", "data.validation"); the worker re-resolves the cell with them
+    overrides: tuple[tuple[str, Any], ...] = ()
+    search: SearchSpec | None = dataclass_field(default=None, compare=False)  # a search to run for this cell
+    selection: dict[str, Any] | None = dataclass_field(default=None, compare=False)  # what a finished search chose
+
+    @property
+    def is_trial(self) -> bool:
+        """A learning-rate search trial: trained on train minus a validation carve, scored on that carve."""
+        return self.task.data.validation is not None
 
     @property
     def registered(self) -> str:
@@ -220,6 +261,8 @@ class CellSpec:
         """The resolved config as plain data (what the cell id hashes)."""
         task = to_plain(self.task)
         task["path"] = self.task.path.name
+        if self.is_trial:  # a trial never reads the eval split, so its id does not depend on it
+            task["data"]["eval"] = None
         variant = {"strategy_type": self.strategy_type} if self.strategy_type else {}  # plain names keep their ids
         return {
             "task": task,
@@ -238,7 +281,8 @@ class CellSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.task.name}/{self.strategy}/seed{self.seed}"
+        trial = f"/trial lr={self.task.training.learning_rate:g}" if self.is_trial else ""
+        return f"{self.task.name}/{self.strategy}/seed{self.seed}{trial}"
 
 
 @dataclass(frozen=True)
@@ -292,5 +336,6 @@ def _data_digest(task: TaskSpec) -> str | None:
 
     if task.data.train is None:
         return None
-    refs = [ref for ref in (task.data.train, task.data.eval) if ref is not None]
+    evaluation = None if task.data.validation is not None else task.data.eval  # a trial never reads eval
+    refs = [ref for ref in (task.data.train, evaluation) if ref is not None]
     return digest([resolve_data(ref, task.path.parent) for ref in refs])

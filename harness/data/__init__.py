@@ -1,7 +1,9 @@
 """A task's rows: read the source (local file or folder, installed package, or hub), apply the
 task's transforms, map fields to the scenario's names, split deterministically, cap.
 
-Order: read -> `[[data.transforms]]` -> field mapping -> split (one-file sources) -> sample caps.
+Order: read -> `[[data.transforms]]` -> field mapping -> split (one-file sources) -> validation carve
+(search trials only) -> sample caps. A search trial (`data.validation`) scores on rows carved from the
+training rows and never reads the eval data.
 The split depends on `[data.split]` and the data only, never on the cell's seed, so every
 strategy and every machine sees the same rows; each result records a digest of them.
 Prepared rows are cached under the tunebench cache, keyed by the data spec and the bytes
@@ -103,15 +105,15 @@ def _cap(rows: list[Row], limit: int | None) -> list[Row]:
 
 
 def split_rows(
-    rows: list[Row], share_or_count: float, seed: int, stratify: bool, where: str
+    rows: list[Row], share_or_count: float, seed: int, stratify: bool, where: str, key: str = "data.split.eval"
 ) -> tuple[list[Row], list[Row]]:
-    """(train, eval): a seeded shuffle, per label when stratified; rows keep their file order."""
+    """(kept, held out): a seeded shuffle, per label when stratified; rows keep their file order."""
     total = len(rows)
     wanted = math.floor(share_or_count * total + 0.5) if share_or_count < 1 else int(share_or_count)
     if not 0 < wanted < total:
         raise ValueError(
-            f"{where}: data.split.eval = {share_or_count:g} leaves {wanted} of {total} rows for "
-            f"evaluation; both sides need at least one row"
+            f"{where}: {key} = {share_or_count:g} leaves {wanted} of {total} rows to hold out; "
+            f"both sides need at least one row"
         )
     rng = random.Random(seed)
     if stratify:
@@ -153,7 +155,8 @@ def _plain(rows: list[Row]) -> list[Row]:
 
 def _locations(task: TaskSpec) -> list[DataLocation]:
     data = task.data
-    return [resolve_data(ref, task.path.parent) for ref in (data.train, data.eval) if ref is not None]
+    evaluation = None if data.validation is not None else data.eval  # a search trial never reads eval
+    return [resolve_data(ref, task.path.parent) for ref in (data.train, evaluation) if ref is not None]
 
 
 def _cache_path(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...]) -> Path | None:
@@ -178,17 +181,32 @@ def _cache_path(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ..
     return cache_root() / "data" / f"{task.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
+VALIDATION_SEED = 0  # the validation carve is fixed, like the split: every trial scores on the same rows
+
+
 def _prepare(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...]) -> tuple[list[Row], list[Row]]:
     data = task.data
+    train, evaluation, where = _prepare_sources(task, fields, optional)
+    if data.validation is not None:  # a search trial: the eval rows (never read) are replaced by a carve of train
+        stratify = all("label" in row for row in train)
+        return split_rows(train, data.validation, VALIDATION_SEED, stratify, where, "search.validation")
+    assert evaluation is not None
+    return train, evaluation
+
+
+def _prepare_sources(
+    task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...]
+) -> tuple[list[Row], list[Row] | None, str]:
+    """(train, eval or None for a search trial, where the training rows come from)."""
+    data = task.data
     mapping = dict(data.fields)
+    trial = data.validation is not None
     if data.train is None:
-        train = _read_hub(task, data.train_split)
-        evaluation = _read_hub(task, data.eval_split)
         where_train, where_eval = f"{data.hub}[{data.train_split}]", f"{data.hub}[{data.eval_split}]"
-        return (
-            _canonical(train, fields, optional, mapping, where_train),
-            _canonical(evaluation, fields, optional, mapping, where_eval),
-        )
+        train = _canonical(_read_hub(task, data.train_split), fields, optional, mapping, where_train)
+        if trial:
+            return train, None, where_train
+        return train, _canonical(_read_hub(task, data.eval_split), fields, optional, mapping, where_eval), where_train
     locations = _locations(task)
     prepared = []
     for location in locations:
@@ -197,8 +215,9 @@ def _prepare(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...])
         prepared.append(_canonical(rows, fields, optional, mapping, str(location)))
     if data.split is not None:
         split = data.split
-        return split_rows(prepared[0], split.eval, split.seed, split.stratify, str(locations[0]))
-    return prepared[0], prepared[1]
+        train, evaluation = split_rows(prepared[0], split.eval, split.seed, split.stratify, str(locations[0]))
+        return train, None if trial else evaluation, str(locations[0])
+    return prepared[0], None if trial else prepared[1], str(locations[0])
 
 
 def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> TaskData:
@@ -224,7 +243,8 @@ def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str,
         "citation": data.citation,
         "licence": data.licence,
         "train": data.train or f"{data.hub}[{data.train_split}]",
-        "eval": data.eval or (None if data.split else f"{data.hub}[{data.eval_split}]"),
+        "eval": None if data.validation else data.eval or (None if data.split else f"{data.hub}[{data.eval_split}]"),
+        "validation": data.validation,  # set for a search trial: its "eval" rows are this carve of train
         "split": {"eval": data.split.eval, "seed": data.split.seed, "stratify": data.split.stratify}
         if data.split
         else None,

@@ -193,6 +193,8 @@ def aggregate(cells):
     n (ok cells), n_failed, best, within_noise_of_best, noise_vs_best, rank_in_task (1 = best)."""
     import pandas as pd
 
+    if "search_role" in cells.columns:  # search trials scored on validation rows, not eval: never in these rows
+        cells = cells[cells["search_role"] != "trial"]
     figures = _numeric_columns(cells)
     rows = []
     for (task, strategy), group in cells.groupby(list(GROUP_KEYS), sort=True):

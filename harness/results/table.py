@@ -32,6 +32,7 @@ COLUMNS = (
 )
 EXTRA_COLUMNS = (
     "strategy_type",
+    "search_role",  # "trial" for a learning-rate search trial (scored on validation), "final" for its chosen cell
     "profile",
     "error_type",
     "error_message",
@@ -80,6 +81,7 @@ def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
         "cell_id": result["cell_id"],
         "strategy_type": (result.get("config") or {}).get("strategy_type") or result["strategy"],
         "profile": result.get("profile"),
+        "search_role": (result.get("search") or {}).get("role"),
         "error_type": error.get("type"),
         "error_message": error.get("message"),
         "data_source": data_source_text(result.get("data")),

@@ -45,7 +45,19 @@ def cell_header(cell: CellSpec) -> dict:
         "profile": cell.profile,
         "primary_metric": cell.task.primary_metric,
         "config": cell.resolved(),
+        "search": search_record(cell),
     }
+
+
+def search_record(cell: CellSpec) -> dict | None:
+    """A search trial's learning rate and validation carve, or what a finished search chose for this cell."""
+    if cell.is_trial:
+        return {
+            "role": "trial",
+            "learning_rate": cell.task.training.learning_rate,
+            "validation": cell.task.data.validation,
+        }
+    return {"role": "final", **cell.selection} if cell.selection else None
 
 
 def failed_result(cell: CellSpec, status: str, error_type: str, message: str, log_tail: list[str]) -> dict:

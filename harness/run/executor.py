@@ -59,7 +59,8 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
         "profile": cell.profile,
         "cell_id": cell.cell_id,
         "plugins": list(matrix.plugins),
-        "training_overrides": dict(cell.training_overrides),
+        "overrides": dict(cell.overrides),
+        "selection": cell.selection,
     }
     result_path = cell_result_path(run_dir, cell.cell_id)
     result_path.unlink(missing_ok=True)  # a stale failure from an earlier attempt
@@ -113,14 +114,24 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def _slot(task: str, strategy: str, seed: int, trial_rate: float | None) -> tuple:
+    """What one result stands for in the tables: a (task, strategy, seed), or a search trial of one."""
+    return (task, strategy, seed, trial_rate)
+
+
 def set_aside_stale(matrix: Matrix, run_dir: Path, stream: TextIO) -> None:
-    """Move results of an earlier config of the same (task, strategy, seed) to RUN_DIR/stale/, so that
+    """Move results of an earlier config of the same (task, strategy, seed, trial) to RUN_DIR/stale/, so that
     tables never mix two configs of one cell; nothing is deleted."""
-    wanted = {(c.task.name, c.strategy, c.seed): c.cell_id for c in matrix.cells}
+    wanted = {
+        _slot(c.task.name, c.strategy, c.seed, c.task.training.learning_rate if c.is_trial else None): c.cell_id
+        for c in matrix.cells
+    }
     moved = 0
     for path in sorted((run_dir / "cells").glob("*.json")):
         result = read_result(path)
-        key = (result["task"], result["strategy"], result["seed"])
+        search = result.get("search") or {}
+        trial_rate = search.get("learning_rate") if search.get("role") == "trial" else None
+        key = _slot(result["task"], result["strategy"], result["seed"], trial_rate)
         if key in wanted and wanted[key] != result["cell_id"]:
             stale = run_dir / "stale"
             stale.mkdir(exist_ok=True)

@@ -6,6 +6,7 @@ cell id, so parent and child run exactly the same config.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> int:
         (request["seed"],),
         request["profile"],
         problems,
-        request.get("training_overrides"),
+        request.get("overrides"),
     )
     matching = [c for c in cells if c.cell_id == request["cell_id"]]
     if problems or not matching:
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 3
-    cell = matching[0]
+    cell = dataclasses.replace(matching[0], selection=request.get("selection"))
     cell_dir = run_dir / "cells" / cell.cell_id
     try:
         result = run_cell(cell, cell_dir)

@@ -75,6 +75,8 @@ class AdapterOptions:
 @STRATEGIES.register("adapter")
 class BottleneckAdapters(Strategy):
     name = "adapter"
+    defaults = {"learning_rate": 1e-3}  # a few freshly initialised weights: large steps
+    search_grid = (3e-4, 1e-3, 3e-3, 1e-2)
     Options = AdapterOptions
 
     def apply(self, model, context: ModelContext) -> Applied:

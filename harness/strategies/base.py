@@ -32,6 +32,10 @@ class Strategy(abc.ABC):
     name: ClassVar[str]
     Options: ClassVar[type]
     trains: ClassVar[bool] = True
+    # The method's own [training] defaults (a task overrides only what it must), and the learning rates
+    # a search tries by default: log-spaced around the default.
+    defaults: ClassVar[dict[str, Any]] = {}
+    search_grid: ClassVar[tuple[float, ...]] = ()
 
     def __init__(self, options: Any) -> None:
         self.options = options

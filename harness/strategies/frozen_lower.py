@@ -12,6 +12,8 @@ from harness.strategies.layers import discover
 @STRATEGIES.register("frozen-lower")
 class FrozenLower(Strategy):
     name = "frozen-lower"
+    defaults = {"learning_rate": 1e-4}
+    search_grid = (3e-5, 1e-4, 3e-4, 1e-3)
 
     @dataclass(frozen=True)
     class Options:

@@ -10,6 +10,8 @@ from harness.strategies.base import STRATEGIES, Applied, ModelContext, Strategy
 @STRATEGIES.register("full")
 class FullFineTuning(Strategy):
     name = "full"
+    defaults = {"learning_rate": 5e-5}  # every weight moves: small steps
+    search_grid = (1e-5, 3e-5, 1e-4, 3e-4)
 
     @dataclass(frozen=True)
     class Options:

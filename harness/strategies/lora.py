@@ -23,6 +23,8 @@ class LoRA(Strategy):
     """Low-rank updates of the target projections, through peft; the base weights stay frozen."""
 
     name = "lora"
+    defaults = {"learning_rate": 1e-3}
+    search_grid = (3e-4, 1e-3, 3e-3, 1e-2)
 
     @dataclass(frozen=True)
     class Options:

@@ -21,6 +21,8 @@ def _config_classes() -> dict[str, type]:
 @STRATEGIES.register("peft")
 class PeftMethod(Strategy):
     name = "peft"
+    defaults = {"learning_rate": 1e-3}  # most peft methods train few weights
+    search_grid = (1e-4, 1e-3, 1e-2, 3e-2)
 
     @dataclass(frozen=True)
     class Options:

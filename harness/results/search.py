@@ -1,0 +1,87 @@
+"""What a learning-rate search found, read from its trial results: the chosen value per (task, strategy),
+each trial's validation score, and how robust the choice is to a 2x change of the learning rate."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from harness.metrics import higher_is_better
+
+ROBUSTNESS_FACTOR = 2.0  # the robustness figure asks: what is left of the best score at lr x 2 and lr / 2?
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    task: str
+    strategy: str
+    metric: str
+    scores: tuple[tuple[float, float | None], ...]  # (learning rate, mean validation score or None), by rate
+    chosen: float | None  # the best rate; None when no trial finished
+
+    @property
+    def best_score(self) -> float | None:
+        return dict(self.scores).get(self.chosen) if self.chosen is not None else None
+
+    @property
+    def robustness(self) -> float | None:
+        """The share of the best validation score kept when the learning rate is doubled or halved: the
+        worse of the two, interpolated between trials in log(rate); sides outside the searched range are
+        left out, and None when both are (or nothing finished). 1.0 means no loss."""
+        best = self.best_score
+        points = [(math.log(rate), score) for rate, score in self.scores if score is not None]
+        if self.chosen is None or best is None or best == 0 or len(points) < 2:
+            return None
+        kept = []
+        for factor in (ROBUSTNESS_FACTOR, 1 / ROBUSTNESS_FACTOR):
+            score = _interpolate(points, math.log(self.chosen * factor))
+            if score is not None:
+                kept.append(score / best if higher_is_better(self.metric) else best / score if score else 0.0)
+        return min(kept) if kept else None
+
+
+def _interpolate(points: list[tuple[float, float]], x: float) -> float | None:
+    """Linear interpolation through sorted (x, y) points; None outside their range."""
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return None
+
+
+def choose(scores: dict[float, list[float | None]], metric: str) -> tuple[float | None, dict[float, float | None]]:
+    """(best rate, mean score per rate) from each rate's trial scores (None: the trial failed). The best
+    mean wins, direction-aware; a tie goes to the smaller rate. A rate whose trials all failed scores None."""
+    means = {rate: _mean(values) for rate, values in sorted(scores.items())}
+    finished = {rate: value for rate, value in means.items() if value is not None}
+    if not finished:
+        return None, means
+    sign = 1 if higher_is_better(metric) else -1
+    return max(finished, key=lambda rate: (sign * finished[rate], -rate)), means
+
+
+def _mean(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite and len(finite) == len(values) else None
+
+
+def is_trial(result: dict) -> bool:
+    return (result.get("search") or {}).get("role") == "trial"
+
+
+def summaries(results: Iterable[dict]) -> list[SearchSummary]:
+    """One summary per searched (task, strategy), from the trial results among `results`."""
+    by_group: dict[tuple[str, str], dict[float, list[float | None]]] = {}
+    metrics: dict[tuple[str, str], str] = {}
+    for result in results:
+        if not is_trial(result):
+            continue
+        key = (result["task"], result["strategy"])
+        value = result.get("primary_value") if result["status"] == "ok" else None
+        by_group.setdefault(key, {}).setdefault(float(result["search"]["learning_rate"]), []).append(value)
+        metrics[key] = result.get("primary_metric") or ""
+    out = []
+    for (task, strategy), scores in sorted(by_group.items()):
+        chosen, means = choose(scores, metrics[(task, strategy)])
+        out.append(SearchSummary(task, strategy, metrics[(task, strategy)], tuple(means.items()), chosen))
+    return out

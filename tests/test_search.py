@@ -1,0 +1,198 @@
+"""Strategy training defaults and the learning-rate search: trials are cells scored on a validation carve of
+the training rows (never the eval split), the final cell trains with the best rate."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+
+import pytest
+
+import harness
+from harness.cli import main
+from harness.config import ConfigError, load_matrix
+from harness.results.io import read_results
+from harness.results.search import SearchSummary, choose, summaries
+from harness.run.search import run_with_search
+from tests.helpers import ROOT, write_task
+
+SEARCH = "\n[search]\nlearning_rates = [1e-4, 3e-2]\nvalidation = 16\n"
+
+
+def test_each_strategy_brings_its_learning_rate_and_a_task_overrides_only_what_it_sets(tmp_path, tiny_bert_dir):
+    task = write_task(tmp_path, "defaults", tiny_bert_dir)
+    task.write_text(task.read_text().replace("learning_rate = 1e-3\n", ""))
+    rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([task]).cells}
+    assert rates == {"none": 1e-4, "full": 5e-5, "frozen-lower": 1e-4, "adapter": 1e-3, "lora": 1e-3}
+    task.write_text(task.read_text() + "\n[strategies.lora.training]\nlearning_rate = 2e-3\n")
+    rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([task]).cells}
+    assert rates["lora"] == 2e-3 and rates["full"] == 5e-5
+    task.write_text(task.read_text().replace("[training]\n", "[training]\nlearning_rate = 7e-4\n"))
+    rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([task]).cells}
+    assert rates == {"none": 7e-4, "full": 7e-4, "frozen-lower": 7e-4, "adapter": 7e-4, "lora": 2e-3}
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, tiny_bert_dir):
+    """One grid search of lora's learning rate on the tiny BERT, run through the CLI."""
+    folder = tmp_path_factory.mktemp("search")
+    task = write_task(folder, "searched", tiny_bert_dir, body=SEARCH)
+    run_dir = folder / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", str(ROOT))
+        assert main(["run", str(task), "--strategies", "lora", "--out", str(run_dir)]) == 0
+    return task, run_dir
+
+
+def test_trials_score_on_a_validation_carve_and_the_final_cell_uses_the_best_rate(searched):
+    _, run_dir = searched
+    results = read_results(run_dir)
+    trials = sorted((r for r in results if (r["search"] or {}).get("role") == "trial"), key=lambda r: r["seed"])
+    finals = [r for r in results if (r["search"] or {}).get("role") == "final"]
+    assert len(trials) == 2 and len(finals) == 1
+    for trial in trials:
+        assert trial["data"]["eval"] is None and trial["data"]["validation"] == 16
+        assert trial["data"]["eval_rows"] == 16 and trial["data"]["train_rows"] == 64  # capped after the carve
+        assert trial["config"]["task"]["data"]["validation"] == 16
+    scores = {r["search"]["learning_rate"]: r["primary_value"] for r in trials}
+    best = max(sorted(scores), key=lambda rate: (scores[rate], -rate))
+    final = finals[0]
+    assert final["search"]["learning_rate"] == best == final["config"]["task"]["training"]["learning_rate"]
+    assert final["search"]["method"] == "grid" and final["data"]["eval_rows"] == 48
+    assert sorted(rate for rate, _ in final["search"]["trials"]) == [1e-4, 3e-2]
+    cells = harness.load_results(run_dir)
+    assert sorted(cells["search_role"].fillna("")) == ["final", "trial", "trial"]
+    rows = harness.load_aggregates(run_dir)
+    assert list(rows["strategy"]) == ["lora"] and int(rows["n"].iloc[0]) == 1  # trials are not rows
+
+
+def test_a_resumed_search_runs_nothing_again(searched):
+    task, run_dir = searched
+    matrix = load_matrix([task], strategies=("lora",))
+    stream = io.StringIO()
+    outcomes = run_with_search(matrix, run_dir, stream, runner=lambda *a: pytest.fail("re-ran a finished cell"))
+    assert len(outcomes) == 3 and all(o.skipped for o in outcomes)
+    assert "chose lr=" in stream.getvalue()
+
+
+def test_the_search_never_sees_the_eval_split(searched, tmp_path, tiny_bert_dir, monkeypatch):
+    """Scrambled eval labels: the same trials (ids, scores) and the same chosen rate."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    _, run_dir = searched
+    scrambled = tmp_path / "eval.jsonl"
+    rows = [json.loads(line) for line in (ROOT / "tasks/data/sentiment/eval.jsonl").read_text().splitlines()]
+    flip = {"positive": "negative", "negative": "positive"}
+    scrambled.write_text("".join(json.dumps({**r, "sentiment": flip[r["sentiment"]]}) + "\n" for r in rows))
+    task = write_task(tmp_path, "searched", tiny_bert_dir, body=SEARCH)
+    task.write_text(task.read_text().replace(f"{ROOT}/tasks/data/sentiment/eval.jsonl", str(scrambled)))
+    assert main(["run", str(task), "--strategies", "lora", "--out", str(tmp_path / "run")]) == 0
+
+    def trials_and_choice(folder):
+        results = read_results(folder)
+        trials = {
+            r["cell_id"]: (r["primary_value"], r["data"]["eval_sha256"])
+            for r in results
+            if r["search"]["role"] == "trial"
+        }
+        return trials, [r["search"]["learning_rate"] for r in results if r["search"]["role"] == "final"]
+
+    assert trials_and_choice(tmp_path / "run") == trials_and_choice(run_dir)
+    finals = [r for r in read_results(tmp_path / "run") if r["search"]["role"] == "final"]
+    assert (
+        finals[0]["data"]["eval_sha256"]
+        != [r for r in read_results(run_dir) if r["search"]["role"] == "final"][0]["data"]["eval_sha256"]
+    )  # the final cells did read the (scrambled) eval split
+
+
+def test_a_trial_does_not_even_open_the_eval_file(tmp_path, tiny_bert_dir):
+    from harness.data import load_task_data
+
+    broken = tmp_path / "eval.jsonl"
+    broken.write_bytes(b"\xff not json\n")
+    task = write_task(tmp_path, "blind", tiny_bert_dir, body=SEARCH)
+    task.write_text(task.read_text().replace(f"{ROOT}/tasks/data/sentiment/eval.jsonl", str(broken)))
+    matrix = load_matrix([task], strategies=("lora",))
+    from harness.run.search import plan, trial_cell
+
+    trial = trial_cell(plan(matrix)[0], 1e-3)
+    data = load_task_data(trial.task, ("text", "label"))
+    assert len(data.eval) == 16 and data.record["eval"] is None
+    with pytest.raises(ValueError, match="eval.jsonl"):
+        load_task_data(matrix.cells[0].task, ("text", "label"))
+
+
+def test_the_report_shows_the_sensitivity_chart_and_the_chosen_rate(searched):
+    _, run_dir = searched
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    chosen = [r for r in read_results(run_dir) if (r["search"] or {}).get("role") == "final"][0]
+    assert "Learning-rate search" in html and "searched: accuracy vs learning rate" in html
+    assert f"{chosen['search']['learning_rate']:g}" in html
+
+
+def test_a_budgeted_search_asks_optuna_for_rates_in_the_grid_range(tmp_path, tiny_bert_dir, monkeypatch):
+    pytest.importorskip("optuna")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    body = "\n[search]\nlearning_rates = [1e-4, 1e-2]\ntrials = 3\nvalidation = 0.25\n"
+    task = write_task(tmp_path, "budgeted", tiny_bert_dir, body=body)
+    assert main(["run", str(task), "--strategies", "adapter", "--out", str(tmp_path / "run")]) == 0
+    results = read_results(tmp_path / "run")
+    trials = [r for r in results if r["search"]["role"] == "trial"]
+    assert 1 <= len({r["cell_id"] for r in trials}) <= 3 and len(trials) <= 3
+    assert all(1e-4 <= r["search"]["learning_rate"] <= 1e-2 for r in trials)
+    final = [r for r in results if r["search"]["role"] == "final"][0]
+    assert final["search"]["method"] == "optuna-tpe"
+    assert final["search"]["learning_rate"] in {r["search"]["learning_rate"] for r in trials}
+
+
+def test_search_on_the_command_line_uses_each_strategys_grid(tmp_path, tiny_bert_dir):
+    from harness.run.search import plan
+
+    task = write_task(tmp_path, "cli", tiny_bert_dir)
+    matrix = load_matrix([task], search=harness.specs.SearchSpec())
+    grids = {group.cell.strategy: group.grid for group in plan(matrix)}
+    assert set(grids) == {"full", "frozen-lower", "adapter", "lora"}  # `none` does not train
+    assert grids["full"] == (1e-5, 3e-5, 1e-4, 3e-4) and len(grids["lora"]) == 4
+    assert plan(load_matrix([task])) == []
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("validation = 0", "search.validation: must be a share between 0 and 1 or a whole count, got 0"),
+        ("learning_rates = [1e-3, -1.0]", "search.learning_rates[1]: must be > 0, got -1.0"),
+        ("trials = 0", "search.trials: must be >= 1"),
+        ("grid = [1e-3]", "search.grid: unknown key"),
+    ],
+)
+def test_a_bad_search_table_is_a_one_line_error(tmp_path, tiny_bert_dir, table, message):
+    task = write_task(tmp_path, "bad", tiny_bert_dir, body=f"\n[search]\n{table}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_matrix([task])
+
+
+def test_choose_prefers_the_best_mean_and_the_smaller_rate_on_a_tie():
+    assert choose({1e-3: [0.8, 0.6], 1e-2: [0.7, 0.7], 1e-4: [0.5, 0.5]}, "accuracy")[0] == 1e-3
+    assert choose({1e-3: [0.7], 1e-2: [0.7]}, "accuracy")[0] == 1e-3
+    assert choose({1e-3: [20.0], 1e-2: [12.0]}, "perplexity")[0] == 1e-2  # lower is better
+    assert choose({1e-3: [0.9, None], 1e-2: [0.7, 0.7]}, "accuracy")[0] == 1e-2  # a failed seed disqualifies
+    assert choose({1e-3: [None]}, "accuracy") == (None, {1e-3: None})
+
+
+def test_robustness_is_the_share_of_the_best_score_kept_at_twice_and_half_the_rate():
+    # Best 0.8 at 1e-3; 2e-3 lies log(2)/log(10) of the way to 1e-2 (0.4): 0.8 - 0.4 * 0.30103 = 0.6796
+    summary = SearchSummary("t", "lora", "accuracy", ((1e-4, 0.8), (1e-3, 0.8), (1e-2, 0.4)), 1e-3)
+    assert summary.robustness == pytest.approx((0.8 - 0.4 * math.log10(2)) / 0.8)
+    edge = SearchSummary("t", "lora", "accuracy", ((1e-3, 0.5), (1e-2, 0.9)), 1e-2)
+    assert edge.robustness == pytest.approx((0.9 - 0.4 * math.log10(2)) / 0.9)  # only the half side is inside
+    lower = SearchSummary("t", "lora", "perplexity", ((1e-3, 10.0), (1e-2, 20.0)), 1e-3)
+    assert lower.robustness == pytest.approx(10.0 / (10.0 + 10.0 * math.log10(2)))
+    assert SearchSummary("t", "lora", "accuracy", ((1e-3, 0.5),), 1e-3).robustness is None
+
+
+def test_summaries_read_the_trials_of_a_run(searched):
+    _, run_dir = searched
+    (summary,) = summaries(read_results(run_dir))
+    final = [r for r in read_results(run_dir) if r["search"] and r["search"]["role"] == "final"][0]
+    assert (summary.task, summary.strategy, summary.chosen) == ("searched", "lora", final["search"]["learning_rate"])
