@@ -353,7 +353,7 @@ def test_split_mistakes():
     rows = [{"text": "a"}, {"text": "b"}]
     with pytest.raises(ValueError, match=r"data.split.stratify needs a label field; set stratify = false"):
         split_rows(rows, 0.5, 0, True, "f")
-    with pytest.raises(ValueError, match=r"leaves 5 of 2 rows for evaluation"):
+    with pytest.raises(ValueError, match=r"data.split.eval = 5 leaves 5 of 2 rows to hold out"):
         split_rows(rows, 5, 0, False, "f")
 
 

@@ -17,12 +17,14 @@ from harness.report.view import (
     learning_curves,
     memory_breakdown_chart,
     overview,
+    search_section,
     strategy_colors,
     task_charts,
     task_table,
 )
 from harness.results.aggregate import aggregate
 from harness.results.io import read_results
+from harness.results.search import is_trial
 from harness.results.table import data_sources, load_results
 
 REPORT_NAME = "report.html"
@@ -65,7 +67,10 @@ def _memory_kind(results: list[dict]) -> str:
 def report_context(run_dir: Path, baseline: Path | None = None, constraints: Constraints = Constraints()) -> dict:
     """Everything the template shows, computed from the result files of `run_dir` (and `baseline`)."""
     results = read_results(run_dir)
+    trials = [r for r in results if is_trial(r)]  # search trials: scored on validation rows, shown apart
+    results = [r for r in results if not is_trial(r)]
     cells = load_results(run_dir)
+    cells = cells[cells["search_role"] != "trial"]
     aggregates = ordered(aggregate(cells))
     tasks = sorted(aggregates["task"].unique()) if len(aggregates) else []
     strategies = sorted(aggregates["strategy"].unique(), key=strategy_sort_key) if len(aggregates) else []
@@ -95,6 +100,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
                 "table": task_table(group, task_metrics),
                 "charts": task_charts(task, group, colors, memory_kind) + learning_curves(task, results, colors),
                 "breakdown": memory_breakdown_chart(task, results, strategies),
+                "search": search_section(task, trials, colors),
                 "examples": examples(results, task),
                 "confusion": confusion_matrices(results, task),
             }

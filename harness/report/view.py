@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from harness.figures import shown_figures
 from harness.metrics import higher_is_better
 from harness.report.format import (
@@ -316,3 +318,47 @@ def memory_breakdown_chart(task: str, results: list[dict], strategies: list[str]
     if not bars:
         return None
     return stacked_bars(bars, title=f"{task}: training memory by part")
+
+
+def search_section(task: str, trials: list[dict], colors: dict[str, str]) -> dict | None:
+    """The learning-rate search of `task`, from its trial results: a sensitivity chart (validation score
+    against log10 of the learning rate, one line per strategy) and per strategy the chosen rate, its
+    validation score and its robustness; None when the task was not searched."""
+    from harness.results.search import ROBUSTNESS_FACTOR, summaries
+
+    found = [s for s in summaries(r for r in trials if r["task"] == task)]
+    if not found:
+        return None
+    found.sort(key=lambda s: strategy_sort_key(s.strategy))
+    metric = found[0].metric
+    series = [
+        (s.strategy, colors.get(s.strategy, "#888"), [(math.log10(rate), v) for rate, v in s.scores if v is not None])
+        for s in found
+    ]
+    chart = line_chart(
+        series,
+        title=f"{task}: {metric} vs learning rate (search trials, validation rows)",
+        x_label="learning rate (log scale)",
+        y_label=f"{metric} on validation",
+        x_format=lambda v: f"{10**v:.0e}",
+        y_format=lambda v: f"{metric} {v:.4g}",
+    )
+    rows = [
+        {
+            "strategy": s.strategy,
+            "chosen": "none finished" if s.chosen is None else f"{s.chosen:g}",
+            "score": number(s.best_score),
+            "robustness": "not measurable" if s.robustness is None else f"{s.robustness:.1%}",
+            "trials": ", ".join(f"{rate:g}: {number(v) if v is not None else 'failed'}" for rate, v in s.scores),
+        }
+        for s in found
+    ]
+    direction = "Up" if higher_is_better(metric) else "Down"
+    note = (
+        f"{direction} is better. Each point is a trial trained on the task's training rows minus a held-out "
+        f"validation share and scored on that share, never on the eval split; the final cells train with the "
+        f"chosen rate. Robustness: the share of the best validation score kept at {ROBUSTNESS_FACTOR:g}x and "
+        f"1/{ROBUSTNESS_FACTOR:g}x the chosen rate (interpolated in log rate; the worse side; sides outside "
+        f"the searched range are left out)."
+    )
+    return {"chart": chart, "rows": rows, "note": note, "metric": metric}
