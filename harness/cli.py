@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import DEFAULT_STRATEGIES, PLUGIN_GROUP, PROFILES, ConfigError, load_matrix, load_plugins
+from harness.report.export import FORMATS
 from harness.results.io import ResultFileError
+from harness.schema import Problem
 
 EXIT_OK, EXIT_CELLS_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -83,12 +85,24 @@ def cmd_run(args) -> int:
     from harness.report.export import export
     from harness.report.html import write_html
     from harness.run.search import run_with_search
+    from harness.run.shard import cell_seconds, parse_shard, shard, write_manifest
     from harness.specs import SearchSpec
 
     search = SearchSpec() if args.search else None
     matrix = load_matrix(args.paths, _strategies(args.strategies), args.seeds, args.profile, tuple(args.plugin), search)
     run_dir = Path(args.out) if args.out else _new_run_dir(Path("reports"))
+    full = matrix
+    if args.shard:
+        try:
+            index, count = parse_shard(args.shard)
+        except ValueError as exc:
+            print(f"tunebench: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        matrix = shard(matrix, index, count, cell_seconds(Path(args.shard_costs)) if args.shard_costs else None)
+        print(f"shard {index}/{count}: {len(matrix.cells)} of {len(full.cells)} cell(s)", file=sys.stderr)
     print(f"running {len(matrix.cells)} cell(s) into {run_dir}", file=sys.stderr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(run_dir, full, args.paths, args.shard)
     outcomes = run_with_search(matrix, run_dir, sys.stderr)
     for fmt in ("csv", "md"):
         (run_dir / f"results.{fmt}").write_text(export(run_dir, fmt), encoding="utf-8")
@@ -101,6 +115,88 @@ def cmd_run(args) -> int:
     failed = [o for o in outcomes if o.status != "ok"]
     print(f"{len(outcomes) - len(failed)} ok, {len(failed)} failed; results in {run_dir}/results.md", file=sys.stderr)
     return EXIT_CELLS_FAILED if failed else EXIT_OK
+
+
+def cmd_merge(args) -> int:
+    from harness.results.merge import MergeError, merge_runs
+
+    try:
+        merged = merge_runs(Path(args.out), [Path(p) for p in args.run_dirs], args.force)
+    except MergeError as exc:
+        print(f"tunebench merge: refused:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    shards = f" (shards {', '.join(merged['shards'])})" if merged["shards"] else ""
+    print(
+        f"merged {merged['cells']} cell(s) from {len(merged['sources'])} folder(s){shards} into {args.out}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _gate(args):
+    """[gate] from --gate FILE, else from a suite file the current run was started with; then --threshold."""
+    import dataclasses
+
+    from harness.config import _is_suite, load_gate
+    from harness.results.gate import GateSpec, Threshold
+    from harness.run.shard import read_manifest
+
+    gate = None
+    if args.gate:
+        gate = load_gate(Path(args.gate))
+        if gate is None:
+            raise ConfigError([Problem(args.gate, None, "gate", "no [gate] table in this file")])
+    elif Path(args.runs[-1]).is_dir() and (manifest := read_manifest(Path(args.runs[-1]))):
+        suites = [Path(p) for p in manifest.get("paths", []) if Path(p).is_file() and _is_suite(Path(p))]
+        gate = next((g for g in map(load_gate, suites) if g is not None), None)
+    gate = gate or GateSpec()
+    names = [f.name for f in dataclasses.fields(GateSpec) if f.name != "level"]
+    for text in args.threshold:
+        name, _, value = text.partition("=")
+        if name not in names or not value:
+            message = f"expected FIGURE=VALUE or FIGURE=N% with FIGURE one of {', '.join(names)}, got {text!r}"
+            raise ConfigError([Problem("<command line>", None, "--threshold", message)])
+        try:
+            number = float(value.rstrip("%"))
+        except ValueError:
+            raise ConfigError([Problem("<command line>", None, "--threshold", f"not a number: {value!r}")]) from None
+        limit = Threshold(relative=number / 100) if value.endswith("%") else Threshold(absolute=number)
+        gate = dataclasses.replace(gate, **{name: limit})
+    if args.level is not None:
+        gate = dataclasses.replace(gate, level=args.level)
+    return gate
+
+
+def cmd_compare(args) -> int:
+    """Exit 0 when nothing regressed, 1 when something did, 2 on usage errors or mismatched results."""
+    import os
+
+    from harness.results.gate import compare, load_side, markdown, mismatches, summary_line, table_lines
+
+    if len(args.runs) < 2:
+        print("tunebench compare: give BASELINE [BASELINE...] CURRENT", file=sys.stderr)
+        return EXIT_CONFIG
+    gate = _gate(args)
+    baseline, current = load_side([Path(p) for p in args.runs[:-1]]), load_side([Path(args.runs[-1])])
+    notes = []
+    if different := mismatches(baseline, current):
+        if not args.allow_mismatch:
+            print("tunebench compare: refused, the results are not comparable:", file=sys.stderr)
+            print("\n".join(f"  {line}" for line in different), file=sys.stderr)
+            print("  (--allow-mismatch compares them anyway)", file=sys.stderr)
+            return EXIT_CONFIG
+        notes = [f"compared despite: {line}" for line in different]
+    if len(args.runs) > 2:
+        notes.append(f"rolling baseline: {len(args.runs) - 1} runs pooled; their spread is the noise")
+    checks = compare(baseline, current, gate)
+    print("\n".join(notes + table_lines(checks, args.all) + [summary_line(checks)]))
+    text = markdown(checks, notes)
+    if args.markdown:
+        Path(args.markdown).write_text(text, encoding="utf-8")
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    return EXIT_CELLS_FAILED if any(c.verdict == "REGRESSION" for c in checks) else EXIT_OK
 
 
 def _constraints(args):
@@ -204,16 +300,43 @@ def build_parser() -> argparse.ArgumentParser:
         "before the final cells, for tasks without their own [search]",
     )
     run.add_argument("--out", help="run folder; an existing one is resumed (finished cells are kept)")
+    run.add_argument(
+        "--shard", metavar="I/N", help="run only shard I of N: a deterministic, disjoint part of the cells"
+    )
+    run.add_argument(
+        "--shard-costs", metavar="RUN_DIR", help="balance the shards by the cell times measured in this earlier run"
+    )
     run.set_defaults(func=cmd_run)
+    merge = command("merge", help="one run folder from several (e.g. shards); refuses conflicting results")
+    merge.add_argument("out", help="the merged run folder (created, or added to)")
+    merge.add_argument("run_dirs", nargs="+", help="run folders to merge")
+    merge.add_argument("--force", action="store_true", help="merge folders of different configs too")
+    merge.set_defaults(func=cmd_merge)
     report = command("report", help="HTML report, or a table export with --format")
     report.add_argument("run_dir")
     report.add_argument(
-        "--format", choices=("csv", "md", "json", "latex"), help="a table export instead of the HTML report"
+        "--format", choices=FORMATS, help="a table export instead of the HTML report; the last three feed CI tools"
     )
     report.add_argument("--out", help="output file (HTML default: RUN_DIR/report.html; exports: standard output)")
     report.add_argument("--baseline", metavar="OTHER_RUN_DIR", help="HTML: per-cell deltas against this run")
     _add_constraint_options(report)
     report.set_defaults(func=cmd_report)
+    gate = command("compare", help="regression gate: exit 1 when a change is beyond threshold and noise")
+    gate.add_argument("runs", nargs="+", metavar="RUN", help="BASELINE [BASELINE...] CURRENT: run folders or exports")
+    gate.add_argument("--gate", metavar="SUITE_FILE", help="read thresholds from this file's [gate]")
+    gate.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="FIGURE=VALUE",
+        help="e.g. primary=2%% (relative) or primary=0.01 (absolute); figures: primary, metrics, "
+        "peak_memory_bytes, train_tokens_per_s, train_seconds",
+    )
+    gate.add_argument("--level", type=float, help="significance level of the noise tests (default 0.05)")
+    gate.add_argument("--allow-mismatch", action="store_true", help="compare across devices, versions, configs")
+    gate.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary for a pull request")
+    gate.add_argument("--all", action="store_true", help="list every check, not only the changes")
+    gate.set_defaults(func=cmd_compare)
     recommend = command("recommend", help="which strategy to pick per task, and why")
     recommend.add_argument("run_dir")
     _add_constraint_options(recommend)

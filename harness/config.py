@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.registry import did_you_mean
+from harness.results.gate import GateSpec
 from harness.schema import Collector, ConfigError, KeyLines, Problem, build
 from harness.specs import (
     DEFAULT_STRATEGIES,
@@ -504,21 +505,39 @@ def load_matrix(
     return Matrix(tuple(unique.values()), plugins=tuple(plugins), **limits)
 
 
+SUITE_TABLES = ("suite", "search", "gate")
+
+
+def load_gate(path: Path) -> GateSpec | None:
+    """The `[gate]` of a suite file (None without one), or ConfigError naming file, line and key."""
+    problems: list[Problem] = []
+    raw, lines = _read_toml(path, problems)
+    if raw is None:
+        raise ConfigError(problems)
+    if "gate" not in raw:
+        return None
+    out = Collector(path, lines)
+    gate = build(GateSpec, raw["gate"], "gate", out)
+    if out.problems:
+        raise ConfigError(out.problems)
+    return gate
+
+
 def _load_suite(path: Path, problems: list[Problem]) -> tuple[SuiteInfo, SearchSpec | None] | None:
     raw, lines = _read_toml(path, problems)
     if raw is None:
         return None
     out = Collector(path, lines)
     for key in raw:
-        if key not in ("suite", "search"):
-            out.add(key, f"unknown table{did_you_mean(key, ['suite', 'search'])}; a suite file holds [suite], [search]")
+        if key not in SUITE_TABLES:
+            out.add(
+                key,
+                f"unknown table{did_you_mean(key, list(SUITE_TABLES))}; a suite file holds [suite], [search], [gate]",
+            )
     suite = build(SuiteInfo, raw.get("suite", {}), "suite", out)
-    search = None
-    if "search" in raw:
-        if isinstance(raw["search"], dict):
-            search = build(SearchSpec, raw["search"], "search", out)
-        else:
-            out.add("search", f"expected a table, got {type(raw['search']).__name__}")
+    search = build(SearchSpec, raw["search"], "search", out) if "search" in raw else None
+    if "gate" in raw:
+        build(GateSpec, raw["gate"], "gate", out)  # checked here; `compare` reads it with load_gate
     if suite is not None:
         if suite.profile not in PROFILES:
             out.add("suite.profile", f"unknown profile {suite.profile!r}{did_you_mean(suite.profile, list(PROFILES))}")

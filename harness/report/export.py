@@ -18,7 +18,10 @@ from harness.report.format import NOISE_LEGEND, human_bytes, metric_value, missi
 from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN, aggregate
 from harness.results.table import data_sources, load_results
 
-FORMATS = ("csv", "md", "json", "latex")
+# For CI tools: pytest-benchmark's saved-run JSON (`pytest-benchmark compare` reads it), and
+# github-action-benchmark's customBiggerIsBetter / customSmallerIsBetter arrays.
+CI_FORMATS = ("pytest-benchmark", "github-action-benchmark", "github-action-benchmark-smaller")
+FORMATS = ("csv", "md", "json", "latex", *CI_FORMATS)
 MARKDOWN_COLUMNS = (
     "task",
     "scenario",
@@ -104,6 +107,12 @@ def export(run_dir: str | Path, fmt: str) -> str:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     cells = load_results(run_dir)
     aggregates = aggregate(cells)
+    if fmt in CI_FORMATS:
+        from harness.report.ci import github_action_benchmark, pytest_benchmark
+
+        if fmt == "pytest-benchmark":
+            return json.dumps(pytest_benchmark(Path(run_dir), cells), indent=2) + "\n"
+        return json.dumps(github_action_benchmark(aggregates, bigger=fmt == "github-action-benchmark"), indent=2) + "\n"
     if fmt == "csv":
         return combined_frame(cells, aggregates).to_csv(index=False)
     if fmt == "json":
