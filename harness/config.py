@@ -417,6 +417,50 @@ def load_task_cells(
     return cells
 
 
+def cell_from_resolved(
+    resolved: dict[str, Any], task_path: Path, problems: list[Problem], selection: dict | None = None
+) -> CellSpec | None:
+    """The cell whose `resolved()` config this is, rebuilt without reading its task file (a worker on
+    another node may not have it); `task_path` only anchors the task's relative data paths. The caller
+    checks the rebuilt cell's id against the one it was sent."""
+    scenarios, strategies, _ = _registries()
+    out = Collector(task_path, None)
+    plain = resolved.get("task") or {}
+    parts: dict[str, Any] = {}
+    for table, cls in (
+        ("task", TaskInfo),
+        ("model", ModelSpec),
+        ("data", DataSpec),
+        ("metric", MetricSpec),
+        ("training", TrainingSpec),
+        ("generation", GenerationSpec),
+    ):
+        parts[table] = build(cls, plain.get(table) or {}, table, out)
+    lm_eval = build(LmEvalSpec, plain["lm_eval"], "lm_eval", out) if plain.get("lm_eval") else None
+    forgetting = build(ForgettingSpec, plain["forgetting"], "forgetting", out) if plain.get("forgetting") else None
+    scenario_name = (plain.get("task") or {}).get("scenario")
+    kind = resolved.get("strategy_type") or resolved.get("strategy")
+    if scenario_name not in scenarios or kind not in strategies:
+        out.add("", f"unknown scenario {scenario_name!r} or strategy {kind!r} (is a plugin missing?)")
+        problems.extend(out.problems)
+        return None
+    scenario = build(scenarios.get(scenario_name).Options, plain.get("scenario") or {}, "scenario", out)
+    options = build(strategies.get(kind).Options, resolved.get("options") or {}, f"strategies.{kind}", out)
+    if out.problems or any(v is None for v in parts.values()) or scenario is None or options is None:
+        problems.extend(out.problems)
+        return None
+    task = TaskSpec(path=Path(task_path).resolve(), scenario=scenario, lm_eval=lm_eval, forgetting=forgetting, **parts)
+    return CellSpec(
+        task,
+        resolved["strategy"],
+        options,
+        int(resolved["seed"]),
+        str(resolved["profile"]),
+        resolved.get("strategy_type") or "",
+        selection=selection,
+    )
+
+
 # ---------------------------------------------------------------- suites and paths
 
 

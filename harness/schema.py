@@ -104,6 +104,22 @@ def _describe(value: Any) -> str:
     return f"{_TYPE_NAMES.get(type(value), type(value).__name__)} ({value!r})"
 
 
+class FrozenDict(dict):
+    """A read-only dict for spec tables (e.g. data.fields): specs stay immutable, yet pickle, so a cell
+    can be shipped whole to another process or node."""
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("spec tables are read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items(), key=lambda item: str(item[0]))))
+
+    def __reduce__(self):
+        return (FrozenDict, (dict(self),))
+
+
 def _convert(value: Any, hint: Any, key: str, out: Collector) -> Any:
     """Check `value` against the type `hint`; report and return None on mismatch."""
     origin = typing.get_origin(hint)
@@ -130,7 +146,7 @@ def _convert(value: Any, hint: Any, key: str, out: Collector) -> Any:
             out.add(key, f"expected a table, got {_describe(value)}")
             return None
         _, value_hint = typing.get_args(hint)
-        return types.MappingProxyType({k: _convert(v, value_hint, f"{key}.{k}", out) for k, v in value.items()})
+        return FrozenDict({k: _convert(v, value_hint, f"{key}.{k}", out) for k, v in value.items()})
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value, key, out)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -209,7 +225,7 @@ def to_plain(value: Any) -> Any:
     """A JSON-ready copy of a spec (dataclasses, mappings, tuples, paths)."""
     if dataclasses.is_dataclass(value):
         return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (dict, types.MappingProxyType)):
+    if isinstance(value, (dict, types.MappingProxyType)):  # FrozenDict is a dict
         return {k: to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]

@@ -116,6 +116,8 @@ class DataSpec:
     def problems(self) -> list[tuple[str, str]]:
         if self.validation is not None and (problem := _share_or_count("validation", self.validation)):
             return problem
+        if self.train is not None and self.validation is not None:  # a trial needs no eval split
+            return []
         if self.train is not None and self.eval is not None and self.split is not None:
             return [("split", "give either an 'eval' file or a 'split' of train, not both")]
         if self.train is not None and (self.eval is not None or self.split is not None):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -17,7 +16,7 @@ import psutil
 
 from harness.data import warm_cache
 from harness.models import prepare_models
-from harness.results.io import cell_result_path, read_result, write_result
+from harness.results.io import cell_result_path, read_result, write_json_atomic, write_result
 from harness.run.cell import TRACEBACK_LINES, failed_result
 from harness.specs import CellSpec, Matrix
 
@@ -54,14 +53,13 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
     log_path = cell_dir / "log.txt"
     request = {
         "task_path": str(cell.task.path),
-        "strategy": cell.strategy,
-        "seed": cell.seed,
-        "profile": cell.profile,
         "cell_id": cell.cell_id,
+        "resolved": cell.resolved(),
         "plugins": list(matrix.plugins),
-        "overrides": dict(cell.overrides),
         "selection": cell.selection,
     }
+    request_path = cell_dir / "request.json"
+    write_json_atomic(request_path, request)
     result_path = cell_result_path(run_dir, cell.cell_id)
     result_path.unlink(missing_ok=True)  # a stale failure from an earlier attempt
     limit_bytes = matrix.cell_memory_limit_mb * 2**20 if matrix.cell_memory_limit_mb else None
@@ -69,7 +67,7 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
     verdict: tuple[str, str, str] | None = None  # (status, error type, message) decided here
     with open(log_path, "w", encoding="utf-8") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "harness.run.worker", str(run_dir), json.dumps(request)],
+            [sys.executable, "-m", "harness.run.worker", str(run_dir), str(request_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -143,14 +141,44 @@ def set_aside_stale(matrix: Matrix, run_dir: Path, stream: TextIO) -> None:
         print(f"moved {moved} result(s) of an earlier config to {run_dir / 'stale'}", file=stream)
 
 
+Runner = Callable[[CellSpec, Path, Matrix], str]
+
+
+class Executor:
+    """Runs cells and reports each one's status as it finishes; the run folder, resume, the progress
+    line and the summary are the caller's (run_matrix), whichever executor runs the cells. Every
+    cell's result file is in RUN_DIR/cells/ once `run` has yielded it."""
+
+    name = "base"
+
+    def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    """The embedded default: one cell at a time, each in its own child process on this machine."""
+
+    name = "local"
+
+    def __init__(self, runner: Runner = run_one) -> None:
+        self.runner = runner
+
+    def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
+        for cell in cells:
+            yield cell, self.runner(cell, run_dir, matrix)
+
+
 def run_matrix(
     matrix: Matrix,
     run_dir: Path,
     stream: TextIO | None = None,
-    runner: Callable[[CellSpec, Path, Matrix], str] = run_one,
+    runner: Runner = run_one,
+    executor: Executor | None = None,
 ) -> list[Outcome]:
-    """Run every cell not already finished ok in `run_dir`, printing progress with an ETA."""
+    """Run every cell not already finished ok in `run_dir` (through `executor`, default: local with
+    `runner`), printing progress with an ETA."""
     stream = stream or sys.stderr
+    executor = executor or LocalExecutor(runner)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_aside_stale(matrix, run_dir, stream)
     outcomes: list[Outcome] = []
@@ -167,13 +195,14 @@ def run_matrix(
     if outcomes:
         print(f"resuming: {len(outcomes)} of {total} cells already done in {run_dir}", file=stream)
     timed: list[float] = []
-    for index, cell in enumerate(todo, start=len(outcomes) + 1):
-        start = time.monotonic()
-        status = runner(cell, run_dir, matrix)
-        timed.append(time.monotonic() - start)
+    started = last = time.monotonic()
+    for index, (cell, status) in enumerate(executor.run(todo, run_dir, matrix), start=len(outcomes) + 1):
+        now = time.monotonic()
+        timed.append(now - last)  # with parallel executors: the time since the previous cell finished
+        last = now
         outcomes.append(Outcome(cell, status, timed[-1]))
         remaining = len(todo) - len(timed)
-        eta = f"ETA {_duration(sum(timed) / len(timed) * remaining)}" if remaining else "done"
+        eta = f"ETA {_duration((now - started) / len(timed) * remaining)}" if remaining else "done"
         print(
             f"[{index:>{len(str(total))}}/{total}] {status:<7} {cell.label:<40} {_duration(timed[-1]):>7}  {eta}",
             file=stream,

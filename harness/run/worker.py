@@ -1,41 +1,35 @@
-"""Entry point of the per-cell process: `python -m harness.run.worker RUN_DIR CELL_JSON`.
+"""Entry point of the per-cell process: `python -m harness.run.worker RUN_DIR REQUEST_FILE`.
 
-The cell is re-resolved from its task file and checked against the parent's
-cell id, so parent and child run exactly the same config.
+The request holds the cell's fully resolved config, so the worker never re-reads the task file (a
+cluster node may not have it); the cell is rebuilt from it and its id, recomputed here from the config
+and this machine's copy of the data, must equal the parent's: parent and child run the same cell.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    run_dir, request = Path(argv[0]), json.loads(argv[1])
-    from harness.config import load_plugins, load_task_cells
+    run_dir = Path(argv[0])
+    request = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
+    from harness.config import cell_from_resolved, load_plugins
     from harness.results.io import non_finite_paths, without_non_finite, write_result
     from harness.run.cell import error_result, run_cell
 
     load_plugins(request["plugins"])
     problems: list = []
-    cells = load_task_cells(
-        Path(request["task_path"]),
-        (request["strategy"],),
-        (request["seed"],),
-        request["profile"],
-        problems,
-        request.get("overrides"),
-    )
-    matching = [c for c in cells if c.cell_id == request["cell_id"]]
-    if problems or not matching:
+    cell = cell_from_resolved(request["resolved"], Path(request["task_path"]), problems, request.get("selection"))
+    if problems or cell is None or cell.cell_id != request["cell_id"]:
+        found = f"; here it is {cell.cell_id} (different data?)" if cell is not None else ""
         print(
-            f"cell {request['cell_id']} no longer resolves to the same config: " + "; ".join(map(str, problems)),
+            f"cell {request['cell_id']} does not resolve to the same config here{found} "
+            + "; ".join(map(str, problems)),
             file=sys.stderr,
         )
         return 3
-    cell = dataclasses.replace(matching[0], selection=request.get("selection"))
     cell_dir = run_dir / "cells" / cell.cell_id
     try:
         result = run_cell(cell, cell_dir)
