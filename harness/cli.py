@@ -103,7 +103,13 @@ def cmd_run(args) -> int:
     print(f"running {len(matrix.cells)} cell(s) into {run_dir}", file=sys.stderr)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(run_dir, full, args.paths, args.shard)
-    outcomes = run_with_search(matrix, run_dir, sys.stderr)
+    executor = None
+    if (args.executor or matrix.executor) == "ray":
+        from harness.run.ray_executor import ray_executor
+
+        executor = ray_executor(matrix.ray, args.ray_address)
+        print(f"executor: ray ({executor.address or 'a local instance'})", file=sys.stderr)
+    outcomes = run_with_search(matrix, run_dir, sys.stderr, executor=executor)
     for fmt in ("csv", "md"):
         (run_dir / f"results.{fmt}").write_text(export(run_dir, fmt), encoding="utf-8")
     write_html(run_dir)  # RUN_DIR/report.html
@@ -300,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
         "before the final cells, for tasks without their own [search]",
     )
     run.add_argument("--out", help="run folder; an existing one is resumed (finished cells are kept)")
+    run.add_argument(
+        "--executor", choices=("local", "ray"), help="what runs the cells (default: the suite's, or local)"
+    )
+    run.add_argument("--ray-address", help="join this Ray cluster (default: start a local instance)")
     run.add_argument(
         "--shard", metavar="I/N", help="run only shard I of N: a deterministic, disjoint part of the cells"
     )

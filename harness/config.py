@@ -513,7 +513,15 @@ def load_matrix(
             if loaded is None:
                 continue
             suite, suite_search = loaded
-            limits = {"cell_timeout_s": suite.cell_timeout_s, "cell_memory_limit_mb": suite.cell_memory_limit_mb}
+            limits = {
+                "cell_timeout_s": suite.cell_timeout_s,
+                "cell_memory_limit_mb": suite.cell_memory_limit_mb,
+                "executor": suite.executor,
+                "ray": suite.ray,
+            }
+            if suite.ray is not None and suite.ray.working_dir is not None:
+                working_dir = (path.parent / suite.ray.working_dir).resolve()
+                limits["ray"] = dataclasses.replace(suite.ray, working_dir=str(working_dir))
             try:
                 load_plugins(suite.plugins)
             except ImportError as exc:

@@ -306,6 +306,23 @@ class BudgetSpec:
 
 
 @dataclass(frozen=True)
+class RaySpec:
+    """How cells run on Ray (`executor = "ray"`): where, with what resources per cell, how often retried."""
+
+    address: str | None = field(
+        None, help="a running cluster, e.g. ray://head:10001 or auto; default: a local instance"
+    )
+    cpus_per_cell: float = field(1.0, min=0.0, help="CPUs reserved per cell (torch in the cell uses as many threads)")
+    gpus_per_cell: float = field(0.0, min=0.0, help="GPUs per cell: 1 runs one cell per GPU in parallel")
+    memory_per_cell_mb: int | None = field(None, min=1, help="memory reserved per cell (MiB), for Ray's scheduler")
+    max_retries: int = field(3, min=0, help="retries when a cell's worker or node is lost (never for errors)")
+    num_cpus: int | None = field(None, min=1, help="CPUs of a local instance (default: every CPU)")
+    working_dir: str | None = field(
+        None, help="a folder (relative to the suite file) shipped to every worker through Ray's runtime_env"
+    )
+
+
+@dataclass(frozen=True)
 class SuiteInfo:
     name: str = field(help="suite name")
     tasks: tuple[str, ...] = field(help="task files or folders, relative to the suite file")
@@ -320,6 +337,8 @@ class SuiteInfo:
     budget: BudgetSpec | None = field(
         None, help="an equal training budget for every strategy: tokens, steps or seconds"
     )
+    executor: Literal["local", "ray"] = field("local", help="what runs the cells: local processes, or Ray tasks")
+    ray: RaySpec | None = field(None, help="Ray settings: address, cpus_per_cell, gpus_per_cell, max_retries, ...")
 
 
 @dataclass(frozen=True)
@@ -330,6 +349,8 @@ class Matrix:
     cell_timeout_s: float | None = None
     cell_memory_limit_mb: int | None = None
     plugins: tuple[str, ...] = ()
+    executor: str = "local"
+    ray: RaySpec | None = None
 
 
 def _data_digest(task: TaskSpec) -> str | None:

@@ -33,6 +33,7 @@ COLUMNS = (
 EXTRA_COLUMNS = (
     "strategy_type",
     "search_role",  # "trial" for a learning-rate search trial (scored on validation), "final" for its chosen cell
+    "cells_on_node",  # Ray: the most cells that shared the node during this one (> 1: throughput under contention)
     "profile",
     "error_type",
     "error_message",
@@ -82,6 +83,7 @@ def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
         "strategy_type": (result.get("config") or {}).get("strategy_type") or result["strategy"],
         "profile": result.get("profile"),
         "search_role": (result.get("search") or {}).get("role"),
+        "cells_on_node": (result.get("executor") or {}).get("cells_on_node"),
         "error_type": error.get("type"),
         "error_message": error.get("message"),
         "data_source": data_source_text(result.get("data")),

@@ -46,6 +46,25 @@ def _tree_rss(process: psutil.Process) -> int:
         return 0
 
 
+def _load_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the forked child only calls it
+
+
+_PRCTL = _load_prctl()
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the cell's process, before exec (Linux): the kernel kills it when its parent dies, so a killed
+    runner or Ray worker leaves no orphaned cell behind."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
     """Run `cell` in a child process and make sure a result file exists afterwards; returns its status."""
     cell_dir = run_dir / "cells" / cell.cell_id
@@ -71,6 +90,7 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         watched = psutil.Process(child.pid)
         try:
@@ -196,7 +216,8 @@ def run_matrix(
         print(f"resuming: {len(outcomes)} of {total} cells already done in {run_dir}", file=stream)
     timed: list[float] = []
     started = last = time.monotonic()
-    for index, (cell, status) in enumerate(executor.run(todo, run_dir, matrix), start=len(outcomes) + 1):
+    finished = executor.run(todo, run_dir, matrix) if todo else iter(())
+    for index, (cell, status) in enumerate(finished, start=len(outcomes) + 1):
         now = time.monotonic()
         timed.append(now - last)  # with parallel executors: the time since the previous cell finished
         last = now

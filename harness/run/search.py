@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from harness.config import load_task_cells
 from harness.results.io import cell_result_path, read_result
 from harness.results.search import choose
-from harness.run.executor import Outcome, run_matrix, run_one
+from harness.run.executor import Executor, Outcome, run_matrix, run_one
 from harness.schema import ConfigError, Problem
 from harness.specs import CellSpec, Matrix, SearchSpec
 from harness.strategies import STRATEGIES
@@ -154,17 +154,19 @@ def run_with_search(
     run_dir: Path,
     stream: TextIO,
     runner: Callable[[CellSpec, Path, Matrix], str] = run_one,
+    executor: Executor | None = None,
 ) -> list[Outcome]:
     """Run the matrix; where its cells ask for a search, first the trials, then the final cells with the
     chosen learning rate. Outcomes of trials come first (their cells say `is_trial`)."""
     groups = plan(matrix)
     if not groups:
-        return run_matrix(matrix, run_dir, stream, runner)
+        return run_matrix(matrix, run_dir, stream, runner, executor)
     outcomes: list[Outcome] = []
 
     def run(cells: list[CellSpec]) -> None:
         if cells:
-            outcomes.extend(run_matrix(dataclasses.replace(matrix, cells=tuple(cells)), run_dir, stream, runner))
+            part = dataclasses.replace(matrix, cells=tuple(cells))
+            outcomes.extend(run_matrix(part, run_dir, stream, runner, executor))
 
     grid = [g for g in groups if not g.spec.trials]
     budgeted = [g for g in groups if g.spec.trials]

@@ -9,6 +9,7 @@ learning rate is never split from its (task, strategy): trials and final cells s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import statistics
@@ -61,7 +62,7 @@ def shard(matrix: Matrix, index: int, count: int, costs: dict[tuple[str, str], f
         owner[unit] = target
         loads[target] += cost
     cells = tuple(cell for cell in matrix.cells if owner[_unit(cell)] == index - 1)
-    return Matrix(cells, matrix.cell_timeout_s, matrix.cell_memory_limit_mb, matrix.plugins)
+    return dataclasses.replace(matrix, cells=cells)
 
 
 def matrix_digest(matrix: Matrix) -> str:

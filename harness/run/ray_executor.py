@@ -1,0 +1,193 @@
+"""The Ray executor (`--executor ray`, `pip install 'tunebench[ray]'`): each cell is a Ray task.
+
+A task runs in a fresh Ray worker process (`max_calls=1`) with the resources the suite asks for per cell,
+and inside it the cell runs exactly as the local executor runs it: in its own child process, under the
+same timeout and memory limit, into a temporary run folder on the node. The task returns the cell's
+files (result, per-item results, weights, log) and the driver writes them into the run folder, so the
+folder needs no shared file system. Losing the worker or the node retries the task (`max_retries`); a
+Python exception inside the cell is an ordinary failed result, recorded once and never retried.
+
+Each result records which node (and GPUs) ran it and the most cells that ran on that node at once
+during its run (`executor.cells_on_node`); throughput from a crowded node is flagged in the tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.results.io import write_result
+from harness.run.cell import failed_result
+from harness.run.executor import Executor, run_one
+from harness.specs import CellSpec, Matrix, RaySpec
+
+LOAD_ACTOR = "tunebench-node-load"
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("ray: --executor ray needs it: pip install 'tunebench[ray]'") from None
+    return ray
+
+
+class NodeLoad:
+    """A Ray actor counting the cells running on each node, and the most that ran beside each cell."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, set[str]] = {}
+        self.peak: dict[str, int] = {}
+        self.attempts: dict[str, int] = {}
+
+    def enter(self, node: str, cell_id: str) -> None:
+        """Count this attempt of the cell (a retried cell comes back: attempt 2, 3, ...)."""
+        for members in self.running.values():
+            members.discard(cell_id)  # a lost attempt never left
+        members = self.running.setdefault(node, set())
+        members.add(cell_id)
+        self.peak[cell_id] = 0
+        for member in members:
+            self.peak[member] = max(self.peak.get(member, 0), len(members))
+        self.attempts[cell_id] = self.attempts.get(cell_id, 0) + 1
+
+    def leave(self, node: str, cell_id: str) -> tuple[int, int]:
+        """(the most cells that ran on the node at once during this attempt, itself included; the attempt)."""
+        self.running.get(node, set()).discard(cell_id)
+        return self.peak.pop(cell_id, 1), self.attempts.get(cell_id, 1)
+
+
+def _rebased(cell: CellSpec, working_dir: str | None) -> CellSpec:
+    """The cell with its task file found in this worker's copy of the runtime_env working_dir, where the
+    driver's path does not exist on this node; its relative data paths then resolve inside that copy."""
+    if working_dir is None or cell.task.path.exists():
+        return cell
+    try:
+        relative = cell.task.path.relative_to(working_dir)
+    except ValueError:
+        return cell  # not under the shipped folder: the cell's own check will report missing data
+    return dataclasses.replace(cell, task=dataclasses.replace(cell.task, path=Path.cwd() / relative))
+
+
+def _remote_cell(cell: CellSpec, matrix: Matrix, load, working_dir: str | None) -> dict[str, Any]:
+    """Runs on a Ray worker: the cell in a child process, into a temporary folder; returns its files."""
+    ray = _import_ray()
+    node = ray.get_runtime_context().get_node_id()
+    # Not awaited: a task blocked in ray.get lends its CPUs to other tasks, which would then share the node.
+    load.enter.remote(node, cell.cell_id)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tunebench-cell-") as folder:
+            status = run_one(_rebased(cell, working_dir), Path(folder), matrix)
+            root = Path(folder) / "cells"
+            files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    finally:  # the cell is over: waiting here lends nothing that matters
+        peak, attempt = ray.get(load.leave.remote(node, cell.cell_id))
+    return {
+        "status": status,
+        "files": files,
+        "executor": {
+            "name": "ray",
+            "node_id": node,
+            "host": socket.gethostname(),
+            "gpus": [str(g) for g in ray.get_gpu_ids()],
+            "cells_on_node": peak,
+            "attempt": attempt,
+            "worker_pid": os.getpid(),
+        },
+    }
+
+
+def ray_executor(spec: RaySpec | None, address: str | None = None) -> RayExecutor:
+    """The executor for a suite's [suite.ray] settings; --ray-address wins over the suite's address."""
+    spec = spec or RaySpec()
+    return RayExecutor(
+        address=address or spec.address,
+        max_retries=spec.max_retries,
+        cpus_per_cell=spec.cpus_per_cell,
+        gpus_per_cell=spec.gpus_per_cell,
+        memory_per_cell_mb=spec.memory_per_cell_mb,
+        num_cpus=spec.num_cpus,
+        runtime_env={"working_dir": spec.working_dir} if spec.working_dir else None,
+    )
+
+
+@dataclass
+class RayExecutor(Executor):
+    """Cells as Ray tasks; without `address` a local Ray instance sized to this machine is started."""
+
+    address: str | None = None
+    max_retries: int = 3
+    cpus_per_cell: float = 1.0
+    gpus_per_cell: float = 0.0
+    memory_per_cell_mb: int | None = None
+    num_cpus: int | None = None  # a local instance's size (default: every CPU)
+    runtime_env: dict[str, Any] | None = None  # e.g. {"working_dir": "tasks"} to ship task files and data
+
+    name = "ray"
+
+    def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
+        ray = _import_ray()
+        started = not ray.is_initialized()
+        if started:
+            ray.init(
+                address=self.address,
+                num_cpus=None if self.address else self.num_cpus,
+                runtime_env=self.runtime_env,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        load = ray.remote(NodeLoad).options(name=LOAD_ACTOR, get_if_exists=True, num_cpus=0).remote()
+        options: dict[str, Any] = {
+            "max_calls": 1,  # a fresh worker process per cell: memory figures stay per cell
+            "max_retries": self.max_retries,  # worker or node lost
+            "retry_exceptions": False,  # an error inside the cell is its result, recorded once
+            "num_cpus": self.cpus_per_cell,
+            "num_gpus": self.gpus_per_cell,
+        }
+        if self.memory_per_cell_mb:
+            options["memory"] = self.memory_per_cell_mb * 2**20
+        task = ray.remote(**options)(_remote_cell)
+        working_dir = (self.runtime_env or {}).get("working_dir")
+        pending = {task.remote(cell, matrix, load, working_dir): cell for cell in cells}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                cell = pending.pop(ready[0])
+                try:
+                    payload = ray.get(ready[0])
+                except ray.exceptions.RayError as exc:  # lost more often than max_retries allows
+                    message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    write_result(run_dir, failed_result(cell, "killed", type(exc).__name__, message, []))
+                    yield cell, "killed"
+                    continue
+                yield cell, _store(run_dir, cell, payload)
+        finally:
+            for ref in pending:  # Ctrl-C or an error: no orphaned cells keep running
+                ray.cancel(ref, force=True)
+            if started:
+                ray.shutdown()
+
+
+def _store(run_dir: Path, cell: CellSpec, payload: dict[str, Any]) -> str:
+    """Write the files a remote cell returned into the run folder, its result last (atomically)."""
+    result_name = f"{cell.cell_id}.json"
+    for name, data in payload["files"].items():
+        if name == result_name:
+            continue
+        target = Path(run_dir) / "cells" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+    result = json.loads(payload["files"][result_name])
+    result["executor"] = payload["executor"]
+    write_result(run_dir, result)
+    return payload["status"]

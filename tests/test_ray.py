@@ -1,0 +1,115 @@
+"""The Ray executor on a local Ray instance: same cells and figures as the local executor, retries on a
+lost worker, an error recorded once, resume. (tests/test_ray_cluster.py: two nodes.)"""
+
+from __future__ import annotations
+
+import io
+import signal
+import threading
+import time
+
+import psutil
+import pytest
+
+from harness.config import load_matrix
+from harness.results.io import read_results
+from harness.run.executor import Executor, run_matrix
+from harness.run.ray_executor import RayExecutor
+from tests.helpers import ROOT, write_task
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", str(ROOT))  # Ray workers start with the driver's environment
+        ray.init(num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False, log_to_driver=False)
+        yield
+        ray.shutdown()
+
+
+def _figures(folder):
+    return {r["cell_id"]: (r["status"], r["metrics"]) for r in read_results(folder)}
+
+
+def test_ray_gives_the_same_cells_and_metrics_as_the_local_executor(local_ray, tmp_path, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    matrix = load_matrix([write_task(tmp_path, "same", tiny_bert_dir)], strategies=("none", "full", "lora"))
+    run_matrix(matrix, tmp_path / "local", io.StringIO())
+    run_matrix(matrix, tmp_path / "ray", io.StringIO(), executor=RayExecutor(cpus_per_cell=2))
+    local, remote = _figures(tmp_path / "local"), _figures(tmp_path / "ray")
+    assert local.keys() == remote.keys() and len(local) == 3
+    for cell_id, (status, metrics) in local.items():
+        assert remote[cell_id][0] == status == "ok"
+        assert remote[cell_id][1] == pytest.approx(metrics, rel=1e-6)
+    records = [r["executor"] for r in read_results(tmp_path / "ray")]
+    assert all(r["name"] == "ray" and r["attempt"] == 1 and r["cells_on_node"] == 1 for r in records)
+    assert all(r.get("executor") is None for r in read_results(tmp_path / "local"))
+
+
+def test_a_cell_whose_worker_is_killed_is_retried_and_completes(local_ray, tmp_path, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    body = "\n[profiles.default.training]\nepochs = 3\n"
+    matrix = load_matrix([write_task(tmp_path, "killed", tiny_bert_dir, body=body)], strategies=("full",))
+    killed: list[int] = []
+
+    def kill_first_cell():
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for process in psutil.process_iter(["cmdline"]):
+                cmdline = " ".join(process.info["cmdline"] or [])
+                if "harness.run.worker" in cmdline and str(tmp_path) not in cmdline:
+                    parent = process.parent()  # the Ray worker that runs the cell
+                    if parent is not None and "ray::" in " ".join(parent.cmdline() or []) + parent.name():
+                        time.sleep(1.0)  # mid-run
+                        parent.send_signal(signal.SIGKILL)
+                        killed.append(parent.pid)
+                        return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_first_cell)
+    killer.start()
+    outcomes = run_matrix(matrix, tmp_path / "run", io.StringIO(), executor=RayExecutor(cpus_per_cell=2))
+    killer.join()
+    assert killed, "no Ray worker was found to kill"
+    (result,) = read_results(tmp_path / "run")
+    assert [o.status for o in outcomes] == ["ok"] and result["status"] == "ok"
+    assert result["executor"]["attempt"] == 2 and result["executor"]["worker_pid"] != killed[0]
+
+
+def test_a_cell_that_raises_is_recorded_as_failed_exactly_once(local_ray, tmp_path, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    body = "\n[strategies.frozen-lower]\nlayers = 9\n"  # the tiny BERT has 4 blocks: apply() raises
+    matrix = load_matrix([write_task(tmp_path, "raises", tiny_bert_dir, body=body)], strategies=("frozen-lower",))
+    outcomes = run_matrix(matrix, tmp_path / "run", io.StringIO(), executor=RayExecutor(cpus_per_cell=2))
+    (result,) = read_results(tmp_path / "run")
+    assert [o.status for o in outcomes] == ["failed"] and result["error"]["type"] == "ValueError"
+    assert "frozen-lower.layers=9" in result["error"]["message"] and result["executor"]["attempt"] == 1
+
+
+class Recording(Executor):
+    def __init__(self, inner):
+        self.inner, self.asked = inner, []
+
+    def run(self, cells, run_dir, matrix):
+        self.asked.extend(cell.cell_id for cell in cells)
+        yield from self.inner.run(cells, run_dir, matrix)
+
+
+def test_an_interrupted_ray_run_resumes_without_rerunning_finished_cells(
+    local_ray, tmp_path, tiny_bert_dir, monkeypatch
+):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    matrix = load_matrix([write_task(tmp_path, "resume", tiny_bert_dir)], strategies=("none", "lora", "adapter"))
+    first = Recording(RayExecutor(cpus_per_cell=2))
+    with pytest.raises(KeyboardInterrupt):
+        for index, _ in enumerate(first.run(list(matrix.cells), tmp_path / "run", matrix)):
+            if index == 0:
+                raise KeyboardInterrupt  # Ctrl-C after the first cell: the rest are cancelled
+    done = {r["cell_id"] for r in read_results(tmp_path / "run") if r["status"] == "ok"}
+    assert done
+    second = Recording(RayExecutor(cpus_per_cell=2))
+    outcomes = run_matrix(matrix, tmp_path / "run", io.StringIO(), executor=second)
+    assert set(second.asked) == {c.cell_id for c in matrix.cells} - done
+    assert [o.status for o in outcomes] == ["ok"] * 3
