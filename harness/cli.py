@@ -82,10 +82,8 @@ def _new_run_dir(parent: Path) -> Path:
 
 
 def cmd_run(args) -> int:
-    from harness.report.export import export
-    from harness.report.html import write_html
-    from harness.run.search import run_with_search
-    from harness.run.shard import cell_seconds, parse_shard, shard, write_manifest
+    from harness.run.lock import RunFolderBusy, run_folder_lock
+    from harness.run.shard import cell_seconds, parse_shard, shard
     from harness.specs import SearchSpec
 
     search = SearchSpec() if args.search else None
@@ -101,7 +99,20 @@ def cmd_run(args) -> int:
         matrix = shard(matrix, index, count, cell_seconds(Path(args.shard_costs)) if args.shard_costs else None)
         print(f"shard {index}/{count}: {len(matrix.cells)} of {len(full.cells)} cell(s)", file=sys.stderr)
     print(f"running {len(matrix.cells)} cell(s) into {run_dir}", file=sys.stderr)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with run_folder_lock(run_dir, args.wait):
+            return _run_locked(args, matrix, full, run_dir)
+    except RunFolderBusy as exc:
+        print(f"tunebench: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _run_locked(args, matrix, full, run_dir: Path) -> int:
+    from harness.report.export import export
+    from harness.report.html import write_html
+    from harness.run.search import run_with_search
+    from harness.run.shard import write_manifest
+
     write_manifest(run_dir, full, args.paths, args.shard)
     executor = None
     if (args.executor or matrix.executor) == "ray":
@@ -125,10 +136,12 @@ def cmd_run(args) -> int:
 
 def cmd_merge(args) -> int:
     from harness.results.merge import MergeError, merge_runs
+    from harness.run.lock import RunFolderBusy, run_folder_lock
 
     try:
-        merged = merge_runs(Path(args.out), [Path(p) for p in args.run_dirs], args.force)
-    except MergeError as exc:
+        with run_folder_lock(Path(args.out)):
+            merged = merge_runs(Path(args.out), [Path(p) for p in args.run_dirs], args.force)
+    except (MergeError, RunFolderBusy) as exc:
         print(f"tunebench merge: refused:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
     shards = f" (shards {', '.join(merged['shards'])})" if merged["shards"] else ""
@@ -306,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
         "before the final cells, for tasks without their own [search]",
     )
     run.add_argument("--out", help="run folder; an existing one is resumed (finished cells are kept)")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait for a busy run folder (default: refuse)",
+    )
     run.add_argument(
         "--executor", choices=("local", "ray"), help="what runs the cells (default: the suite's, or local)"
     )

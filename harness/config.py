@@ -187,11 +187,14 @@ def _check_refs(path: Path, layered: dict, out: Collector) -> None:
     ):
         out.add("lm_eval.include_path", f"folder not found: {(path.parent / include).resolve()}")
     if isinstance(source := model.get("source"), str):
-        from harness.models import resolve_source
+        from harness.models import check_model_folder, resolve_source
 
         try:
             gguf = model.get("gguf_file")
-            resolve_source(source, path.parent, gguf if isinstance(gguf, str) else None)
+            folder = resolve_source(source, path.parent, gguf if isinstance(gguf, str) else None)
+            if not isinstance(gguf, str) and Path(folder).is_dir():
+                allowed = (model.get("trust_remote_code") is True, model.get("allow_pickle") is True)
+                check_model_folder(Path(folder), *allowed)
         except ValueError as exc:
             out.add("model.source", str(exc))
 

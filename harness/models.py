@@ -38,6 +38,43 @@ def resolve_source(source: str, base: Path, gguf_file: str | None = None) -> str
     return source
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_model_folder(folder: Path, trust_remote_code: bool, allow_pickle: bool) -> None:
+    """Refuse, in one line naming the file, the key that would allow it and the risk: a config that asks
+    for remote code without model.trust_remote_code, and pickle-only weights without model.allow_pickle."""
+    import json
+
+    config = folder / "config.json"
+    if config.is_file() and not trust_remote_code:
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{config}: not a JSON model config ({exc})") from None
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise ValueError(
+                f"{config} asks for remote code (auto_map), which would run Python shipped with the model; "
+                f"set model.trust_remote_code = true with a pinned model.revision to allow it"
+            )
+    files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    weights = [p for p in files if p.suffix in (*PICKLE_SUFFIXES, ".safetensors")]
+    if weights and not allow_pickle and not any(p.suffix == ".safetensors" for p in weights):
+        pickled = sorted(p.name for p in weights)[0]
+        raise ValueError(
+            f"{folder / pickled}: only pickle checkpoints here, and loading a pickle can run arbitrary code; "
+            f"convert the weights to safetensors, or set model.allow_pickle = true if you trust the file"
+        )
+
+
+def load_options(spec) -> dict:
+    """Keyword arguments of every from_pretrained call for a ModelSpec: remote code and pickles off unless allowed."""
+    options = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    if not spec.allow_pickle:
+        options["use_safetensors"] = True
+    return options
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("TUNEBENCH_CACHE", Path.home() / ".cache" / "tunebench"))
 
@@ -68,7 +105,7 @@ def prepare_models(tasks, stream, convert: Callable[[str, str], None] = _convert
             target = gguf_cache_folder(folder, task.model.gguf_file)
         except (OSError, ValueError):
             continue  # the cell will say what is wrong with the source
-        if target in seen or (target / "config.json").is_file():
+        if target in seen or cache_entry_ready(target):
             continue
         seen.add(target)
         print(f"preparing {task.model.gguf_file}: de-quantising once into {target}", file=stream, flush=True)
@@ -83,21 +120,61 @@ def prepare_models(tasks, stream, convert: Callable[[str, str], None] = _convert
             )
 
 
-def materialize_gguf(folder: str, gguf_file: str) -> str:
+COMPLETE = "tunebench-complete.json"  # written last into a cache entry: its files and their sizes
+
+
+def cache_entry_ready(target: Path) -> bool:
+    """Whether a cache entry was finished: its completion marker lists every file with its size."""
+    import json
+
+    try:
+        listed = json.loads((target / COMPLETE).read_text(encoding="utf-8"))["files"]
+        return bool(listed) and all((target / name).stat().st_size == size for name, size in listed.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _seal(staging: Path) -> None:
+    """Write the completion marker last, after every file of the entry is on disk."""
+    import json
+
+    files = {p.name: p.stat().st_size for p in sorted(staging.iterdir()) if p.is_file() and p.name != COMPLETE}
+    for name in files:
+        with open(staging / name, "rb") as handle:
+            os.fsync(handle.fileno())
+    (staging / COMPLETE).write_text(json.dumps({"files": files}), encoding="utf-8")
+
+
+def materialize_gguf(folder: str, gguf_file: str, build: Callable[[str, str, Path], None] | None = None) -> str:
     """A folder of float safetensors converted from `folder/gguf_file`, made once and cached.
 
     De-quantising a GGUF takes tens of seconds; every later cell loads the cache.
     The cache is keyed by the file's path, size and modification time, and is
-    written to a temporary folder first, so a killed conversion leaves nothing half-made.
+    written to a temporary folder first and sealed with a completion marker, so a
+    killed conversion leaves nothing half-made; an entry without a valid marker
+    (half-written, truncated, or from an older release) is rebuilt, never loaded.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     target = gguf_cache_folder(folder, gguf_file)
-    if (target / "config.json").is_file():
+    if cache_entry_ready(target):
         return str(target)
+    if target.exists():
+        shutil.rmtree(target, ignore_errors=True)
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    (build or _dequantise)(folder, gguf_file, staging)
+    _seal(staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
+
+
+def _dequantise(folder: str, gguf_file: str, staging: Path) -> None:
+    """The GGUF file (parsed by the gguf library, never executed) as float safetensors in `staging`."""
     from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(staging)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
@@ -107,26 +184,27 @@ def materialize_gguf(folder: str, gguf_file: str) -> str:
     model.config.save_pretrained(staging)
     model.generation_config.save_pretrained(staging)
     save_model(model, str(staging / "model.safetensors"))  # writes tied weights once
-    try:
-        staging.rename(target)
-    except OSError:  # another process finished first
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(target)
 
 
 def local_source(spec, base: Path) -> str:
-    """The folder or hub id that `from_pretrained` loads for a ModelSpec."""
+    """The folder or hub id that `from_pretrained` loads for a ModelSpec (a local folder checked first)."""
     source = resolve_source(spec.source, base, spec.gguf_file)
-    return materialize_gguf(source, spec.gguf_file) if spec.gguf_file else source
+    if spec.gguf_file:
+        return materialize_gguf(source, spec.gguf_file)
+    if Path(source).is_dir():
+        check_model_folder(Path(source), spec.trust_remote_code, spec.allow_pickle)
+    return source
 
 
-def model_kind(source: str, declared: str = "auto", revision: str | None = None) -> str:
+def model_kind(
+    source: str, declared: str = "auto", revision: str | None = None, trust_remote_code: bool = False
+) -> str:
     """encoder, causal or seq2seq: as declared, else read from the model config."""
     if declared != "auto":
         return declared
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(source, revision=revision)
+    config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     if getattr(config, "is_encoder_decoder", False):
         return "seq2seq"
     return "encoder" if config.model_type in ENCODER_TYPES else "causal"
@@ -150,10 +228,10 @@ def declared_kind(spec, base: Path) -> str:
     return "encoder" if data.get("model_type") in ENCODER_TYPES else "causal"
 
 
-def load_tokenizer(source: str, revision: str | None = None):
+def load_tokenizer(source: str, revision: str | None = None, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -36,6 +36,17 @@ class ModelSpec:
     gguf_file: str | None = field(None, help="GGUF file inside the source folder; converted once and cached")
     max_length: int = field(128, min=8, help="tokens; longer inputs are truncated")
     revision: str | None = field(None, help="hub revision, only for hub ids")
+    trust_remote_code: bool = field(
+        False, help="run Python code shipped with the model (config auto_map); needs a pinned revision"
+    )
+    allow_pickle: bool = field(
+        False, help="load pickle-based checkpoints (.bin, .pt); they can run arbitrary code when loaded"
+    )
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.trust_remote_code and not self.revision:
+            return [("trust_remote_code", "needs model.revision pinned to a commit, so the code that runs is fixed")]
+        return []
 
 
 @dataclass(frozen=True)

@@ -109,8 +109,8 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
 
     with phase(trackers, "load"):
         source = local_source(task.model, task.path.parent)
-        kind = model_kind(source, task.model.kind, task.model.revision)
-        tokenizer = load_tokenizer(source, task.model.revision)
+        kind = model_kind(source, task.model.kind, task.model.revision, task.model.trust_remote_code)
+        tokenizer = load_tokenizer(source, task.model.revision, task.model.trust_remote_code)
         data = load_task_data(task, scenario_class.required_fields(task.scenario), scenario_class.fields)
         train_rows, eval_rows = data.train, data.eval
         scenario = scenario_class.create(task, tokenizer, kind, train_rows, eval_rows)

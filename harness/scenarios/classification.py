@@ -29,13 +29,15 @@ class Classification(Scenario):
     def load_model(self, source: str):
         from transformers import AutoModelForSequenceClassification
 
+        from harness.models import load_options
+
         model, info = AutoModelForSequenceClassification.from_pretrained(
             source,
             num_labels=len(self.labels),
             id2label=dict(enumerate(self.labels)),
             label2id=self.label_ids,
             output_loading_info=True,
-            revision=self.task.model.revision,
+            **load_options(self.task.model),
         )
         if model.config.pad_token_id is None:  # decoder models classify from the last non-pad token
             model.config.pad_token_id = self.tokenizer.pad_token_id

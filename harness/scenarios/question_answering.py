@@ -96,8 +96,10 @@ class ExtractiveQA(Scenario):
     def load_model(self, source: str):
         from transformers import AutoModelForQuestionAnswering
 
+        from harness.models import load_options
+
         model, info = AutoModelForQuestionAnswering.from_pretrained(
-            source, output_loading_info=True, revision=self.task.model.revision
+            source, output_loading_info=True, **load_options(self.task.model)
         )
         return model, new_head_modules(info)
 

@@ -54,9 +54,12 @@ class TextToText(Scenario):
     def load_model(self, source: str):
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
+        from harness.models import load_options
+
         loader = AutoModelForSeq2SeqLM if self.kind == "seq2seq" else AutoModelForCausalLM
         # output_loading_info=True makes it a (model, info) pair, which the stubs do not say
-        model, _ = loader.from_pretrained(source, output_loading_info=True, revision=self.task.model.revision)  # type: ignore[misc]
+        options = load_options(self.task.model)
+        model, _ = loader.from_pretrained(source, output_loading_info=True, **options)  # type: ignore[misc]
         if model.config.pad_token_id is None:
             model.config.pad_token_id = self.tokenizer.pad_token_id
         return model, ()  # language-model heads are pretrained: nothing fresh to train

@@ -1,0 +1,142 @@
+"""Hardening: unsafe models are refused, a half-written model cache is rebuilt, one writer per run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.cli import main
+from harness.config import ConfigError, load_matrix
+from harness.models import COMPLETE, cache_entry_ready, gguf_cache_folder, materialize_gguf
+from harness.results.io import read_results
+from harness.run.lock import RunFolderBusy, run_folder_lock
+from tests.helpers import ROOT, write_task
+
+# ---------------------------------------------------------------- unsafe models
+
+
+def _model_folder(tmp_path, tiny_bert_dir, name: str):
+    folder = tmp_path / name
+    folder.mkdir()
+    for item in tiny_bert_dir.iterdir():
+        if item.suffix != ".safetensors":
+            (folder / item.name).write_bytes(item.read_bytes())
+    return folder
+
+
+def test_a_model_asking_for_remote_code_is_refused_by_default(tmp_path, tiny_bert_dir):
+    folder = _model_folder(tmp_path, tiny_bert_dir, "remote")
+    (folder / "model.safetensors").write_bytes((tiny_bert_dir / "model.safetensors").read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "evil.Model"}}))
+    task = write_task(tmp_path, "remote", folder)
+    with pytest.raises(ConfigError, match=re.escape("asks for remote code (auto_map)")) as caught:
+        load_matrix([task])
+    assert "model.source" in str(caught.value) and "model.trust_remote_code = true" in str(caught.value)
+    allowed = task.read_text().replace("max_length = 64", "max_length = 64\ntrust_remote_code = true")
+    task.write_text(allowed)
+    with pytest.raises(ConfigError, match="model.trust_remote_code: needs model.revision pinned"):
+        load_matrix([task])
+
+
+class CreatesAFile:
+    """A pickle payload: loading it opens (creates) a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_a_pickle_only_checkpoint_is_refused_and_its_payload_never_runs(tmp_path, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    folder = _model_folder(tmp_path, tiny_bert_dir, "pickled")
+    marker = tmp_path / "pwned"
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(CreatesAFile(marker)))
+    task = write_task(tmp_path, "pickled", folder)
+    with pytest.raises(ConfigError, match=re.escape("only pickle checkpoints here")) as caught:
+        load_matrix([task])
+    assert "pytorch_model.bin" in str(caught.value) and "model.allow_pickle = true" in str(caught.value)
+    assert main(["run", str(task), "--strategies", "none", "--out", str(tmp_path / "run")]) == 2
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- the model cache
+
+
+def test_a_half_written_model_cache_entry_is_rebuilt_not_loaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEBENCH_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "gguf"
+    source.mkdir()
+    (source / "m.gguf").write_bytes(b"GGUF")
+    builds = []
+
+    def build(folder, gguf_file, staging):
+        builds.append(gguf_file)
+        (staging / "config.json").write_text("{}")
+        (staging / "model.safetensors").write_bytes(b"x" * 1000)
+
+    target = gguf_cache_folder(str(source), "m.gguf")
+    target.mkdir(parents=True)  # a conversion killed half-way by an older release: no marker
+    (target / "config.json").write_text("{}")
+    (target / "model.safetensors").write_bytes(b"x" * 10)
+    assert not cache_entry_ready(target)
+    assert materialize_gguf(str(source), "m.gguf", build) == str(target)
+    assert builds == ["m.gguf"] and cache_entry_ready(target) and (target / "model.safetensors").stat().st_size == 1000
+    materialize_gguf(str(source), "m.gguf", build)
+    assert builds == ["m.gguf"]  # a sealed entry is loaded, not rebuilt
+    with open(target / "model.safetensors", "r+b") as handle:  # truncated later: the sizes no longer match
+        handle.truncate(500)
+    materialize_gguf(str(source), "m.gguf", build)
+    assert builds == ["m.gguf", "m.gguf"] and json.loads((target / COMPLETE).read_text())["files"]["config.json"] == 2
+
+
+# ---------------------------------------------------------------- one writer per run folder
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_in_one_line(tmp_path, tiny_bert_dir, capsys):
+    task = write_task(tmp_path, "busy", tiny_bert_dir)
+    with run_folder_lock(tmp_path / "run"):
+        assert main(["run", str(task), "--out", str(tmp_path / "run")]) == 2
+        with pytest.raises(RunFolderBusy):
+            with run_folder_lock(tmp_path / "run", wait_s=0.3):
+                pass
+    err = capsys.readouterr().err
+    assert "another tunebench run is writing into this folder" in err and f'"pid": {os.getpid()}' in err
+    assert not (tmp_path / "run" / "cells").exists()
+
+
+def test_two_concurrent_runs_on_one_folder_lose_and_duplicate_nothing(tmp_path, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    task = write_task(tmp_path, "twice", tiny_bert_dir)
+    run_dir = tmp_path / "run"
+    arguments = [
+        "run",
+        str(task),
+        "--strategies",
+        "none,lora",
+        "--out",
+        str(run_dir),
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *arguments],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 60
+    while not ((run_dir / ".lock").exists() and (run_dir / ".lock").read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert main(arguments) == 2  # refused while the first one writes
+    assert main([*arguments, "--wait", "120"]) == 0  # waits, then resumes: nothing left to run
+    assert first.wait(timeout=120) == 0
+    results = read_results(run_dir)
+    assert sorted(r["strategy"] for r in results) == ["lora", "none"] and all(r["status"] == "ok" for r in results)
