@@ -140,3 +140,57 @@ def test_two_concurrent_runs_on_one_folder_lose_and_duplicate_nothing(tmp_path, 
     assert first.wait(timeout=120) == 0
     results = read_results(run_dir)
     assert sorted(r["strategy"] for r in results) == ["lora", "none"] and all(r["status"] == "ok" for r in results)
+
+
+# ---------------------------------------------------------------- crashes
+
+
+def _parses(run_dir) -> dict[str, str]:
+    """Every file a run writes parses; returns the finished cells' result texts by file name."""
+    finished = {}
+    if (run_dir / "run.json").exists():
+        json.loads((run_dir / "run.json").read_text())
+    if (run_dir / "cells").is_dir():
+        for result in read_results(run_dir):  # raises on a half-written or corrupt result
+            if result["status"] == "ok":
+                finished[result["cell_id"]] = (run_dir / "cells" / f"{result['cell_id']}.json").read_text()
+        for items in (run_dir / "cells").glob("*/items.jsonl.gz"):
+            from harness.results.items import read_items
+
+            read_items(items)
+    return finished
+
+
+def test_killing_the_runner_at_random_moments_loses_and_reruns_nothing(tmp_path, tiny_bert_dir, monkeypatch):
+    import random
+    import signal
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    task = write_task(tmp_path, "killed", tiny_bert_dir)
+    run_dir = tmp_path / "run"
+    arguments = ["run", str(task), "--strategies", "none,full", "--seeds", "2", "--out", str(run_dir)]
+    rng = random.Random(0)
+    finished: dict[str, str] = {}
+    progress: list[int] = []
+    kills = 0
+    while kills < 30:
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", *arguments],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(0.5, 8.0) if len(finished) < 4 else rng.uniform(0.05, 1.0))
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)  # the whole process group, at a random moment
+            kills += 1
+        runner.wait()
+        now = _parses(run_dir)
+        assert all(now[cell_id] == text for cell_id, text in finished.items() if cell_id in now), "re-ran a cell"
+        assert finished.keys() <= now.keys(), "lost a finished cell"
+        progress.append(len(now))
+        finished = now
+    assert max(progress) >= 2, "no cell finished between kills: the test proved nothing"
+    assert main(arguments) == 0  # the last resume completes
+    final = _parses(run_dir)
+    assert len(final) == 4 and all(final[cell_id] == text for cell_id, text in finished.items())
