@@ -196,3 +196,56 @@ def test_summaries_read_the_trials_of_a_run(searched):
     (summary,) = summaries(read_results(run_dir))
     final = [r for r in read_results(run_dir) if r["search"] and r["search"]["role"] == "final"][0]
     assert (summary.task, summary.strategy, summary.chosen) == ("searched", "lora", final["search"]["learning_rate"])
+
+
+def test_the_search_section_renders_in_headless_chromium(searched, tmp_path):
+    from tests.chromium_page import CHROMIUM, DevToolsPage
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    _, run_dir = searched
+    chosen = [r for r in read_results(run_dir) if (r["search"] or {}).get("role") == "final"][0]
+    page = DevToolsPage(tmp_path / "profile")
+    try:
+        for domain in ("Page", "Runtime"):
+            page.page(f"{domain}.enable")
+        page.page("Page.navigate", url=(run_dir / "report.html").resolve().as_uri())
+        page.wait_for("Page.loadEventFired")
+        section = "document.querySelector('section[data-task=searched]')"
+        title = page.evaluate(
+            f"{section}.querySelector('table.search').previousElementSibling.querySelector('svg')"
+            ".querySelector('text').textContent"
+        )
+        rows = page.evaluate(
+            f"Array.from({section}.querySelectorAll('table.search tbody tr'))"
+            ".map(r => Array.from(r.cells).map(c => c.textContent.trim()))"
+        )
+        points = page.evaluate(
+            f"{section}.querySelector('table.search').previousElementSibling.querySelectorAll('circle > title').length"
+        )
+        errors = [e for e in page.events if e["method"] == "Runtime.exceptionThrown"]
+    finally:
+        page.close()
+    assert errors == [] and title == "searched: accuracy vs learning rate (search trials, validation rows)"
+    assert rows[0][0] == "lora" and rows[0][1] == f"{chosen['search']['learning_rate']:g}"
+    assert points == 2  # one point per trial
+
+
+def test_one_rate_per_strategy_keeps_the_most_of_each_tasks_best():
+    from harness.results.search import shared_rates
+
+    found = [
+        SearchSummary("a", "lora", "accuracy", ((1e-3, 0.9), (3e-3, 0.8), (1e-2, 0.5)), 1e-3),
+        SearchSummary("b", "lora", "accuracy", ((1e-3, 0.5), (3e-3, 0.95), (1e-2, 1.0)), 1e-2),
+        SearchSummary("c", "lora", "perplexity", ((1e-3, 20.0), (3e-3, 10.0), (1e-2, None)), 3e-3),
+    ]
+    # kept at 1e-3: (1 + 0.5 + 0.5) / 3; at 3e-3: (0.8/0.9 + 0.95 + 1) / 3; at 1e-2: (0.5/0.9 + 1 + 0) / 3
+    rate, kept, tasks = shared_rates(found)["lora"]
+    assert rate == 3e-3 and kept == pytest.approx((0.8 / 0.9 + 0.95 + 1) / 3) and tasks == 3
+
+
+def test_the_search_export_lists_trials_choices_and_shared_rates(searched, capsys):
+    _, run_dir = searched
+    assert main(["report", str(run_dir), "--format", "search"]) == 0
+    out = capsys.readouterr().out
+    assert "| searched | lora | accuracy | 0.0001: " in out and "| lora | " in out

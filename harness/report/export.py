@@ -21,7 +21,7 @@ from harness.results.table import data_sources, load_results
 # For CI tools: pytest-benchmark's saved-run JSON (`pytest-benchmark compare` reads it), and
 # github-action-benchmark's customBiggerIsBetter / customSmallerIsBetter arrays.
 CI_FORMATS = ("pytest-benchmark", "github-action-benchmark", "github-action-benchmark-smaller")
-FORMATS = ("csv", "md", "json", "latex", *CI_FORMATS)
+FORMATS = ("csv", "md", "json", "latex", "search", *CI_FORMATS)
 MARKDOWN_COLUMNS = (
     "task",
     "scenario",
@@ -105,6 +105,11 @@ def export(run_dir: str | Path, fmt: str) -> str:
     """The run's tables in `fmt` (one of FORMATS)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "search":  # the learning-rate search: trials, choices, one rate per strategy
+        from harness.results.io import read_results
+        from harness.results.search import search_markdown
+
+        return search_markdown(read_results(Path(run_dir)))
     cells = load_results(run_dir)
     aggregates = aggregate(cells)
     if fmt in CI_FORMATS:

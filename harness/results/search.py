@@ -85,3 +85,53 @@ def summaries(results: Iterable[dict]) -> list[SearchSummary]:
         chosen, means = choose(scores, metrics[(task, strategy)])
         out.append(SearchSummary(task, strategy, metrics[(task, strategy)], tuple(means.items()), chosen))
     return out
+
+
+def shared_rates(found: list[SearchSummary]) -> dict[str, tuple[float, float, int]]:
+    """Per strategy, the one rate of its grid that keeps the most of each task's best validation score,
+    averaged over the tasks searched with that grid: {strategy: (rate, mean share kept, tasks)}. A task
+    where the rate failed keeps 0. This is how the shipped strategy defaults were chosen."""
+    by_strategy: dict[str, list[SearchSummary]] = {}
+    for summary in found:
+        if summary.best_score:
+            by_strategy.setdefault(summary.strategy, []).append(summary)
+    out = {}
+    for strategy, summaries_ in sorted(by_strategy.items()):
+        rates = sorted({rate for s in summaries_ for rate, _ in s.scores})
+        kept: dict[float, list[float]] = {rate: [] for rate in rates}
+        for summary in summaries_:
+            scores, best, higher = dict(summary.scores), summary.best_score, higher_is_better(summary.metric)
+            for rate in rates:
+                score = scores.get(rate)
+                if score is None or best is None:
+                    kept[rate].append(0.0)
+                else:
+                    kept[rate].append(score / best if higher else (best / score if score else 0.0))
+        means = {rate: sum(values) / len(values) for rate, values in kept.items()}
+        best_rate = max(means, key=lambda rate: (means[rate], -rate))
+        out[strategy] = (best_rate, means[best_rate], len(summaries_))
+    return out
+
+
+def search_markdown(results: Iterable[dict]) -> str:
+    """The search of a run as Markdown: each (task, strategy)'s trials, choice and robustness, then the
+    rate per strategy that serves every searched task best (`shared_rates`)."""
+    found = summaries(results)
+    if not found:
+        return "No learning-rate search trials in this run.\n"
+    lines = [
+        "| task | strategy | metric | trials (rate: validation score) | chosen | robustness (2x) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in found:
+        trials = ", ".join(f"{rate:g}: {'failed' if v is None else f'{v:.3f}'}" for rate, v in s.scores)
+        robust = "n/a" if s.robustness is None else f"{s.robustness:.0%}"
+        lines.append(f"| {s.task} | {s.strategy} | {s.metric} | {trials} | {s.chosen:g} | {robust} |")
+    lines += [
+        "",
+        "| strategy | rate for every task | share of each task's best kept (mean) | tasks |",
+        "|---|---|---|---|",
+    ]
+    for strategy, (rate, kept, tasks) in shared_rates(found).items():
+        lines.append(f"| {strategy} | {rate:g} | {kept:.1%} | {tasks} |")
+    return "\n".join(lines) + "\n"
