@@ -28,7 +28,8 @@ from harness.specs import TaskSpec
 from harness.values import missing
 
 Row = dict[str, Any]
-CACHE_VERSION = 1  # bump when preparation changes what a cached entry holds
+STRUCTURED_FIELDS = frozenset({"answers", "messages", "choices"})  # fields that hold lists or objects
+CACHE_VERSION = 2  # bump when preparation changes what a cached entry holds (2: scalar fields checked)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,11 @@ def _canonical(
                 canonical[name] = None
             if name in required and missing(canonical[name]):
                 raise ValueError(f"{where}: row {number}: field {name} (column {column!r}) is missing")
+            if name not in STRUCTURED_FIELDS and isinstance(canonical[name], (dict, list)):
+                raise ValueError(
+                    f"{where}: row {number}: field {name} (column {column!r}) must be a single value, "
+                    f"got a {type(canonical[name]).__name__}"
+                )
             if canonical[name] is None and name not in required:
                 del canonical[name]
         out.append(canonical)
@@ -237,7 +243,9 @@ def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str,
     train = _cap(train, data.max_train_samples)
     evaluation = _cap(evaluation, data.max_eval_samples)
     if not train or not evaluation:
-        raise ValueError(f"{task.path}: empty {'training' if not train else 'evaluation'} data")
+        side, key = ("training", "data.train") if not train else ("evaluation", "data.eval")
+        source = data.train if not train else (data.eval or data.train)
+        raise ValueError(f"{task.path}: {key}: no {side} rows in {source} (after transforms and the split)")
     record = {
         "source": data.source,
         "citation": data.citation,

@@ -15,6 +15,7 @@ from harness.data.sources import DataLocation
 
 Row = dict[str, Any]
 FORMATS = ("auto", "csv", "tsv", "jsonl", "json", "parquet", "folders")
+MAX_LINE_BYTES = 64 * 2**20  # a longer line is refused before it is parsed (a 2 GB line never reaches json or csv)
 COMPRESSIONS = (".bz2", ".gz", ".zip")
 
 
@@ -83,6 +84,20 @@ def decode(data: bytes, where: str, errors: str) -> str:
             f"{where}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
             f'{exc.start}); set [data] encoding_errors = "replace" to read it anyway'
         ) from None
+
+
+def _check_line_lengths(data: bytes, where: str) -> None:
+    """A one-line error naming the first line longer than MAX_LINE_BYTES."""
+    start, number = 0, 1
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if end - start > MAX_LINE_BYTES:
+            raise ValueError(
+                f"{where}: line {number}: {end - start:,} bytes, longer than the {MAX_LINE_BYTES:,}-byte limit "
+                f"for one row; is the file truncated or missing its line breaks?"
+            )
+        start, number = end + 1, number + 1
 
 
 def _read_jsonl(text: str, where: str) -> list[Row]:
@@ -158,6 +173,7 @@ def read_rows(location: DataLocation, declared_format: str = "auto", encoding_er
         import pandas as pd
 
         return pd.read_parquet(io.BytesIO(data)).to_dict(orient="records")
+    _check_line_lengths(data, where)
     text = decode(data, where, encoding_errors)
     if fmt == "jsonl":
         return _read_jsonl(text, where)
