@@ -120,7 +120,10 @@ def _run_locked(args, matrix, full, run_dir: Path) -> int:
 
         executor = ray_executor(matrix.ray, args.ray_address)
         print(f"executor: ray ({executor.address or 'a local instance'})", file=sys.stderr)
-    outcomes = run_with_search(matrix, run_dir, sys.stderr, executor=executor)
+    try:
+        outcomes = run_with_search(matrix, run_dir, sys.stderr, executor=executor)
+    except KeyboardInterrupt:
+        return _interrupted(args, run_dir)
     for fmt in ("csv", "md"):
         (run_dir / f"results.{fmt}").write_text(export(run_dir, fmt), encoding="utf-8")
     write_html(run_dir)  # RUN_DIR/report.html
@@ -132,6 +135,31 @@ def _run_locked(args, matrix, full, run_dir: Path) -> int:
     failed = [o for o in outcomes if o.status != "ok"]
     print(f"{len(outcomes) - len(failed)} ok, {len(failed)} failed; results in {run_dir}/results.md", file=sys.stderr)
     return EXIT_CELLS_FAILED if failed else EXIT_OK
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+def _interrupted(args, run_dir: Path) -> int:
+    """Ctrl-C: the running cell's process group is already killed and nothing was recorded for it; say how
+    to resume. A second Ctrl-C from here on exits at once."""
+    import shlex
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))
+    saved = len(list((run_dir / "cells").glob("*.json"))) if (run_dir / "cells").is_dir() else 0
+    command = ["tunebench", "run", *args.paths]
+    for flag in ("strategies", "seeds", "profile", "shard", "executor"):
+        if getattr(args, flag, None):
+            command += [f"--{flag}", str(getattr(args, flag))]
+    command += ["--search"] if args.search else []
+    command += ["--out", str(run_dir)]
+    print(
+        f"\ninterrupted: the running cell was stopped and nothing was recorded for it; {saved} result(s) are "
+        f"saved in {run_dir}. Resume with: {shlex.join(command)}",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
 
 
 def cmd_merge(args) -> int:

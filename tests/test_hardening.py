@@ -194,3 +194,33 @@ def test_killing_the_runner_at_random_moments_loses_and_reruns_nothing(tmp_path,
     assert main(arguments) == 0  # the last resume completes
     final = _parses(run_dir)
     assert len(final) == 4 and all(final[cell_id] == text for cell_id, text in finished.items())
+
+
+def test_ctrl_c_stops_the_cell_records_nothing_false_and_says_how_to_resume(tmp_path, tiny_bert_dir, monkeypatch):
+    import signal
+
+    import psutil
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    task = write_task(tmp_path, "interrupted", tiny_bert_dir)
+    run_dir = tmp_path / "run"
+    arguments = ["run", str(task), "--strategies", "none,full,lora", "--out", str(run_dir)]
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *arguments], stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    lines = []
+    for line in runner.stderr:  # wait for the first cell to finish, then press Ctrl-C during the second
+        lines.append(line)
+        if line.startswith("[1/3]"):
+            break
+    time.sleep(1.0)
+    cells = [p for p in psutil.Process(runner.pid).children(recursive=True)]
+    runner.send_signal(signal.SIGINT)
+    rest = runner.stderr.read()
+    assert runner.wait(timeout=60) == 130
+    assert "interrupted: the running cell was stopped and nothing was recorded for it" in rest
+    assert f"Resume with: tunebench run {task} --strategies none,full,lora --out {run_dir}" in rest
+    assert cells and not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in cells)
+    results = read_results(run_dir)
+    assert [r["status"] for r in results] == ["ok"]  # the stopped cell left no result, true or false
+    assert main(arguments) == 0 and len(read_results(run_dir)) == 3
