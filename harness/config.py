@@ -557,7 +557,41 @@ def load_matrix(
         raise ConfigError(problems)
     if not unique:
         raise ConfigError([Problem(", ".join(map(str, paths)), None, "", "no task files found")])
+    _check_memory(list(unique.values()), limits.get("cell_memory_limit_mb"))
     return Matrix(tuple(unique.values()), plugins=tuple(plugins), **limits)
+
+
+def _check_memory(cells: list[CellSpec], limit_mb: int | None) -> None:
+    """Refuse, before anything is allocated, cells whose pre-flight memory estimate exceeds the cell memory
+    limit or this machine's memory: absurd lengths or batch sizes are caught here, naming the keys."""
+    import psutil
+
+    from harness.measure.preflight import cell_estimate
+    from harness.report.format import human_bytes
+
+    limit = limit_mb * 2**20 if limit_mb else psutil.virtual_memory().total
+    where = f"the cell memory limit ({limit_mb} MiB)" if limit_mb else f"this machine's memory ({human_bytes(limit)})"
+    problems, seen = [], set()
+    for cell in cells:
+        if (cell.task.path, cell.strategy) in seen:
+            continue
+        seen.add((cell.task.path, cell.strategy))
+        found = cell_estimate(cell)
+        if found is None or found.total_bytes <= limit:
+            continue
+        training = cell.task.training
+        problems.append(
+            Problem(
+                str(cell.task.path),
+                None,
+                "model.max_length",
+                f"{cell.strategy}: pre-flight memory estimate {human_bytes(found.total_bytes)} exceeds {where} "
+                f"(max_length = {cell.task.model.max_length}, batch_size = {training.batch_size}, "
+                f"activations {human_bytes(found.activations_bytes)}); lower model.max_length or training.batch_size",
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
 
 
 SUITE_TABLES = ("suite", "search", "gate")

@@ -64,6 +64,7 @@ register_figures(
     Figure("trainable_percent", "%", ("params", "trainable_percent")),
     Figure("weights_bytes", "bytes", ("weights", "bytes"), better=LOWER, label="saved weights"),
     Figure("general_text_loss", "nats/token", ("forgetting", "general_text_loss"), better=LOWER),
+    Figure("memory_estimate_bytes", "bytes", ("preflight", "total_bytes"), label="pre-flight memory estimate"),
 )
 
 

@@ -224,3 +224,45 @@ def test_ctrl_c_stops_the_cell_records_nothing_false_and_says_how_to_resume(tmp_
     results = read_results(run_dir)
     assert [r["status"] for r in results] == ["ok"]  # the stopped cell left no result, true or false
     assert main(arguments) == 0 and len(read_results(run_dir)) == 3
+
+
+# ---------------------------------------------------------------- resource guards
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("max_length = 64", "max_length = 10_000_000"), ("batch_size = 16", "batch_size = 100000")]
+)
+def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path, tiny_bert_dir, old, new, capsys):
+    task = write_task(tmp_path, "absurd", tiny_bert_dir)
+    task.write_text(task.read_text().replace(old, new))
+    with pytest.raises(ConfigError, match="pre-flight memory estimate .* exceeds this machine's memory") as caught:
+        load_matrix([task], strategies=("full",))
+    (problem,) = caught.value.problems
+    assert problem.path == str(task) and "lower model.max_length or training.batch_size" in problem.message
+    assert main(["validate", str(task)]) == 2
+
+
+def test_a_cell_memory_limit_is_the_bound_when_set(tmp_path, tiny_bert_dir):
+    task = write_task(tmp_path, "bounded", tiny_bert_dir)
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f'[suite]\nname = "s"\ntasks = ["{task.name}"]\nstrategies = ["full"]\ncell_memory_limit_mb = 1\n')
+    with pytest.raises(ConfigError, match=re.escape("exceeds the cell memory limit (1 MiB)")):
+        load_matrix([suite])
+
+
+def test_each_result_records_the_estimate_next_to_the_measured_peak(tmp_path, tiny_bert_dir, monkeypatch):
+    import harness
+    from harness.measure.preflight import estimate, model_shape
+    from harness.run.executor import run_one
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    matrix = load_matrix([write_task(tmp_path, "estimated", tiny_bert_dir)], strategies=("full",))
+    assert run_one(matrix.cells[0], tmp_path / "run", matrix) == "ok"
+    (result,) = read_results(tmp_path / "run")
+    config = json.loads((tiny_bert_dir / "config.json").read_text())
+    total = result["params"]["total"]
+    expected = estimate(model_shape(config), total, total, 16, 64, logits=False)
+    assert result["preflight"]["total_bytes"] == expected.total_bytes
+    assert result["preflight"]["optimizer_bytes"] == 8 * total
+    row = harness.load_results(tmp_path / "run").iloc[0]
+    assert row["memory_estimate_bytes"] == expected.total_bytes and row["peak_memory_bytes"] > 0

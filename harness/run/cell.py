@@ -119,6 +119,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         model = applied.model.to(device)
         freeze_all_but(model, applied, head_modules if strategy.trains else ())
     params = count_parameters(model)
+    preflight = _preflight(model, params, kind, task)
     if hasattr(model, "get_nb_trainable_parameters"):
         params["peft_reported_trainable"] = model.get_nb_trainable_parameters()[0]
 
@@ -180,10 +181,29 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         "weights": weights,
         "items": items,
         "forgetting": forgetting,
+        "preflight": preflight,
         "data": data.record,
         "provenance": capture(device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _preflight(model, params: dict, kind: str, task) -> dict:
+    """The pre-flight memory estimate with this model's actual parameter counts, kept next to the peak."""
+    from harness.measure.preflight import estimate, model_shape
+
+    training = task.training
+    trainable = int(params["trainable"])
+    return estimate(
+        model_shape(model.config.to_dict()),
+        int(params["total"]),
+        trainable,
+        training.batch_size if trainable else training.eval_batch_size,
+        task.model.max_length,
+        training.precision,
+        training.gradient_checkpointing,
+        logits=kind != "encoder",
+    ).record()
 
 
 def _metrics(task, evaluation) -> dict[str, float]:
