@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -124,6 +125,15 @@ def _run_locked(args, matrix, full, run_dir: Path) -> int:
         outcomes = run_with_search(matrix, run_dir, sys.stderr, executor=executor)
     except KeyboardInterrupt:
         return _interrupted(args, run_dir)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(
+            f"tunebench: disk full while writing {exc.filename or run_dir}; every file is written whole or not at "
+            f"all, so the run folder is consistent: free space, then resume with: {_resume_command(args, run_dir)}",
+            file=sys.stderr,
+        )
+        return EXIT_CELLS_FAILED
     for fmt in ("csv", "md"):
         (run_dir / f"results.{fmt}").write_text(export(run_dir, fmt), encoding="utf-8")
     write_html(run_dir)  # RUN_DIR/report.html
@@ -143,23 +153,28 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 def _interrupted(args, run_dir: Path) -> int:
     """Ctrl-C: the running cell's process group is already killed and nothing was recorded for it; say how
     to resume. A second Ctrl-C from here on exits at once."""
-    import shlex
     import signal
 
     signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))
     saved = len(list((run_dir / "cells").glob("*.json"))) if (run_dir / "cells").is_dir() else 0
+    print(
+        f"\ninterrupted: the running cell was stopped and nothing was recorded for it; {saved} result(s) are "
+        f"saved in {run_dir}. Resume with: {_resume_command(args, run_dir)}",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
+
+
+def _resume_command(args, run_dir: Path) -> str:
+    """The `tunebench run` command line that resumes this run."""
+    import shlex
+
     command = ["tunebench", "run", *args.paths]
     for flag in ("strategies", "seeds", "profile", "shard", "executor"):
         if getattr(args, flag, None):
             command += [f"--{flag}", str(getattr(args, flag))]
     command += ["--search"] if args.search else []
-    command += ["--out", str(run_dir)]
-    print(
-        f"\ninterrupted: the running cell was stopped and nothing was recorded for it; {saved} result(s) are "
-        f"saved in {run_dir}. Resume with: {shlex.join(command)}",
-        file=sys.stderr,
-    )
-    return EXIT_INTERRUPTED
+    return shlex.join([*command, "--out", str(run_dir)])
 
 
 def cmd_merge(args) -> int:

@@ -266,3 +266,28 @@ def test_each_result_records_the_estimate_next_to_the_measured_peak(tmp_path, ti
     assert result["preflight"]["optimizer_bytes"] == 8 * total
     row = harness.load_results(tmp_path / "run").iloc[0]
     assert row["memory_estimate_bytes"] == expected.total_bytes and row["peak_memory_bytes"] > 0
+
+
+def test_a_full_disk_is_a_clear_error_and_the_run_resumes(tmp_path, tiny_bert_dir, monkeypatch, capsys):
+    import errno
+
+    import harness.results.io as results_io
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    task = write_task(tmp_path, "full", tiny_bert_dir)
+    arguments = ["run", str(task), "--strategies", "none", "--out", str(tmp_path / "run")]
+    real = results_io.write_json_atomic
+
+    def disk_full(path, payload):
+        if path.name == "request.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, payload)
+
+    monkeypatch.setattr(results_io, "write_json_atomic", disk_full)
+    monkeypatch.setattr("harness.run.executor.write_json_atomic", disk_full)
+    assert main(arguments) == 1
+    err = capsys.readouterr().err
+    assert "disk full while writing" in err and "request.json" in err and f"--out {tmp_path / 'run'}" in err
+    assert not list((tmp_path / "run" / "cells").glob("**/*.tmp"))  # nothing half-written
+    monkeypatch.setattr("harness.run.executor.write_json_atomic", real)
+    assert main(arguments) == 0 and len(read_results(tmp_path / "run")) == 1
