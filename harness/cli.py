@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.config import DEFAULT_STRATEGIES, PLUGIN_GROUP, PROFILES, ConfigError, load_matrix, load_plugins
 from harness.report.export import FORMATS
-from harness.results.io import ResultFileError
+from harness.results.io import ResultFileError, write_text_atomic
 from harness.schema import Problem
 
 EXIT_OK, EXIT_CELLS_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -26,9 +26,30 @@ def _strategies(text: str | None) -> tuple[str, ...] | None:
 def cmd_validate(args) -> int:
     for profile in PROFILES:  # a profile may override keys, so each is checked
         matrix = load_matrix(args.paths, profile=profile)
+    if problems := _data_problems(matrix):  # what only reading the data can tell
+        print("\n".join(problems), file=sys.stderr)
+        return EXIT_CONFIG
     tasks = sorted({c.task.name for c in matrix.cells})
     print(f"ok: {len(tasks)} task(s) valid under every profile: {', '.join(tasks)}")
     return EXIT_OK
+
+
+def _data_problems(matrix) -> list[str]:
+    """Each task's data read and prepared as its cells will (cached for them): one line per problem."""
+    from harness.data import load_task_data
+    from harness.scenarios import SCENARIOS
+
+    problems, seen = [], set()
+    for cell in matrix.cells:
+        if cell.task.path in seen or cell.task.data.train is None:  # hub data needs the network
+            continue
+        seen.add(cell.task.path)
+        scenario = SCENARIOS.get(cell.task.task.scenario)
+        try:
+            load_task_data(cell.task, scenario.required_fields(cell.task.scenario), scenario.fields)
+        except ValueError as exc:
+            problems.append(str(exc).splitlines()[0])
+    return problems
 
 
 def cmd_list(args) -> int:
@@ -135,7 +156,7 @@ def _run_locked(args, matrix, full, run_dir: Path) -> int:
         )
         return EXIT_CELLS_FAILED
     for fmt in ("csv", "md"):
-        (run_dir / f"results.{fmt}").write_text(export(run_dir, fmt), encoding="utf-8")
+        write_text_atomic(run_dir / f"results.{fmt}", export(run_dir, fmt))
     write_html(run_dir)  # RUN_DIR/report.html
     trials = [o for o in outcomes if o.cell.is_trial]
     if trials:  # a diverged trial is an expected finding of a search, not a failed run
@@ -254,7 +275,7 @@ def cmd_compare(args) -> int:
     print("\n".join(notes + table_lines(checks, args.all) + [summary_line(checks)]))
     text = markdown(checks, notes)
     if args.markdown:
-        Path(args.markdown).write_text(text, encoding="utf-8")
+        write_text_atomic(Path(args.markdown), text)
     if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(text + "\n")
@@ -281,7 +302,7 @@ def cmd_report(args) -> int:
         return EXIT_CONFIG
     text = export(args.run_dir, args.format)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        write_text_atomic(Path(args.out), text)
     else:
         sys.stdout.write(text)
     return EXIT_OK

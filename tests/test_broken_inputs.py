@@ -211,3 +211,10 @@ def test_eval_labels_unseen_in_training_fail_the_cell_with_a_clear_message(tmp_p
     assert run_one(matrix.cells[0], tmp_path / "run", matrix) == "failed"
     (result,) = read_results(tmp_path / "run")
     assert "evaluation labels never seen in training: neutral" in result["error"]["message"]
+
+
+def test_validate_reads_the_data_and_exits_2_on_a_data_problem(tmp_path, tiny_bert_dir, capsys):
+    task, paths = _data_task(tmp_path, tiny_bert_dir, train=ROW + "\n{not json\n")
+    assert main(["validate", str(task.path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{paths['train.jsonl']}:2: not a JSON object: Expecting property name enclosed in double quotes"]

@@ -23,7 +23,7 @@ from harness.report.view import (
     task_table,
 )
 from harness.results.aggregate import aggregate
-from harness.results.io import read_results
+from harness.results.io import read_results, write_text_atomic
 from harness.results.search import is_trial
 from harness.results.table import data_sources, load_results
 
@@ -157,5 +157,5 @@ def write_html(
     """Render the report into `out` (default RUN_DIR/report.html) and return its path."""
     path = Path(out) if out else Path(run_dir) / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(run_dir, baseline, constraints), encoding="utf-8")
+    write_text_atomic(path, render_html(run_dir, baseline, constraints))
     return path
