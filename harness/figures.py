@@ -65,6 +65,8 @@ register_figures(
     Figure("weights_bytes", "bytes", ("weights", "bytes"), better=LOWER, label="saved weights"),
     Figure("general_text_loss", "nats/token", ("forgetting", "general_text_loss"), better=LOWER),
     Figure("memory_estimate_bytes", "bytes", ("preflight", "total_bytes"), label="pre-flight memory estimate"),
+    Figure("train_mfu", "%", ("efficiency", "train_mfu_percent"), better=HIGHER, label="MFU", show=True),
+    Figure("flops_per_token", "FLOPs", ("efficiency", "flops_per_token"), label="training FLOPs per token"),
 )
 
 

@@ -19,6 +19,8 @@ class StepRecord:
     samples: int
     tokens: int
     seconds: float = 0.0
+    real_slots: int = 0  # non-padding positions of the padded input
+    total_slots: int = 0  # all positions of the padded input
 
 
 class ThroughputTracker:
@@ -40,8 +42,8 @@ class ThroughputTracker:
         self.steps: list[StepRecord] = []
 
     @contextmanager
-    def step(self, n_samples: int, n_tokens: int = 0):
-        record = StepRecord(n_samples, n_tokens)
+    def step(self, n_samples: int, n_tokens: int = 0, slots: tuple[int, int] = (0, 0)):
+        record = StepRecord(n_samples, n_tokens, 0.0, *slots)
         self.synchronize()
         start = self.clock()
         yield record
@@ -55,7 +57,9 @@ class ThroughputTracker:
         seconds = sum(r.seconds for r in measured)
         latencies = sorted(r.seconds for r in measured)
         ok = bool(measured) and seconds > 0
+        slots = sum(r.total_slots for r in self.steps)
         return {
+            f"{prefix}_padding_efficiency": sum(r.real_slots for r in self.steps) / slots if slots else None,
             f"{prefix}_steps": len(self.steps),
             f"{prefix}_measured_steps": len(measured),
             f"{prefix}_tokens_per_s": sum(r.tokens for r in measured) / seconds if ok else None,
@@ -68,6 +72,7 @@ class ThroughputTracker:
 def _figures(phase: str, aggregate: tuple[str, ...]) -> tuple[Figure, ...]:
     units = (
         ("tokens_per_s", "tokens/s", HIGHER),
+        ("padding_efficiency", "share", HIGHER),
         ("samples_per_s", "samples/s", HIGHER),
         ("step_seconds_median", "s", LOWER),
         ("step_seconds_p90", "s", LOWER),
@@ -85,7 +90,9 @@ class Throughput(Tracker):
     batch when it has more than one. Tokens are non-padding tokens."""
 
     key = "throughput"
-    figures = _figures("train", ("tokens_per_s", "samples_per_s")) + _figures("eval", ("tokens_per_s",))
+    figures = _figures("train", ("tokens_per_s", "samples_per_s", "padding_efficiency")) + _figures(
+        "eval", ("tokens_per_s", "padding_efficiency")
+    )
     PHASES = ("train", "eval")  # always summarised, so that an untrained cell says "no steps"
 
     def __init__(self, context: TrackerContext) -> None:
@@ -102,11 +109,11 @@ class Throughput(Tracker):
         finally:
             self.current = None
 
-    def step(self, n_samples: int, n_tokens: int = 0):
-        """Time one step of the current phase."""
+    def step(self, n_samples: int, n_tokens: int = 0, slots: tuple[int, int] = (0, 0)):
+        """Time one step of the current phase; `slots` are its (non-padding, all) input positions."""
         if self.current is None:
             raise RuntimeError("Throughput.step outside a phase")
-        return self.current.step(n_samples, n_tokens)
+        return self.current.step(n_samples, n_tokens, slots)
 
     def steps(self, phase: str) -> list[StepRecord]:
         return self.trackers[phase].steps if phase in self.trackers else []
@@ -121,4 +128,5 @@ class Throughput(Tracker):
             else:
                 tracker.warmup_steps = 1 if len(tracker.steps) > 1 else 0
             figures.update(tracker.summary(name))
-        return {**figures, "unit_note": "tokens are non-padding tokens; warm-up steps excluded"}
+        note = "tokens are non-padding tokens; warm-up steps excluded; padding efficiency over every step"
+        return {**figures, "unit_note": note}

@@ -92,6 +92,11 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
                 "primary_metric": first["primary_metric"],
                 "data_source": sources.get(task, "not recorded in these results"),
                 "not_comparable": first.get("not_comparable") or "",
+                "contended": [
+                    f"{row['strategy']} (seed {row['seed']})"
+                    for _, row in cells[cells["task"] == task].iterrows()
+                    if row.get("contended") is True
+                ],
                 "noise_tests": [
                     (row["strategy"], row["noise_test"])
                     for _, row in group.iterrows()

@@ -51,6 +51,7 @@ class CellResult:
     weights: dict[str, Any] | None = None
     items: dict[str, Any] | None = None  # the per-item file's record (harness.results.items)
     forgetting: dict[str, Any] | None = None  # loss on general text after tuning ([forgetting])
+    efficiency: dict[str, Any] | None = None  # FLOPs per training token and MFU (harness.measure.flops)
     preflight: dict[str, Any] | None = None  # the memory estimate made before allocating (harness.measure.preflight)
     executor: dict[str, Any] | None = None  # where a non-local executor ran it: node, GPUs, cells on the node
     search: dict[str, Any] | None = None  # a search trial's learning rate, or what a search chose (harness.run.search)

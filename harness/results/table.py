@@ -33,6 +33,7 @@ COLUMNS = (
 EXTRA_COLUMNS = (
     "strategy_type",
     "search_role",  # "trial" for a learning-rate search trial (scored on validation), "final" for its chosen cell
+    "contended",  # other processes used the CPU during the train or eval phase: throughput under contention
     "cells_on_node",  # Ray: the most cells that shared the node during this one (> 1: throughput under contention)
     "profile",
     "error_type",
@@ -42,6 +43,14 @@ EXTRA_COLUMNS = (
     "items_measure",
     "items_file",
 )
+
+
+def _contended(result: dict) -> bool | None:
+    """Whether the cell's throughput was measured under contention: other processes busy on the CPU during
+    its train or eval phase, or (Ray) other cells on its node; None when the result does not say."""
+    crowded = ((result.get("executor") or {}).get("cells_on_node") or 1) > 1
+    flagged = (result.get("contention") or {}).get("contended")
+    return None if flagged is None and not crowded else bool(flagged) or crowded
 
 
 def data_source_text(record: dict | None) -> str | None:
@@ -84,6 +93,7 @@ def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
         "profile": result.get("profile"),
         "search_role": (result.get("search") or {}).get("role"),
         "cells_on_node": (result.get("executor") or {}).get("cells_on_node"),
+        "contended": _contended(result),
         "error_type": error.get("type"),
         "error_message": error.get("message"),
         "data_source": data_source_text(result.get("data")),

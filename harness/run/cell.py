@@ -17,6 +17,7 @@ from harness.data import load_task_data, read_texts
 from harness.measure import TRACKERS, TrackerContext, phase
 from harness.measure.breakdown import MemoryBreakdown
 from harness.measure.environment import capture
+from harness.measure.flops import device_peak, flops_per_token
 from harness.measure.memory import MemoryTracker
 from harness.measure.params import count_parameters, folder_bytes
 from harness.measure.throughput import Throughput, ThroughputTracker
@@ -106,6 +107,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     memory, throughput = cast(MemoryTracker, by_key["memory"]), cast(Throughput, by_key["throughput"])
     scenario_class = SCENARIOS.get(task.task.scenario)
     strategy = STRATEGIES.get(cell.registered)(cell.options)
+    peak = device_peak(device, training.precision) if strategy.trains else None  # before any timed phase
 
     with phase(trackers, "load"):
         source = local_source(task.model, task.path.parent)
@@ -133,7 +135,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
             step_seconds=lambda: sum(r.seconds for r in throughput.steps("train")),
         )
         hooks = TrainHooks(
-            step_context=lambda batch: throughput.step(batch.n_samples, batch.n_tokens),
+            step_context=lambda batch: throughput.step(batch.n_samples, batch.n_tokens, batch.slots),
             watch_optimizer=breakdown.watch,
             after_step=watch.after_step,
         )
@@ -143,7 +145,10 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     model.eval()
     with phase(trackers, "eval"):
         evaluation = scenario.evaluate(
-            model, training.eval_batch_size, device, lambda batch: throughput.step(batch.n_samples, batch.n_tokens)
+            model,
+            training.eval_batch_size,
+            device,
+            lambda batch: throughput.step(batch.n_samples, batch.n_tokens, batch.slots),
         )
     metrics = _metrics(task, evaluation)
     if task.lm_eval is not None:
@@ -182,9 +187,28 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         "items": items,
         "forgetting": forgetting,
         "preflight": preflight,
+        "efficiency": _efficiency(model, throughput, peak) if strategy.trains else None,
         "data": data.record,
         "provenance": capture(device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _efficiency(model, throughput: Throughput, peak: tuple[float | None, str] | None) -> dict:
+    """Model FLOPs per training token and MFU against the device's peak (harness.measure.flops)."""
+    steps = throughput.steps("train")
+    samples = sum(r.samples for r in steps)
+    seq_len = sum(r.real_slots for r in steps) / samples if samples else 0.0
+    record = flops_per_token(model, seq_len)
+    tokens_per_s = throughput.trackers["train"].summary("train")["train_tokens_per_s"]
+    peak_flops, source = peak or (None, "not measured")
+    achieved = record["flops_per_token"] * tokens_per_s if tokens_per_s else None
+    return {
+        **record,
+        "train_flops_per_s": achieved,
+        "peak_flops_per_s": peak_flops,
+        "peak_source": source,
+        "train_mfu_percent": 100 * achieved / peak_flops if achieved and peak_flops else None,
     }
 
 

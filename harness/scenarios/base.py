@@ -19,6 +19,14 @@ class Batch:
     n_samples: int
     n_tokens: int  # non-padding tokens
 
+    @property
+    def slots(self) -> tuple[int, int]:
+        """(non-padding, all) positions of the padded input, from its attention mask: padding efficiency."""
+        mask = self.inputs.get("attention_mask")
+        if mask is None or not hasattr(mask, "numel"):
+            return self.n_tokens, self.n_tokens
+        return int(mask.sum()), int(mask.numel())
+
     def on(self, device) -> dict[str, Any]:
         """The inputs moved to `device`."""
         return {k: v.to(device) if hasattr(v, "to") else v for k, v in self.inputs.items()}

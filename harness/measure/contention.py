@@ -1,0 +1,79 @@
+"""Was the CPU shared while a phase ran? Per phase: this process's CPU time against wall time x its
+threads (how busy the cell kept what it asked for), and the CPU time every other process on the machine
+used meanwhile, as a share of the machine's capacity. A cell whose train or eval phase saw other work
+above CONTENDED_SHARE is marked: its throughput was measured under contention (the tables and the
+report say so). GPU sharing is not measured here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+import psutil
+
+from harness.figures import LOWER, Figure
+from harness.measure.tracker import Tracker, TrackerContext, register_tracker
+
+CONTENDED_SHARE = 0.15  # other processes used more than 15% of the machine's CPU time during the phase
+TIMED_PHASES = ("train", "eval")
+
+
+def _busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
+@register_tracker
+class Contention(Tracker):
+    key = "contention"
+    figures = (
+        Figure("train_other_cpu_share", "share", ("contention", "phases", "train", "other_cpu_share"), LOWER),
+        Figure("eval_other_cpu_share", "share", ("contention", "phases", "eval", "other_cpu_share"), LOWER),
+    )
+
+    def __init__(self, context: TrackerContext | None, cpus: int | None = None) -> None:
+        super().__init__(context)
+        self.cpus = cpus or psutil.cpu_count() or 1
+        self.phases: dict[str, dict] = {}
+        self.process = psutil.Process()
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        import torch
+
+        own, busy, wall = self._own_seconds(), _busy_seconds(), time.perf_counter()
+        try:
+            yield
+        finally:
+            wall = time.perf_counter() - wall
+            own = self._own_seconds() - own
+            other = max(0.0, _busy_seconds() - busy - own)
+            threads = torch.get_num_threads()
+            self.phases[name] = {
+                "wall_seconds": wall,
+                "own_cpu_seconds": own,
+                "threads": threads,
+                "own_utilisation": own / (wall * threads) if wall > 0 else None,
+                "other_cpu_share": other / (wall * self.cpus) if wall > 0 else None,
+                "load_average_1m": os.getloadavg()[0],
+            }
+
+    def _own_seconds(self) -> float:
+        times = self.process.cpu_times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    def summary(self) -> dict:
+        shares = {
+            name: self.phases[name]["other_cpu_share"]
+            for name in TIMED_PHASES
+            if name in self.phases and self.phases[name]["other_cpu_share"] is not None
+        }
+        contended = sorted(name for name, share in shares.items() if share > CONTENDED_SHARE)
+        return {
+            "phases": self.phases,
+            "cpus": self.cpus,
+            "contended_phases": contended,
+            "contended": bool(contended),
+            "threshold": CONTENDED_SHARE,
+        }
