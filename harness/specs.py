@@ -167,7 +167,9 @@ class TrainingSpec:
     save_weights: bool = field(True, help="save the tuned (trainable) weights in the cell folder")
     max_tokens: int | None = field(None, min=1, help="budget: stop after this many (non-padding) training tokens")
     max_seconds: float | None = field(None, min=0.0, help="budget: stop after this much training wall time (s)")
-    precision: Literal["fp32", "bf16", "fp16"] = field("fp32", help="autocast dtype for forward passes")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        "auto", help="autocast dtype for forward passes; auto: bf16 where the device supports it (CUDA), else fp32"
+    )
     gradient_checkpointing: bool = field(False, help="recompute activations in the backward pass to save memory")
     target: float | None = field(None, help="primary-metric value whose first reach is recorded (time to target)")
     eval_every_steps: int | None = field(None, min=1, help="evaluate every N steps (needed for target)")

@@ -123,9 +123,17 @@ def test_a_cell_records_padding_efficiency_contention_and_mfu(tmp_path, tiny_ber
     for phase in ("train", "eval"):
         assert 0 < result["throughput"][f"{phase}_padding_efficiency"] <= 1
         assert result["contention"]["phases"][phase]["wall_seconds"] > 0
+    assert result["training"]["precision"] == "fp32" and result["training"]["fused_optimizer"] is False  # auto, CPU
     efficiency = result["efficiency"]
     assert efficiency["peak_source"].startswith("measured") and efficiency["flops_per_token"] > 0
     expected = efficiency["flops_per_token"] * result["throughput"]["train_tokens_per_s"]
     assert efficiency["train_mfu_percent"] == pytest.approx(100 * expected / efficiency["peak_flops_per_s"])
     row = harness.load_results(tmp_path / "run").iloc[0]
     assert row["train_mfu"] == pytest.approx(efficiency["train_mfu_percent"]) and row["contended"] in (True, False)
+
+
+def test_auto_precision_is_bf16_only_where_the_device_supports_it():
+    from harness.run.train import resolved_precision
+
+    assert resolved_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolved_precision("fp16", torch.device("cpu")) == "fp16"  # an explicit choice stands

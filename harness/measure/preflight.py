@@ -121,7 +121,7 @@ def cell_estimate(cell) -> Estimate | None:
         trainable,
         batch,
         cell.task.model.max_length,
-        training.precision,
+        "fp32" if training.precision == "auto" else training.precision,  # the larger, where unknown
         training.gradient_checkpointing,
         logits=causal,
     )

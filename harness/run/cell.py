@@ -24,7 +24,7 @@ from harness.measure.throughput import Throughput, ThroughputTracker
 from harness.metrics import compute, higher_is_better, per_item
 from harness.models import load_tokenizer, local_source, model_kind
 from harness.results.items import write_items
-from harness.run.train import TrainHooks, train
+from harness.run.train import TrainHooks, device_defaults, resolved_precision, train
 from harness.run.watch import TrainingWatch
 from harness.scenarios import SCENARIOS
 from harness.scenarios.text_to_text import TextToText
@@ -107,7 +107,9 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     memory, throughput = cast(MemoryTracker, by_key["memory"]), cast(Throughput, by_key["throughput"])
     scenario_class = SCENARIOS.get(task.task.scenario)
     strategy = STRATEGIES.get(cell.registered)(cell.options)
-    peak = device_peak(device, training.precision) if strategy.trains else None  # before any timed phase
+    device_defaults(device)
+    precision = resolved_precision(training.precision, device)
+    peak = device_peak(device, precision) if strategy.trains else None  # before any timed phase
 
     with phase(trackers, "load"):
         source = local_source(task.model, task.path.parent)
@@ -224,7 +226,7 @@ def _preflight(model, params: dict, kind: str, task) -> dict:
         trainable,
         training.batch_size if trainable else training.eval_batch_size,
         task.model.max_length,
-        training.precision,
+        resolved_precision(training.precision, pick_device()),
         training.gradient_checkpointing,
         logits=kind != "encoder",
     ).record()
