@@ -120,6 +120,16 @@ def cmd_run(args) -> int:
             return EXIT_CONFIG
         matrix = shard(matrix, index, count, cell_seconds(Path(args.shard_costs)) if args.shard_costs else None)
         print(f"shard {index}/{count}: {len(matrix.cells)} of {len(full.cells)} cell(s)", file=sys.stderr)
+    if args.exclusive is not None:
+        from harness.measure.contention import CONTENDED_SHARE, wait_for_quiet
+
+        if (busy := wait_for_quiet(args.exclusive)) is not None:
+            print(
+                f"tunebench: --exclusive: other processes use {busy:.0%} of the CPU (more than {CONTENDED_SHARE:.0%}) "
+                f"after waiting {args.exclusive:g} s; throughput measured now would be contended",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
     print(f"running {len(matrix.cells)} cell(s) into {run_dir}", file=sys.stderr)
     try:
         with run_folder_lock(run_dir, args.wait):
@@ -389,6 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="wait for a busy run folder (default: refuse)",
+    )
+    run.add_argument(
+        "--exclusive",
+        type=float,
+        nargs="?",
+        const=0.0,
+        metavar="WAIT_S",
+        help="start only on a quiet machine (other processes under 15%% of the CPU); wait up to WAIT_S seconds",
     )
     run.add_argument(
         "--executor", choices=("local", "ray"), help="what runs the cells (default: the suite's, or local)"

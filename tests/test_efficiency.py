@@ -137,3 +137,16 @@ def test_auto_precision_is_bf16_only_where_the_device_supports_it():
 
     assert resolved_precision("auto", torch.device("cpu")) == "fp32"
     assert resolved_precision("fp16", torch.device("cpu")) == "fp16"  # an explicit choice stands
+
+
+def test_exclusive_refuses_a_busy_machine_and_waits_for_a_quiet_one(tmp_path, tiny_bert_dir, monkeypatch, capsys):
+    from harness.cli import main
+    from tests.helpers import write_task
+
+    task = write_task(tmp_path, "exclusive", tiny_bert_dir)
+    monkeypatch.setattr(contention_module, "others_share", lambda seconds=2.0: 0.6)
+    monkeypatch.setattr(contention_module.wait_for_quiet, "__defaults__", (contention_module.others_share,))
+    assert main(["run", str(task), "--exclusive", "--out", str(tmp_path / "run")]) == 2
+    assert "--exclusive: other processes use 60% of the CPU" in capsys.readouterr().err
+    shares = iter([0.6, 0.05])
+    assert contention_module.wait_for_quiet(5.0, lambda: next(shares)) is None  # quiet on the second look

@@ -24,6 +24,27 @@ def _busy_seconds() -> float:
     return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
+def others_share(seconds: float = 2.0) -> float:
+    """The share of the machine's CPU that other processes used over `seconds` (this one excluded)."""
+    me = psutil.Process()
+    own, busy = sum(me.cpu_times()[:2]), _busy_seconds()
+    time.sleep(seconds)
+    other = max(0.0, _busy_seconds() - busy - (sum(me.cpu_times()[:2]) - own))
+    return other / (seconds * (psutil.cpu_count() or 1))
+
+
+def wait_for_quiet(wait_s: float, sample=others_share) -> float | None:
+    """Wait up to `wait_s` for other processes to leave the CPU below CONTENDED_SHARE; None once quiet,
+    else the share still in use when giving up."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        share = sample()
+        if share <= CONTENDED_SHARE:
+            return None
+        if time.monotonic() >= deadline:
+            return share
+
+
 @register_tracker
 class Contention(Tracker):
     key = "contention"
