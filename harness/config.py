@@ -373,6 +373,18 @@ def _build_options(raw: dict, strategy: str, out: Collector) -> Any:
     return options
 
 
+def _kind_or_auto(task: TaskSpec | None) -> str:
+    """The task's model kind from its files (no weights loaded); auto where only loading could tell."""
+    from harness.models import declared_kind
+
+    if task is None:
+        return "auto"
+    try:
+        return declared_kind(task.model, task.path.parent)
+    except (OSError, ValueError):
+        return "auto"
+
+
 def load_task_cells(
     path: Path,
     strategies: tuple[str, ...] | None,
@@ -404,13 +416,14 @@ def load_task_cells(
     base = _build_task(path, _layered(raw, None, profile), out)
     search = build(SearchSpec, raw["search"], "search", out) if "search" in raw else None
     _, registry, _ = _registries()
+    model_kind = _kind_or_auto(base)
     for name in dict.fromkeys(chosen + tuple(raw.get("strategies", {}))):
         options = _build_options(raw, name, out)
         if base is None or options is None:
             continue
         before = len(out.problems)
         kind = variant_type(raw, name)
-        defaults = registry.get(kind or name).defaults
+        defaults = registry.get(kind or name).training_defaults(model_kind)
         task = _build_task(path, _layered(raw, name, profile, defaults, overrides), out)
         if task is None or len(out.problems) > before or name not in chosen:
             continue

@@ -25,10 +25,10 @@ def test_each_strategy_brings_its_learning_rate_and_a_task_overrides_only_what_i
     task = write_task(tmp_path, "defaults", tiny_bert_dir)
     task.write_text(task.read_text().replace("learning_rate = 1e-3\n", ""))
     rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([task]).cells}
-    assert rates == {"none": 1e-4, "full": 5e-5, "frozen-lower": 1e-4, "adapter": 1e-3, "lora": 1e-3}
+    assert rates == {"none": 1e-4, "full": 1e-4, "frozen-lower": 3e-4, "adapter": 3e-3, "lora": 3e-3}  # encoder
     task.write_text(task.read_text() + "\n[strategies.lora.training]\nlearning_rate = 2e-3\n")
     rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([task]).cells}
-    assert rates["lora"] == 2e-3 and rates["full"] == 5e-5
+    assert rates["lora"] == 2e-3 and rates["full"] == 1e-4
     task.write_text(task.read_text().replace("[training]\n", "[training]\nlearning_rate = 7e-4\n"))
     rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([task]).cells}
     assert rates == {"none": 7e-4, "full": 7e-4, "frozen-lower": 7e-4, "adapter": 7e-4, "lora": 2e-3}
@@ -249,3 +249,14 @@ def test_the_search_export_lists_trials_choices_and_shared_rates(searched, capsy
     assert main(["report", str(run_dir), "--format", "search"]) == 0
     out = capsys.readouterr().out
     assert "| searched | lora | accuracy | 0.0001: " in out and "| lora | " in out
+
+
+def test_defaults_follow_the_model_kind(tmp_path):
+    from harness.strategies import STRATEGIES
+
+    lora, full = STRATEGIES.get("lora"), STRATEGIES.get("full")
+    assert lora.training_defaults("causal") == {"learning_rate": 1e-2}
+    assert lora.training_defaults("encoder") == {"learning_rate": 3e-3}
+    assert full.training_defaults("seq2seq") == full.defaults  # no kind-specific value: the all-task one
+    rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([ROOT / "tasks/medical.toml"]).cells}
+    assert rates == {"none": 1e-4, "full": 3e-4, "frozen-lower": 1e-3, "adapter": 1e-3, "lora": 1e-2}  # causal

@@ -19,6 +19,7 @@ class SearchSummary:
     metric: str
     scores: tuple[tuple[float, float | None], ...]  # (learning rate, mean validation score or None), by rate
     chosen: float | None  # the best rate; None when no trial finished
+    model_kind: str = ""  # encoder, causal or seq2seq: defaults may differ by kind
 
     @property
     def best_score(self) -> float | None:
@@ -73,6 +74,7 @@ def summaries(results: Iterable[dict]) -> list[SearchSummary]:
     """One summary per searched (task, strategy), from the trial results among `results`."""
     by_group: dict[tuple[str, str], dict[float, list[float | None]]] = {}
     metrics: dict[tuple[str, str], str] = {}
+    kinds: dict[tuple[str, str], str] = {}
     for result in results:
         if not is_trial(result):
             continue
@@ -80,10 +82,12 @@ def summaries(results: Iterable[dict]) -> list[SearchSummary]:
         value = result.get("primary_value") if result["status"] == "ok" else None
         by_group.setdefault(key, {}).setdefault(float(result["search"]["learning_rate"]), []).append(value)
         metrics[key] = result.get("primary_metric") or ""
+        kinds[key] = result.get("model_kind") or kinds.get(key, "")
     out = []
     for (task, strategy), scores in sorted(by_group.items()):
         chosen, means = choose(scores, metrics[(task, strategy)])
-        out.append(SearchSummary(task, strategy, metrics[(task, strategy)], tuple(means.items()), chosen))
+        metric, kind = metrics[(task, strategy)], kinds[(task, strategy)]
+        out.append(SearchSummary(task, strategy, metric, tuple(means.items()), chosen, kind))
     return out
 
 
@@ -129,9 +133,12 @@ def search_markdown(results: Iterable[dict]) -> str:
         lines.append(f"| {s.task} | {s.strategy} | {s.metric} | {trials} | {s.chosen:g} | {robust} |")
     lines += [
         "",
-        "| strategy | rate for every task | share of each task's best kept (mean) | tasks |",
-        "|---|---|---|---|",
+        "| strategy | model kind | one rate for these tasks | share of each task's best kept (mean) | tasks |",
+        "|---|---|---|---|---|",
     ]
-    for strategy, (rate, kept, tasks) in shared_rates(found).items():
-        lines.append(f"| {strategy} | {rate:g} | {kept:.1%} | {tasks} |")
+    kinds = sorted({s.model_kind for s in found if s.model_kind})
+    for kind in [*kinds, "all"] if len(kinds) > 1 else ["all"]:
+        chosen = found if kind == "all" else [s for s in found if s.model_kind == kind]
+        for strategy, (rate, kept, tasks) in shared_rates(chosen).items():
+            lines.append(f"| {strategy} | {kind} | {rate:g} | {kept:.1%} | {tasks} |")
     return "\n".join(lines) + "\n"

@@ -35,7 +35,13 @@ class Strategy(abc.ABC):
     # The method's own [training] defaults (a task overrides only what it must), and the learning rates
     # a search tries by default: log-spaced around the default.
     defaults: ClassVar[dict[str, Any]] = {}
+    kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {}  # by model kind (encoder, causal), over `defaults`
     search_grid: ClassVar[tuple[float, ...]] = ()
+
+    @classmethod
+    def training_defaults(cls, model_kind: str) -> dict[str, Any]:
+        """The [training] defaults for a model of this kind (auto: unknown until loaded)."""
+        return {**cls.defaults, **cls.kind_defaults.get(model_kind, {})}
 
     def __init__(self, options: Any) -> None:
         self.options = options
