@@ -150,3 +150,13 @@ def test_exclusive_refuses_a_busy_machine_and_waits_for_a_quiet_one(tmp_path, ti
     assert "--exclusive: other processes use 60% of the CPU" in capsys.readouterr().err
     shares = iter([0.6, 0.05])
     assert contention_module.wait_for_quiet(5.0, lambda: next(shares)) is None  # quiet on the second look
+
+
+def test_measuring_the_peak_leaves_the_seeded_random_stream_alone():
+    from harness.measure.flops import measured_cpu_peak
+
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    measured_cpu_peak(0.01)
+    assert torch.equal(torch.rand(4), expected)  # the cell's initialisations do not depend on the benchmark

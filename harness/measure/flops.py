@@ -34,7 +34,9 @@ GEMM_SIZE = 1024
 
 def measured_cpu_peak(seconds: float = 0.3) -> float:
     """FLOP/s of repeated fp32 GEMMs (GEMM_SIZE square) with this process's torch threads."""
-    a, b = torch.randn(GEMM_SIZE, GEMM_SIZE), torch.randn(GEMM_SIZE, GEMM_SIZE)
+    generator = torch.Generator().manual_seed(0)  # its own: the cell's seeded random stream stays untouched
+    a = torch.randn(GEMM_SIZE, GEMM_SIZE, generator=generator)
+    b = torch.randn(GEMM_SIZE, GEMM_SIZE, generator=generator)
     torch.mm(a, b)  # warm-up
     count, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds or count < 3:
