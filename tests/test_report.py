@@ -19,6 +19,7 @@ from report_fixtures import (
 )
 
 from harness.cli import main
+from harness.figures import shown_figures
 from harness.report.export import export
 from harness.report.html import render_html, report_context
 from harness.report.latex import latex_escape
@@ -50,7 +51,8 @@ def _latex_rows(text: str) -> list[str]:
 
 def test_latex_is_a_booktabs_fragment_that_compiles(run_dir):
     text = export(run_dir, "latex")
-    assert text.count("\\begin{tabular}{lllrrrrr}") == 1 and text.rstrip().endswith("\\end{tabular}")
+    layout = "lllrrrrr" + "r" * len(shown_figures())  # plus a column per figure that asks to be shown (MFU)
+    assert text.count(f"\\begin{{tabular}}{{{layout}}}") == 1 and text.rstrip().endswith("\\end{tabular}")
     positions = [text.index(rule) for rule in ("\\toprule", "\\midrule", "\\bottomrule")]
     assert positions == sorted(positions)
     uncommented = "\n".join(line for line in text.splitlines() if not line.startswith("%"))
@@ -60,7 +62,7 @@ def test_latex_is_a_booktabs_fragment_that_compiles(run_dir):
         assert depth >= 0
     assert depth == 0
     header = uncommented.split("\\toprule", 1)[1].split("\\midrule", 1)[0]
-    columns = len("lllrrrrr")
+    columns = len(layout)
     for row in [header.strip()] + _latex_rows(text):
         assert row.endswith("\\\\") and len(re.findall(r"(?<!\\)&", row)) == columns - 1, row
     assert f"\\multicolumn{{{columns}}}{{l}}" in text.split("\\bottomrule")[1]
