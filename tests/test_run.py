@@ -210,7 +210,7 @@ def test_gguf_models_are_converted_once_before_the_matrix(tmp_path):
     """De-quantisation happens before any cell (so no cell's load phase pays for it), once per file."""
     from types import SimpleNamespace
 
-    from harness.models import gguf_cache_folder, prepare_models
+    from harness.models import _seal, gguf_cache_folder, prepare_models
 
     folder = tmp_path / "model"
     folder.mkdir()
@@ -224,6 +224,7 @@ def test_gguf_models_are_converted_once_before_the_matrix(tmp_path):
         target = gguf_cache_folder(source, gguf_file)
         target.mkdir(parents=True)
         (target / "config.json").write_text("{}")
+        _seal(target)  # a finished entry carries its completion marker
 
     prepare_models([task, plain, task], stream, convert)
     assert calls == [(str(folder), "m.gguf")] and "de-quantising once into" in stream.getvalue()
