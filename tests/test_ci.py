@@ -88,7 +88,7 @@ def test_merge_refuses_a_cell_whose_results_differ(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "out"), str(a), str(b)]) == 2
     err = capsys.readouterr().err
     assert "t/lora/seed0) differs between" in err and "metrics, primary_value" in err
-    assert not (tmp_path / "out").exists()  # nothing is written before every check passes
+    assert not (tmp_path / "out" / "cells").exists()  # nothing is written before every check passes
     same = _run_folder(tmp_path / "c", [cell_result("t", "lora", 0, 0.80, memory=GiB, tokens_per_s=100.0)])
     assert main(["merge", str(tmp_path / "out"), str(a), str(same)]) == 0  # identical copies are fine
 

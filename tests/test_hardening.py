@@ -206,7 +206,11 @@ def test_ctrl_c_stops_the_cell_records_nothing_false_and_says_how_to_resume(tmp_
     run_dir = tmp_path / "run"
     arguments = ["run", str(task), "--strategies", "none,full,lora", "--out", str(run_dir)]
     runner = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *arguments], stderr=subprocess.PIPE, text=True, start_new_session=True
+        [sys.executable, "-m", "harness.cli", *arguments],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background CI shell ignores SIGINT
     )
     lines = []
     for line in runner.stderr:  # wait for the first cell to finish, then press Ctrl-C during the second

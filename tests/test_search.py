@@ -212,17 +212,13 @@ def test_the_search_section_renders_in_headless_chromium(searched, tmp_path):
         page.page("Page.navigate", url=(run_dir / "report.html").resolve().as_uri())
         page.wait_for("Page.loadEventFired")
         section = "document.querySelector('section[data-task=searched]')"
-        title = page.evaluate(
-            f"{section}.querySelector('table.search').previousElementSibling.querySelector('svg')"
-            ".querySelector('text').textContent"
-        )
+        figure = f"{section}.querySelector('table.search').closest('div').previousElementSibling"
+        title = page.evaluate(f"{figure}.querySelector('svg').getAttribute('aria-label')")
         rows = page.evaluate(
             f"Array.from({section}.querySelectorAll('table.search tbody tr'))"
             ".map(r => Array.from(r.cells).map(c => c.textContent.trim()))"
         )
-        points = page.evaluate(
-            f"{section}.querySelector('table.search').previousElementSibling.querySelectorAll('circle > title').length"
-        )
+        points = page.evaluate(f"{figure}.querySelectorAll('circle > title').length")
         errors = [e for e in page.events if e["method"] == "Runtime.exceptionThrown"]
     finally:
         page.close()

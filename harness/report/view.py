@@ -338,7 +338,7 @@ def search_section(task: str, trials: list[dict], colors: dict[str, str]) -> dic
     chart = line_chart(
         series,
         title=f"{task}: {metric} vs learning rate (search trials, validation rows)",
-        x_label="learning rate (log scale)",
+        x_label="log10(learning rate): -3 is 1e-3",
         y_label=f"{metric} on validation",
         x_format=lambda v: f"{10**v:.0e}",
         y_format=lambda v: f"{metric} {v:.4g}",
