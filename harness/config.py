@@ -272,17 +272,19 @@ def _layered(
     return _merge(layered, nested(overrides or {}))
 
 
+# The tables every task has, and the spec each builds into.
+_REQUIRED_SPECS = (
+    ("task", TaskInfo),
+    ("model", ModelSpec),
+    ("data", DataSpec),
+    ("metric", MetricSpec),
+    ("training", TrainingSpec),
+    ("generation", GenerationSpec),
+)
+
+
 def _build_task(path: Path, layered: dict, out: Collector) -> TaskSpec | None:
-    parts: dict[str, Any] = {}
-    for table, cls in (
-        ("task", TaskInfo),
-        ("model", ModelSpec),
-        ("data", DataSpec),
-        ("metric", MetricSpec),
-        ("training", TrainingSpec),
-        ("generation", GenerationSpec),
-    ):
-        parts[table] = build(cls, layered[table], table, out)
+    parts: dict[str, Any] = {table: build(cls, layered[table], table, out) for table, cls in _REQUIRED_SPECS}
     lm_eval = build(LmEvalSpec, layered["lm_eval"], "lm_eval", out) if layered["lm_eval"] else None
     forgetting = build(ForgettingSpec, layered["forgetting"], "forgetting", out) if layered["forgetting"] else None
     scenario_options = _build_scenario_options(layered, out)
@@ -442,16 +444,7 @@ def cell_from_resolved(
     scenarios, strategies, _ = _registries()
     out = Collector(task_path, None)
     plain = resolved.get("task") or {}
-    parts: dict[str, Any] = {}
-    for table, cls in (
-        ("task", TaskInfo),
-        ("model", ModelSpec),
-        ("data", DataSpec),
-        ("metric", MetricSpec),
-        ("training", TrainingSpec),
-        ("generation", GenerationSpec),
-    ):
-        parts[table] = build(cls, plain.get(table) or {}, table, out)
+    parts: dict[str, Any] = {table: build(cls, plain.get(table) or {}, table, out) for table, cls in _REQUIRED_SPECS}
     lm_eval = build(LmEvalSpec, plain["lm_eval"], "lm_eval", out) if plain.get("lm_eval") else None
     forgetting = build(ForgettingSpec, plain["forgetting"], "forgetting", out) if plain.get("forgetting") else None
     scenario_name = (plain.get("task") or {}).get("scenario")

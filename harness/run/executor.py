@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import os
 import signal
 import subprocess
@@ -164,15 +165,16 @@ def set_aside_stale(matrix: Matrix, run_dir: Path, stream: TextIO) -> None:
 Runner = Callable[[CellSpec, Path, Matrix], str]
 
 
-class Executor:
+class Executor(abc.ABC):
     """Runs cells and reports each one's status as it finishes; the run folder, resume, the progress
     line and the summary are the caller's (run_matrix), whichever executor runs the cells. Every
     cell's result file is in RUN_DIR/cells/ once `run` has yielded it."""
 
     name = "base"
 
+    @abc.abstractmethod
     def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
-        raise NotImplementedError
+        """Run `cells`, yielding (cell, status) as each finishes, its result file written."""
 
 
 class LocalExecutor(Executor):
