@@ -60,3 +60,20 @@ def test_metrics_describe_themselves_and_scenarios_take_what_they_provide():
     assert "perplexity" in qa.allowed_metrics(qa.Options(style="generative"))
     with pytest.raises(ValueError, match="metric 'x': unknown needs \\['logits'\\]"):
         Metric("x", None, needs=frozenset({"logits"}))
+
+
+def test_macro_f1_matches_scikit_learn_with_zero_division_zero():
+    import random
+
+    from sklearn.metrics import f1_score
+
+    from harness.metrics import macro_f1
+
+    rng = random.Random(0)
+    for _ in range(200):
+        n = rng.randint(1, 30)
+        references = [rng.choice("abc") for _ in range(n)]
+        predictions = [rng.choice("abcd") for _ in range(n)]  # "d": a class only ever predicted
+        expected = f1_score(references, predictions, average="macro", zero_division=0)
+        assert macro_f1(predictions, references) == pytest.approx(expected)
+    assert macro_f1(["x", "x"], ["y", "y"]) == 0.0

@@ -50,22 +50,29 @@ def test_ray_gives_the_same_cells_and_metrics_as_the_local_executor(local_ray, t
 
 def test_a_cell_whose_worker_is_killed_is_retried_and_completes(local_ray, tmp_path, tiny_bert_dir, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    body = "\n[profiles.default.training]\nepochs = 12\n"  # long enough to be killed mid-run
+    body = "\n[profiles.default.training]\nepochs = 60\n"  # long enough to be killed mid-run
     matrix = load_matrix([write_task(tmp_path, "killed", tiny_bert_dir, body=body)], strategies=("full",))
     killed: list[int] = []
 
     def kill_first_cell():
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline:
-            for process in psutil.process_iter(["cmdline"]):
-                cmdline = " ".join(process.info["cmdline"] or [])
-                if "harness.run.worker" in cmdline and matrix.cells[0].cell_id in cmdline:  # this cell's process
-                    parent = process.parent()  # the Ray worker that runs the cell
-                    if parent is not None and "ray::" in " ".join(parent.cmdline() or []) + parent.name():
-                        time.sleep(2.5)  # mid-run, after the attempt has reported itself
-                        parent.send_signal(signal.SIGKILL)
-                        killed.append(parent.pid)
-                        return
+            for process in psutil.process_iter(["cmdline", "name"]):
+                if "ray::_remote_cell" not in " ".join(process.info["cmdline"] or []) + (process.info["name"] or ""):
+                    continue
+                try:  # the Ray worker running the cell: a cell process runs under it (forked or spawned)
+                    running = [
+                        p
+                        for p in process.children(recursive=True)
+                        if "forkserver" in " ".join(p.parent().cmdline()) or "harness.run.worker" in " ".join(p.cmdline())
+                    ]
+                except psutil.Error:
+                    continue
+                if running:
+                    time.sleep(1.0)  # mid-run, after the attempt has reported itself
+                    process.send_signal(signal.SIGKILL)
+                    killed.append(process.pid)
+                    return
             time.sleep(0.1)
 
     killer = threading.Thread(target=kill_first_cell)

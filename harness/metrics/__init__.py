@@ -92,10 +92,16 @@ def accuracy(predictions: Sequence, references: Sequence) -> float:
 
 @register_metric("macro_f1", needs=("labels",), per_item=CORRECT, item_metric="accuracy")
 def macro_f1(predictions: Sequence, references: Sequence) -> float:
-    """F1 averaged over every class seen in references or predictions, unweighted."""
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(list(references), list(predictions), average="macro", zero_division=0))
+    """F1 averaged over every class seen in references or predictions, unweighted; a class never
+    predicted, or never right, scores 0 (as scikit-learn's f1_score with zero_division=0)."""
+    pairs = list(zip(references, predictions, strict=True))
+    scores = []
+    for label in {*references, *predictions}:
+        hits = sum(1 for ref, pred in pairs if ref == pred == label)
+        claimed = sum(1 for _, pred in pairs if pred == label)
+        actual = sum(1 for ref, _ in pairs if ref == label)
+        scores.append(2 * hits / (claimed + actual) if hits else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
 
 
 register_metric("exact_match", per_item=CORRECT)(text.exact_match)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +19,7 @@ from harness.data import warm_cache
 from harness.models import prepare_models
 from harness.results.io import cell_result_path, read_result, write_json_atomic, write_result
 from harness.run.cell import TRACEBACK_LINES, failed_result
+from harness.run.launch import CellProcess, launch, wait_until_warm, warm_up
 from harness.specs import CellSpec, Matrix
 
 POLL_S = 0.2
@@ -39,7 +40,16 @@ def _tail(path: Path, lines: int = TRACEBACK_LINES) -> list[str]:
         return []
 
 
-def _tree_rss(process: psutil.Process) -> int:
+def _watch(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:  # finished already
+        return None
+
+
+def _tree_rss(process: psutil.Process | None) -> int:
+    if process is None:
+        return 0
     try:
         members = [process, *process.children(recursive=True)]
         return sum(p.memory_info().rss for p in members)
@@ -47,23 +57,14 @@ def _tree_rss(process: psutil.Process) -> int:
         return 0
 
 
-def _load_prctl():
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    return ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the forked child only calls it
-
-
-_PRCTL = _load_prctl()
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the cell's process, before exec (Linux): the kernel kills it when its parent dies, so a killed
-    runner or Ray worker leaves no orphaned cell behind."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _kill(child: CellProcess) -> None:
+    """Kill the cell's whole session (it and anything it started) and reap it."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:  # gone already, or a warm cell killed before it made its session
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
@@ -85,35 +86,26 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
     limit_bytes = matrix.cell_memory_limit_mb * 2**20 if matrix.cell_memory_limit_mb else None
     started = time.monotonic()
     verdict: tuple[str, str, str] | None = None  # (status, error type, message) decided here
-    with open(log_path, "w", encoding="utf-8") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "harness.run.worker", str(run_dir), str(request_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        watched = psutil.Process(child.pid)
-        try:
-            while child.poll() is None:
-                time.sleep(POLL_S)
-                if limit_bytes and (rss := _tree_rss(watched)) > limit_bytes:
-                    verdict = (
-                        "oom",
-                        "OutOfMemory",
-                        f"resident set {rss / 2**20:.0f} MiB exceeded the cell limit "
-                        f"of {matrix.cell_memory_limit_mb} MiB; killed",
-                    )
-                elif matrix.cell_timeout_s and time.monotonic() - started > matrix.cell_timeout_s:
-                    verdict = ("timeout", "Timeout", f"ran longer than {matrix.cell_timeout_s:g} s; killed")
-                if verdict:
-                    os.killpg(child.pid, signal.SIGKILL)
-                    child.wait()
-        except BaseException:  # Ctrl-C or an error here: the cell's own session must not outlive us
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            raise
-    code = child.returncode
+    child = launch(run_dir, request_path, log_path)
+    try:
+        watched = _watch(child.pid)
+        while child.poll() is None:
+            time.sleep(POLL_S)
+            if limit_bytes and (rss := _tree_rss(watched)) > limit_bytes:
+                verdict = (
+                    "oom",
+                    "OutOfMemory",
+                    f"resident set {rss / 2**20:.0f} MiB exceeded the cell limit "
+                    f"of {matrix.cell_memory_limit_mb} MiB; killed",
+                )
+            elif matrix.cell_timeout_s and time.monotonic() - started > matrix.cell_timeout_s:
+                verdict = ("timeout", "Timeout", f"ran longer than {matrix.cell_timeout_s:g} s; killed")
+            if verdict:
+                _kill(child)
+    except BaseException:  # Ctrl-C or an error here: the cell's own session must not outlive us
+        _kill(child)
+        raise
+    code = child.wait()
     if verdict is None and result_path.exists():
         return read_result(result_path)["status"]
     if verdict is None:
@@ -212,8 +204,12 @@ def run_matrix(
         else:
             todo.append(cell)
     total = len(matrix.cells)
+    if todo:
+        warm_up()  # the cell server imports torch while the data and models are prepared here
     warm_cache([cell.task for cell in todo])  # parse each task's source once, here, not in every cell
     prepare_models([cell.task for cell in todo], stream)  # and de-quantise GGUF models before any cell
+    if todo:
+        wait_until_warm()
     if outcomes:
         print(f"resuming: {len(outcomes)} of {total} cells already done in {run_dir}", file=stream)
     timed: list[float] = []

@@ -1,8 +1,10 @@
 """The Ray executor (`--executor ray`, `pip install 'tunebench[ray]'`): each cell is a Ray task.
 
-A task runs in a fresh Ray worker process (`max_calls=1`) with the resources the suite asks for per cell,
-and inside it the cell runs exactly as the local executor runs it: in its own child process, under the
-same timeout and memory limit, into a temporary run folder on the node. The task returns the cell's
+A task runs on a Ray worker with the resources the suite asks for per cell, and inside it the cell runs
+exactly as the local executor runs it: in its own process (forked from the worker's warm server, see
+harness.run.launch, so a reused worker starts cells as fast as the local executor does), under the same
+timeout and memory limit, into a temporary run folder on the node. With TUNEBENCH_CELL_START=spawn each
+task gets a fresh worker process instead (`max_calls=1`). The task returns the cell's
 files (result, per-item results, weights, log) and the driver writes them into the run folder, so the
 folder needs no shared file system. Losing the worker or the node retries the task (`max_retries`); a
 Python exception inside the cell is an ordinary failed result, recorded once and never retried.
@@ -26,9 +28,8 @@ from typing import Any
 from harness.results.io import write_result
 from harness.run.cell import failed_result
 from harness.run.executor import Executor, run_one
+from harness.run.launch import start_mode, wait_until_warm, warm_up
 from harness.specs import CellSpec, Matrix, RaySpec
-
-LOAD_ACTOR = "tunebench-node-load"
 
 
 def _import_ray():
@@ -46,6 +47,9 @@ class NodeLoad:
         self.running: dict[str, set[str]] = {}
         self.peak: dict[str, int] = {}
         self.attempts: dict[str, int] = {}
+
+    def ready(self) -> bool:
+        return True
 
     def enter(self, node: str, cell_id: str) -> None:
         """Count this attempt of the cell (a retried cell comes back: attempt 2, 3, ...)."""
@@ -82,6 +86,8 @@ def _remote_cell(cell: CellSpec, matrix: Matrix, load, working_dir: str | None) 
     node = ray.get_runtime_context().get_node_id()
     # Not awaited: a task blocked in ray.get lends its CPUs to other tasks, which would then share the node.
     load.enter.remote(node, cell.cell_id)
+    warm_up()  # this worker's cell server, started once and reused by its later cells
+    wait_until_warm()
     try:
         with tempfile.TemporaryDirectory(prefix="tunebench-cell-") as folder:
             status = run_one(_rebased(cell, working_dir), Path(folder), matrix)
@@ -144,9 +150,13 @@ class RayExecutor(Executor):
                 log_to_driver=False,
                 configure_logging=False,
             )
-        load = ray.remote(NodeLoad).options(name=LOAD_ACTOR, get_if_exists=True, num_cpus=0).remote()
+        # This run's own: a named one shared between runs could be one the last run's end is tearing down.
+        load = ray.remote(NodeLoad).options(num_cpus=0).remote()
+        ray.get(load.ready.remote())  # up before any cell: a call queued to an actor still starting dies with its caller
         options: dict[str, Any] = {
-            "max_calls": 1,  # a fresh worker process per cell: memory figures stay per cell
+            # Cells are forked fresh from the worker's warm server, so their memory figures are their own
+            # and the worker can be reused; spawned cells get a fresh worker each, as before.
+            "max_calls": 0 if start_mode() == "warm" else 1,
             "max_retries": self.max_retries,  # worker or node lost
             "retry_exceptions": False,  # an error inside the cell is its result, recorded once
             "num_cpus": self.cpus_per_cell,
@@ -172,6 +182,7 @@ class RayExecutor(Executor):
         finally:
             for ref in pending:  # Ctrl-C or an error: no orphaned cells keep running
                 ray.cancel(ref, force=True)
+            ray.kill(load)
             if started:
                 ray.shutdown()
 
