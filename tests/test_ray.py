@@ -61,11 +61,9 @@ def test_a_cell_whose_worker_is_killed_is_retried_and_completes(local_ray, tmp_p
                 if "ray::_remote_cell" not in " ".join(process.info["cmdline"] or []) + (process.info["name"] or ""):
                     continue
                 try:  # the Ray worker running the cell: a cell process runs under it (forked or spawned)
-                    running = [
-                        p
-                        for p in process.children(recursive=True)
-                        if "forkserver" in " ".join(p.parent().cmdline()) or "harness.run.worker" in " ".join(p.cmdline())
-                    ]
+                    below = process.children(recursive=True)
+                    running = [p for p in below if "forkserver" in " ".join(p.parent().cmdline())]
+                    running += [p for p in below if "harness.run.worker" in " ".join(p.cmdline())]
                 except psutil.Error:
                     continue
                 if running:

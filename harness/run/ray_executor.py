@@ -152,7 +152,7 @@ class RayExecutor(Executor):
             )
         # This run's own: a named one shared between runs could be one the last run's end is tearing down.
         load = ray.remote(NodeLoad).options(num_cpus=0).remote()
-        ray.get(load.ready.remote())  # up before any cell: a call queued to an actor still starting dies with its caller
+        ray.get(load.ready.remote())  # up before any cell: a call queued to a starting actor dies with its caller
         options: dict[str, Any] = {
             # Cells are forked fresh from the worker's warm server, so their memory figures are their own
             # and the worker can be reused; spawned cells get a fresh worker each, as before.
