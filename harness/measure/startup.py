@@ -11,7 +11,9 @@ import time
 
 from harness.figures import LOWER, Figure
 from harness.measure.tracker import Tracker, TrackerContext, register_tracker
-from harness.run.launch import CELL_START, LAUNCHED_AT, start_mode
+
+LAUNCHED_AT = "TUNEBENCH_LAUNCHED_AT"  # set by the launcher: when the cell was asked for (time.time())
+CELL_START = "TUNEBENCH_CELL_START"  # how it was started: warm or spawn
 
 
 @register_tracker
@@ -42,7 +44,7 @@ class Startup(Tracker):
             return {"not_measured": f"the cell was not launched by a runner ({LAUNCHED_AT} is not set)"}
         to_first = self.first_work - float(launched)
         return {
-            "mode": os.environ.get(CELL_START) or start_mode(),
+            "mode": os.environ.get(CELL_START),
             "launch_to_cell_s": self.created - float(launched),
             "launch_to_first_step_s": to_first,
             "load_s": self.load_seconds,

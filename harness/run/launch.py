@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-LAUNCHED_AT = "TUNEBENCH_LAUNCHED_AT"
-CELL_START = "TUNEBENCH_CELL_START"
+from harness.measure.startup import CELL_START, LAUNCHED_AT
+
 MODES = ("warm", "spawn")
 # What the server imports once; every cell process is forked with these already in memory.
 PRELOAD = ["harness.run.preload"]
@@ -127,9 +127,10 @@ def wait_until_warm() -> None:
 def launch(run_dir: Path, request_path: Path, log_path: Path) -> CellProcess:
     """Start the cell described by `request_path`, its output going to `log_path` (created empty)."""
     log_path.write_bytes(b"")
-    environ = {**os.environ, LAUNCHED_AT: repr(time.time())}
+    mode = start_mode()
+    environ = {**os.environ, LAUNCHED_AT: repr(time.time()), CELL_START: mode}
     argv = _worker_argv(run_dir, request_path)
-    if start_mode() == "spawn":
+    if mode == "spawn":
         with open(log_path, "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "harness.run.worker", *argv],
