@@ -284,3 +284,47 @@ def test_malformed_rows_are_named(name, bad_row, message, request, tmp_path):
     rows = [json_module.loads(json_module.dumps(bad_row))]
     with pytest.raises(ValueError, match=rf"train row 1: {message}"):
         REGISTRY.get(task.task.scenario).create(task, load_tokenizer(str(model_dir)), kind, rows, rows)
+
+
+def test_balanced_class_weights_weigh_a_rare_class_up(tiny_bert_dir, tmp_path):
+    import torch
+
+    from harness.data import load_rows
+    from harness.models import load_tokenizer
+    from harness.scenarios import SCENARIOS as REGISTRY
+    from tests.helpers import write_task
+
+    body = '\n[scenario]\nclass_weights = "balanced"\n'
+    task = load_matrix([write_task(tmp_path, "weighted", tiny_bert_dir, body=body)]).cells[0].task
+    train, evaluation = load_rows(task, ("text", "label"))
+    train = [r for r in train if r["label"] == "positive"][:1] + [r for r in train if r["label"] == "negative"][:3]
+    scenario = REGISTRY.get("classification").create(
+        task, load_tokenizer(str(tiny_bert_dir)), "encoder", train, evaluation
+    )
+    assert scenario.labels == ["negative", "positive"]
+    assert scenario.class_weights.tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1)])  # rows / (classes x count)
+    model, _ = scenario.load_model(str(tiny_bert_dir))
+    batch = scenario.training_batch(train)
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.inputs.items() if k != "labels"}).logits
+        losses = torch.nn.functional.cross_entropy(logits, batch.inputs["labels"], reduction="none")
+        weights = torch.tensor([2.0, 2 / 3, 2 / 3, 2 / 3])  # the rare positive row first
+        expected = float((weights * losses).sum() / weights.sum())
+        assert float(scenario.training_loss(model, batch.inputs)) == pytest.approx(expected, rel=1e-5)
+        plain = REGISTRY.get("classification").create(
+            load_matrix([write_task(tmp_path, "plain", tiny_bert_dir)]).cells[0].task,
+            scenario.tokenizer,
+            "encoder",
+            train,
+            evaluation,
+        )
+        assert float(plain.training_loss(model, batch.inputs)) == pytest.approx(float(losses.mean()), rel=1e-5)
+
+
+def test_an_unknown_class_weighting_is_a_one_line_error(tiny_bert_dir, tmp_path):
+    from harness.config import ConfigError
+    from tests.helpers import write_task
+
+    path = write_task(tmp_path, "weighted", tiny_bert_dir, body='\n[scenario]\nclass_weights = "inverse"\n')
+    with pytest.raises(ConfigError, match=r"scenario\.class_weights.*none.*balanced"):
+        load_matrix([path])

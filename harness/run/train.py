@@ -80,7 +80,7 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
         for batch in scenario.train_batches(training.batch_size, generator):
             with hooks.step_context(batch):
                 with autocast:
-                    loss = model(**batch.on(device)).loss
+                    loss = scenario.training_loss(model, batch.on(device))
                 scaler.scale(loss).backward()
                 if training.max_grad_norm > 0:
                     scaler.unscale_(optimizer)

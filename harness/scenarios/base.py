@@ -115,6 +115,10 @@ class Scenario(abc.ABC):
     def training_batch(self, rows: list[dict]) -> Batch:
         """Model inputs with labels for these training rows."""
 
+    def training_loss(self, model, inputs: dict):
+        """The loss to minimise on one batch of model inputs (with labels): by default the model's own."""
+        return model(**inputs).loss
+
     def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
         """One epoch of training batches, rows shuffled with `generator`."""
         import torch

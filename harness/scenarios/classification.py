@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from harness.metrics import macro_f1
 from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
+from harness.schema import field
 
 
 @SCENARIOS.register("classification")
@@ -18,6 +21,14 @@ class Classification(Scenario):
     kinds = ("encoder", "causal")
     peft_task_type = "SEQ_CLS"
 
+    @dataclass(frozen=True)
+    class Options:
+        class_weights: Literal["none", "balanced"] = field(
+            "none",
+            help="balanced: weight each class's training loss by rows / (classes x its rows), so a rare class "
+            "counts as much as a common one (every strategy alike); none: plain cross-entropy",
+        )
+
     def __init__(self, task, tokenizer, kind, train_rows, eval_rows) -> None:
         super().__init__(task, tokenizer, kind, train_rows, eval_rows)
         self.labels = sorted({str(row["label"]) for row in train_rows})
@@ -25,6 +36,20 @@ class Classification(Scenario):
         if unseen:
             raise ValueError(f"{task.path}: evaluation labels never seen in training: {', '.join(unseen)}")
         self.label_ids = {label: i for i, label in enumerate(self.labels)}
+        self.class_weights = None
+        if self.options.class_weights == "balanced":
+            counts = Counter(str(row["label"]) for row in train_rows)
+            self.class_weights = torch.tensor(
+                [len(train_rows) / (len(self.labels) * counts[label]) for label in self.labels]
+            )
+
+    def training_loss(self, model, inputs: dict):
+        if self.class_weights is None:
+            return super().training_loss(model, inputs)
+        labels = inputs["labels"]
+        logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+        weights = self.class_weights.to(device=logits.device, dtype=torch.float32)
+        return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weights)
 
     def load_model(self, source: str):
         from transformers import AutoModelForSequenceClassification
