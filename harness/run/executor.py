@@ -164,6 +164,11 @@ class Executor(abc.ABC):
 
     name = "base"
 
+    def prepare(self) -> None:
+        """Called before the runner prepares data and models for the cells, so that slow start-up
+        (a warm cell server, a cluster connection) overlaps with it. By default there is none."""
+        return None
+
     @abc.abstractmethod
     def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
         """Run `cells`, yielding (cell, status) as each finishes, its result file written."""
@@ -177,7 +182,11 @@ class LocalExecutor(Executor):
     def __init__(self, runner: Runner = run_one) -> None:
         self.runner = runner
 
+    def prepare(self) -> None:
+        warm_up()  # the cell server imports torch while the data and models are prepared
+
     def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
+        wait_until_warm()  # so that the first cell's start-up figure is its own, as every other's
         for cell in cells:
             yield cell, self.runner(cell, run_dir, matrix)
 
@@ -205,11 +214,9 @@ def run_matrix(
             todo.append(cell)
     total = len(matrix.cells)
     if todo:
-        warm_up()  # the cell server imports torch while the data and models are prepared here
+        executor.prepare()
     warm_cache([cell.task for cell in todo])  # parse each task's source once, here, not in every cell
     prepare_models([cell.task for cell in todo], stream)  # and de-quantise GGUF models before any cell
-    if todo:
-        wait_until_warm()
     if outcomes:
         print(f"resuming: {len(outcomes)} of {total} cells already done in {run_dir}", file=stream)
     timed: list[float] = []

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.results.io import write_result
+from harness.results.io import cell_result_path, read_result, write_result
 from harness.run.cell import failed_result
 from harness.run.executor import Executor, run_one
 from harness.run.launch import start_mode, wait_until_warm, warm_up
@@ -80,19 +80,30 @@ def _rebased(cell: CellSpec, working_dir: str | None) -> CellSpec:
     return dataclasses.replace(cell, task=dataclasses.replace(cell.task, path=Path.cwd() / relative))
 
 
-def _remote_cell(cell: CellSpec, matrix: Matrix, load, working_dir: str | None) -> dict[str, Any]:
-    """Runs on a Ray worker: the cell in a child process, into a temporary folder; returns its files."""
+def _warm_worker() -> None:
+    """Runs on a Ray worker before any cell: start its cell server, so the first cell does not wait."""
+    warm_up()
+    wait_until_warm()
+
+
+def _remote_cell(cell: CellSpec, matrix: Matrix, load, working_dir: str | None, driver: tuple[str, str]) -> dict:
+    """Runs on a Ray worker: the cell in a child process; returns its files. On the driver's own node the
+    cell writes straight into the run folder (`driver` is its node id and run folder); elsewhere into a
+    temporary folder, whose files travel back."""
     ray = _import_ray()
     node = ray.get_runtime_context().get_node_id()
     # Not awaited: a task blocked in ray.get lends its CPUs to other tasks, which would then share the node.
     load.enter.remote(node, cell.cell_id)
-    warm_up()  # this worker's cell server, started once and reused by its later cells
-    wait_until_warm()
+    _warm_worker()  # at once when this worker was warmed or ran a cell before
+    files = None
     try:
-        with tempfile.TemporaryDirectory(prefix="tunebench-cell-") as folder:
-            status = run_one(_rebased(cell, working_dir), Path(folder), matrix)
-            root = Path(folder) / "cells"
-            files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+        if node == driver[0] and Path(driver[1]).is_dir():
+            status = run_one(_rebased(cell, working_dir), Path(driver[1]), matrix)
+        else:
+            with tempfile.TemporaryDirectory(prefix="tunebench-cell-") as folder:
+                status = run_one(_rebased(cell, working_dir), Path(folder), matrix)
+                root = Path(folder) / "cells"
+                files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
     finally:  # the cell is over: waiting here lends nothing that matters
         peak, attempt = ray.get(load.leave.remote(node, cell.cell_id))
     return {
@@ -138,10 +149,12 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
+    _started: bool = dataclasses.field(default=False, init=False, repr=False)  # this executor started Ray
+    _warming: list = dataclasses.field(default_factory=list, init=False, repr=False)  # warm-up tasks in flight
+
+    def _connect(self):
         ray = _import_ray()
-        started = not ray.is_initialized()
-        if started:
+        if not ray.is_initialized():
             ray.init(
                 address=self.address,
                 num_cpus=None if self.address else self.num_cpus,
@@ -150,9 +163,10 @@ class RayExecutor(Executor):
                 log_to_driver=False,
                 configure_logging=False,
             )
-        # This run's own: a named one shared between runs could be one the last run's end is tearing down.
-        load = ray.remote(NodeLoad).options(num_cpus=0).remote()
-        ray.get(load.ready.remote())  # up before any cell: a call queued to a starting actor dies with its caller
+            self._started = True
+        return ray
+
+    def _task_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
             # Cells are forked fresh from the worker's warm server, so their memory figures are their own
             # and the worker can be reused; spawned cells get a fresh worker each, as before.
@@ -164,9 +178,28 @@ class RayExecutor(Executor):
         }
         if self.memory_per_cell_mb:
             options["memory"] = self.memory_per_cell_mb * 2**20
-        task = ray.remote(**options)(_remote_cell)
+        return options
+
+    def prepare(self) -> None:
+        """Connect now and warm a worker per cell slot, while the driver prepares data and models."""
+        ray = self._connect()
+        if start_mode() == "warm":
+            slots = int(ray.cluster_resources().get("CPU", 1) // max(self.cpus_per_cell, 1e-9)) or 1
+            warm = ray.remote(**self._task_options())(_warm_worker)
+            self._warming = [warm.remote() for _ in range(min(slots, 64))]
+
+    def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
+        ray = self._connect()
+        if self._warming:
+            ray.wait(self._warming, num_returns=len(self._warming))  # warmed before any cell takes their slots
+            self._warming = []
+        driver = (ray.get_runtime_context().get_node_id(), str(Path(run_dir).resolve()))
+        # This run's own: a named one shared between runs could be one the last run's end is tearing down.
+        load = ray.remote(NodeLoad).options(num_cpus=0).remote()
+        ray.get(load.ready.remote())  # up before any cell: a call queued to a starting actor dies with its caller
+        task = ray.remote(**self._task_options())(_remote_cell)
         working_dir = (self.runtime_env or {}).get("working_dir")
-        pending = {task.remote(cell, matrix, load, working_dir): cell for cell in cells}
+        pending = {task.remote(cell, matrix, load, working_dir, driver): cell for cell in cells}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
@@ -183,13 +216,20 @@ class RayExecutor(Executor):
             for ref in pending:  # Ctrl-C or an error: no orphaned cells keep running
                 ray.cancel(ref, force=True)
             ray.kill(load)
-            if started:
+            if self._started:
                 ray.shutdown()
+                self._started = False
 
 
 def _store(run_dir: Path, cell: CellSpec, payload: dict[str, Any]) -> str:
-    """Write the files a remote cell returned into the run folder, its result last (atomically)."""
+    """Write the files a remote cell returned into the run folder, its result last (atomically), with
+    the executor's record (a cell on the driver's node wrote its files there itself)."""
     result_name = f"{cell.cell_id}.json"
+    if payload["files"] is None:
+        result = read_result(cell_result_path(run_dir, cell.cell_id))
+        result["executor"] = payload["executor"]
+        write_result(run_dir, result)
+        return payload["status"]
     for name, data in payload["files"].items():
         if name == result_name:
             continue
