@@ -69,3 +69,52 @@ def test_run_matrix_is_the_same_whichever_executor_runs_the_cells(tmp_path, tiny
     assert "[2/2] ok" in stream.getvalue()
     resumed = run_matrix(matrix, tmp_path / "run", io.StringIO(), executor=Backwards())
     assert all(o.skipped for o in resumed) and len(read_results(tmp_path / "run")) == 2
+
+
+def test_warm_and_spawned_cells_give_the_same_metrics_and_record_their_start(tmp_path, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    matrix = load_matrix([write_task(tmp_path, "modes", tiny_bert_dir)], strategies=("none", "full"))
+    results = {}
+    for mode in ("warm", "spawn"):
+        monkeypatch.setenv("TUNEBENCH_CELL_START", mode)
+        run_matrix(matrix, tmp_path / mode, io.StringIO())
+        results[mode] = {r["cell_id"]: r for r in read_results(tmp_path / mode)}
+    assert results["warm"].keys() == results["spawn"].keys() and len(results["warm"]) == 2
+    for cell_id, warm in results["warm"].items():
+        spawned = results["spawn"][cell_id]
+        assert warm["status"] == spawned["status"] == "ok" and warm["metrics"] == spawned["metrics"]
+        assert warm["startup"]["mode"] == "warm" and spawned["startup"]["mode"] == "spawn"
+        assert 0 <= warm["startup"]["spawn_to_first_step_s"] < spawned["startup"]["spawn_to_first_step_s"]
+
+
+def test_a_script_without_a_main_guard_runs_its_matrix_once(tmp_path, tiny_bert_dir):
+    """A forked cell is not told the runner's __main__, so an unguarded script is not run again per cell."""
+    import subprocess
+    import sys
+
+    task = write_task(tmp_path, "script", tiny_bert_dir)
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import io\n"
+        "from harness.config import load_matrix\n"
+        "from harness.run.executor import run_matrix\n"
+        "from pathlib import Path\n"
+        f"outcomes = run_matrix(load_matrix([{str(task)!r}], strategies=('none',)), Path({str(tmp_path / 'run')!r}), "
+        "io.StringIO())\n"
+        "print('ran', [o.status for o in outcomes])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["ran ['ok']"]
+
+
+def test_a_bad_start_mode_is_a_one_line_error(monkeypatch):
+    import pytest
+
+    from harness.run.launch import start_mode
+
+    monkeypatch.setenv("TUNEBENCH_CELL_START", "thread")
+    with pytest.raises(ValueError, match="TUNEBENCH_CELL_START: 'thread' is not one of warm, spawn"):
+        start_mode()

@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Protocol
@@ -61,7 +62,7 @@ def _die_with_parent() -> None:
 
 
 def start_mode() -> str:
-    mode = os.environ.get(CELL_START) or ("warm" if sys.platform.startswith("linux") else "spawn")
+    mode = os.environ.get(CELL_START) or ("warm" if sys.platform.startswith("linux") and _CellProcess else "spawn")
     if mode not in MODES:
         raise ValueError(f"environment variable {CELL_START}: {mode!r} is not one of {', '.join(MODES)}")
     return mode
@@ -85,6 +86,39 @@ def _forked_cell(argv: list[str], log_path: str, environ: dict, cwd: str) -> Non
     from harness.run.worker import main
 
     sys.exit(main(argv))
+
+
+def _without_main(preparation: dict) -> dict:
+    """What a forked cell is told of the runner: not its __main__ module. multiprocessing would re-run
+    that in every child (a script without an `if __name__ == "__main__"` guard would start its matrix
+    again, a Ray worker's entry module would import Ray); the cell's entry point is importable."""
+    return {k: v for k, v in preparation.items() if k not in ("init_main_from_name", "init_main_from_path")}
+
+
+_LAUNCHING = threading.Lock()
+
+try:  # POSIX only (the forkserver passes file descriptors); elsewhere cells are spawned
+    from multiprocessing import context as _context
+    from multiprocessing import popen_forkserver as _popen_forkserver
+    from multiprocessing import spawn as _spawn
+
+    class _CellPopen(_popen_forkserver.Popen):
+        def _launch(self, process_obj):  # popen_forkserver.Popen._launch, told nothing of __main__
+            with _LAUNCHING:
+                original = _spawn.get_preparation_data
+                _spawn.get_preparation_data = lambda name: _without_main(original(name))
+                try:
+                    super()._launch(process_obj)
+                finally:
+                    _spawn.get_preparation_data = original
+
+    class _CellProcess(_context.ForkServerProcess):
+        @staticmethod
+        def _Popen(process_obj):
+            return _CellPopen(process_obj)
+
+except ImportError:
+    _CellProcess = None
 
 
 class _Forked:
@@ -119,7 +153,8 @@ def wait_until_warm() -> None:
     """Return once the warm server has finished its imports (a no-op process forked and reaped), so
     that the first cell's start-up figure holds its own start only, as every other cell's does."""
     if start_mode() == "warm":
-        ready = _server().Process(target=int)
+        _server()
+        ready = _CellProcess(target=int)
         ready.start()
         ready.join()
 
@@ -140,6 +175,7 @@ def launch(run_dir: Path, request_path: Path, log_path: Path) -> CellProcess:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
-    process = _server().Process(target=_forked_cell, args=(argv, str(log_path), environ, os.getcwd()), daemon=False)
+    _server()
+    process = _CellProcess(target=_forked_cell, args=(argv, str(log_path), environ, os.getcwd()))
     process.start()
     return _Forked(process)
