@@ -73,3 +73,33 @@ def test_target_needs_periodic_evaluation(tmp_path, tiny_bert_dir):
     path = write_task(tmp_path, "t", tiny_bert_dir, body="\n[strategies.full.training]\ntarget = 0.9\n")
     with pytest.raises(ConfigError, match="training.target: needs eval_every_steps"):
         load_matrix([path])
+
+
+def test_activations_are_the_bytes_saved_for_backward_on_warm_up_steps_only():
+    import torch
+
+    from harness.measure.breakdown import MemoryBreakdown
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    breakdown = MemoryBreakdown(model, activation_steps=1)
+    with breakdown.step(0):
+        model(torch.randn(3, 4)).sum().backward()
+    # the first linear keeps its input (3 x 4 floats), ReLU its output (3 x 8), which the second linear
+    # keeps too (one storage, counted once); the weights autograd keeps are weights, not activations
+    assert breakdown.activations_bytes == (3 * 4 + 3 * 8) * 4
+    with breakdown.step(1):  # past the warm-up steps: no hooks, nothing recorded
+        model(torch.randn(300, 4)).sum().backward()
+    assert breakdown.activations_bytes == 144
+    parts = breakdown.summary(10_000)
+    assert parts["tensors_bytes"] == parts["weights_bytes"] + parts["activations_bytes"] == (32 + 8 + 16 + 2) * 4 + 144
+    assert parts["other_bytes"] == 10_000 - parts["tensors_bytes"]
+
+
+def test_a_training_cell_records_activations_and_its_estimate_beside_them(tmp_path, tiny_bert_dir):
+    result = run(tmp_path, tiny_bert_dir, "full")
+    breakdown = result["memory"]["breakdown"]
+    assert breakdown["activations_bytes"] > 0
+    assert breakdown["tensors_bytes"] == sum(
+        breakdown[k] for k in ("weights_bytes", "gradients_bytes", "optimizer_state_bytes", "activations_bytes")
+    )
+    assert result["preflight"]["total_bytes"] > 0

@@ -1,6 +1,9 @@
-"""Training memory by part, computed from the actual tensors: weights, gradients, optimizer state."""
+"""Training memory by part, computed from the actual tensors: weights, gradients, optimizer state and
+activations (the tensors autograd saves for the backward pass, seen through saved-tensor hooks)."""
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -23,10 +26,37 @@ class MemoryBreakdown:
     in any sense that matters and are left out.
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, activation_steps: int = 2) -> None:
         self.weights_bytes = _bytes(list(model.parameters()) + list(model.buffers()))
+        self._weight_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
         self.gradients_bytes = 0
         self.optimizer_state_bytes = 0
+        self.activations_bytes = 0
+        self.activation_steps = max(1, activation_steps)  # the warm-up steps, outside throughput figures
+
+    def step(self, index: int) -> contextlib.AbstractContextManager:
+        """Around training step `index`: the first `activation_steps` record the bytes autograd saves
+        for the backward pass (each storage once, the weights left out: they are counted already).
+        Only warm-up steps, so the hooks never slow a step whose throughput is reported."""
+        return self._saved_tensors() if index < self.activation_steps else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _saved_tensors(self):
+        seen: set[int] = set()
+        total = 0
+
+        def pack(tensor):
+            nonlocal total
+            storage = tensor.untyped_storage()
+            key = storage.data_ptr()
+            if key not in seen and key not in self._weight_storages:
+                seen.add(key)
+                total += storage.nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            yield
+        self.activations_bytes = max(self.activations_bytes, total)
 
     def watch(self, optimizer: torch.optim.Optimizer) -> None:
         optimizer.register_step_pre_hook(self._before_step)
@@ -46,12 +76,15 @@ class MemoryBreakdown:
         self.optimizer_state_bytes = max(self.optimizer_state_bytes, _bytes(state))
 
     def summary(self, train_peak_bytes: int | None) -> dict[str, int | None]:
-        """The parts in bytes; `other_bytes` is the phase peak minus the rest (activations, workspace
-        and, on CPU where the peak is the process's resident set, the runtime itself)."""
-        known = self.weights_bytes + self.gradients_bytes + self.optimizer_state_bytes
+        """The parts in bytes; `tensors_bytes` is their sum (what the pre-flight estimate predicts) and
+        `other_bytes` the phase peak minus it (workspace, fragmentation and, on CPU where the peak is
+        the process's resident set, the runtime, libraries, tokenizer and data)."""
+        known = self.weights_bytes + self.gradients_bytes + self.optimizer_state_bytes + self.activations_bytes
         return {
             "weights_bytes": self.weights_bytes,
             "gradients_bytes": self.gradients_bytes,
             "optimizer_state_bytes": self.optimizer_state_bytes,
+            "activations_bytes": self.activations_bytes,
+            "tensors_bytes": known,
             "other_bytes": max(0, train_peak_bytes - known) if train_peak_bytes is not None else None,
         }

@@ -18,7 +18,8 @@ BREAKDOWN_PARTS = (
     ("weights_bytes", "weights", "#0072B2"),
     ("gradients_bytes", "gradients", "#E69F00"),
     ("optimizer_state_bytes", "optimizer state", "#009E73"),
-    ("other_bytes", "other (activations…)", "#BBBBBB"),
+    ("activations_bytes", "activations", "#CC79A7"),
+    ("other_bytes", "other (runtime, workspace…)", "#BBBBBB"),
 )
 WIDTH, HEIGHT, LEGEND_WIDTH = 470, 320, 150
 LEFT, RIGHT, TOP, BOTTOM = 70, 16, 16, 50

@@ -4,6 +4,8 @@ resolve config -> load data -> load model -> apply strategy -> train -> evaluate
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import random
 import time
 import traceback
@@ -129,7 +131,15 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
 
     training_summary = None
     if strategy.trains:
-        memory.breakdown = breakdown = MemoryBreakdown(model)
+        memory.breakdown = breakdown = MemoryBreakdown(model, training.measure_warmup_steps)
+        step_index = itertools.count()
+
+        def step_context(batch) -> contextlib.ExitStack:
+            stack = contextlib.ExitStack()
+            stack.enter_context(throughput.step(batch.n_samples, batch.n_tokens, batch.slots))
+            stack.enter_context(breakdown.step(next(step_index)))  # activations, on warm-up steps only
+            return stack
+
         watch = TrainingWatch(
             training,
             task.primary_metric,
@@ -137,7 +147,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
             step_seconds=lambda: sum(r.seconds for r in throughput.steps("train")),
         )
         hooks = TrainHooks(
-            step_context=lambda batch: throughput.step(batch.n_samples, batch.n_tokens, batch.slots),
+            step_context=step_context,
             watch_optimizer=breakdown.watch,
             after_step=watch.after_step,
         )
