@@ -65,6 +65,20 @@ register_figures(
     Figure("weights_bytes", "bytes", ("weights", "bytes"), better=LOWER, label="saved weights"),
     Figure("general_text_loss", "nats/token", ("forgetting", "general_text_loss"), better=LOWER),
     Figure("memory_estimate_bytes", "bytes", ("preflight", "total_bytes"), label="pre-flight memory estimate"),
+    Figure(
+        "training_tensor_bytes",
+        "bytes",
+        ("memory", "breakdown", "tensors_bytes"),
+        better=LOWER,
+        label="training tensors (weights + gradients + optimizer state + activations)",
+    ),
+    Figure("activation_bytes", "bytes", ("memory", "breakdown", "activations_bytes"), better=LOWER),
+    Figure(
+        "memory_estimate_at_measured_shape_bytes",
+        "bytes",
+        ("preflight", "at_measured_shape", "total_bytes"),
+        label="pre-flight estimate at the measured step's input shape",
+    ),
     Figure("train_mfu", "%", ("efficiency", "train_mfu_percent"), better=HIGHER, label="MFU", show=True),
     Figure("flops_per_token", "FLOPs", ("efficiency", "flops_per_token"), label="training FLOPs per token"),
 )

@@ -285,6 +285,10 @@ def test_each_result_records_the_estimate_next_to_the_measured_peak(tmp_path, ti
     assert result["preflight"]["optimizer_bytes"] == 8 * total
     row = harness.load_results(tmp_path / "run").iloc[0]
     assert row["memory_estimate_bytes"] == expected.total_bytes and row["peak_memory_bytes"] > 0
+    breakdown = result["memory"]["breakdown"]  # what the estimate predicts, measured from the tensors
+    assert row["training_tensor_bytes"] == breakdown["tensors_bytes"] > 0
+    assert result["preflight"]["gradients_bytes"] == breakdown["gradients_bytes"]
+    assert result["preflight"]["optimizer_bytes"] == breakdown["optimizer_state_bytes"]
 
 
 def test_a_full_disk_is_a_clear_error_and_the_run_resumes(tmp_path, tiny_bert_dir, monkeypatch, capsys):

@@ -255,4 +255,4 @@ def test_defaults_follow_the_model_kind(tmp_path):
     assert lora.training_defaults("encoder") == {"learning_rate": 3e-3}
     assert full.training_defaults("seq2seq") == full.defaults  # no kind-specific value: the all-task one
     rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([ROOT / "tasks/medical.toml"]).cells}
-    assert rates == {"none": 1e-4, "full": 3e-4, "frozen-lower": 1e-3, "adapter": 1e-3, "lora": 1e-2}  # causal
+    assert rates == {"none": 1e-4, "full": 3e-4, "frozen-lower": 3e-4, "adapter": 1e-3, "lora": 1e-2}  # causal

@@ -103,3 +103,7 @@ def test_a_training_cell_records_activations_and_its_estimate_beside_them(tmp_pa
         breakdown[k] for k in ("weights_bytes", "gradients_bytes", "optimizer_state_bytes", "activations_bytes")
     )
     assert result["preflight"]["total_bytes"] > 0
+    rows, seq_len = breakdown["activations_input_shape"]  # the step that saved the most
+    assert 0 < rows <= 16 and 0 < seq_len <= 64
+    at_shape = result["preflight"]["at_measured_shape"]
+    assert at_shape["gradients_bytes"] == breakdown["gradients_bytes"] and at_shape["total_bytes"] > 0

@@ -32,16 +32,17 @@ class MemoryBreakdown:
         self.gradients_bytes = 0
         self.optimizer_state_bytes = 0
         self.activations_bytes = 0
+        self.activation_shape: tuple[int, ...] | None = None  # the input shape of the step that saved the most
         self.activation_steps = max(1, activation_steps)  # the warm-up steps, outside throughput figures
 
-    def step(self, index: int) -> contextlib.AbstractContextManager:
+    def step(self, index: int, shape: tuple[int, ...] | None = None) -> contextlib.AbstractContextManager:
         """Around training step `index`: the first `activation_steps` record the bytes autograd saves
         for the backward pass (each storage once, the weights left out: they are counted already).
         Only warm-up steps, so the hooks never slow a step whose throughput is reported."""
-        return self._saved_tensors() if index < self.activation_steps else contextlib.nullcontext()
+        return self._saved_tensors(shape) if index < self.activation_steps else contextlib.nullcontext()
 
     @contextlib.contextmanager
-    def _saved_tensors(self):
+    def _saved_tensors(self, shape: tuple[int, ...] | None):
         seen: set[int] = set()
         total = 0
 
@@ -56,7 +57,8 @@ class MemoryBreakdown:
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
             yield
-        self.activations_bytes = max(self.activations_bytes, total)
+        if total > self.activations_bytes:
+            self.activations_bytes, self.activation_shape = total, shape
 
     def watch(self, optimizer: torch.optim.Optimizer) -> None:
         optimizer.register_step_pre_hook(self._before_step)
@@ -85,6 +87,7 @@ class MemoryBreakdown:
             "gradients_bytes": self.gradients_bytes,
             "optimizer_state_bytes": self.optimizer_state_bytes,
             "activations_bytes": self.activations_bytes,
+            "activations_input_shape": list(self.activation_shape) if self.activation_shape else None,
             "tensors_bytes": known,
             "other_bytes": max(0, train_peak_bytes - known) if train_peak_bytes is not None else None,
         }

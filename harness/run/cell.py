@@ -137,7 +137,8 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         def step_context(batch) -> contextlib.ExitStack:
             stack = contextlib.ExitStack()
             stack.enter_context(throughput.step(batch.n_samples, batch.n_tokens, batch.slots))
-            stack.enter_context(breakdown.step(next(step_index)))  # activations, on warm-up steps only
+            shape = tuple(batch.inputs["input_ids"].shape) if "input_ids" in batch.inputs else None
+            stack.enter_context(breakdown.step(next(step_index), shape))  # activations, on warm-up steps only
             return stack
 
         watch = TrainingWatch(
@@ -153,6 +154,9 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         )
         with phase(trackers, "train"):
             training_summary = {**train(model, scenario, training, device, cell.seed, hooks), **watch.summary()}
+        if breakdown.activation_shape is not None and len(breakdown.activation_shape) == 2:
+            rows, seq_len = breakdown.activation_shape  # the formula at the shape whose activations were measured
+            preflight["at_measured_shape"] = _preflight(model, params, kind, task, rows, seq_len)
 
     model.eval()
     with phase(trackers, "eval"):
@@ -224,8 +228,9 @@ def _efficiency(model, throughput: Throughput, peak: tuple[float | None, str] | 
     }
 
 
-def _preflight(model, params: dict, kind: str, task) -> dict:
-    """The pre-flight memory estimate with this model's actual parameter counts, kept next to the peak."""
+def _preflight(model, params: dict, kind: str, task, rows: int | None = None, seq_len: int | None = None) -> dict:
+    """The pre-flight memory estimate with this model's actual parameter counts, kept next to the peak: at
+    the configured batch size and max_length (the bound the guard uses), or at a given input shape."""
     from harness.measure.preflight import estimate, model_shape
 
     training = task.training
@@ -234,8 +239,8 @@ def _preflight(model, params: dict, kind: str, task) -> dict:
         model_shape(model.config.to_dict()),
         int(params["total"]),
         trainable,
-        training.batch_size if trainable else training.eval_batch_size,
-        task.model.max_length,
+        rows or (training.batch_size if trainable else training.eval_batch_size),
+        seq_len or task.model.max_length,
         resolved_precision(training.precision, pick_device()),
         training.gradient_checkpointing,
         logits=kind != "encoder",

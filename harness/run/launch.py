@@ -96,6 +96,8 @@ def _without_main(preparation: dict) -> dict:
 
 
 _LAUNCHING = threading.Lock()
+_WARMED = False  # the warm server has been seen to finish its imports (a server restarted later, e.g.
+# after being killed, makes its next cell wait for them, which that cell's start-up figure then shows)
 
 try:  # POSIX only (the forkserver passes file descriptors); elsewhere cells are spawned
     from multiprocessing import context as _context
@@ -151,12 +153,15 @@ def warm_up() -> None:
 
 def wait_until_warm() -> None:
     """Return once the warm server has finished its imports (a no-op process forked and reaped), so
-    that the first cell's start-up figure holds its own start only, as every other cell's does."""
-    if start_mode() == "warm":
+    that the first cell's start-up figure holds its own start only, as every other cell's does. Once
+    per server: a later call finds it warm and returns at once."""
+    global _WARMED
+    if start_mode() == "warm" and not _WARMED:
         _server()
         ready = _CellProcess(target=int)
         ready.start()
         ready.join()
+        _WARMED = True
 
 
 def launch(run_dir: Path, request_path: Path, log_path: Path) -> CellProcess:
