@@ -111,3 +111,20 @@ def test_single_seed_says_noise_unknown(tmp_path):
     lora = _row(frame, "sentiment", "lora")
     assert math.isnan(lora.primary_value_std) and lora.noise_vs_best == UNKNOWN and lora.within_noise_of_best
     assert "single seed: noise unknown" in _markdown_row(export(run_dir, "md"), "sentiment", "lora")
+
+
+def test_the_combined_frame_of_a_wide_run_warns_of_nothing():
+    import warnings
+
+    import pandas as pd
+
+    from harness.report.export import combined_frame
+
+    cells = pd.DataFrame({"seed": [0, 1]})
+    for i in range(150):  # built a column at a time, as load_results' figures are: a fragmented frame
+        cells[f"figure_{i}"] = [float(i), float(i)]
+    aggregates = cells.drop(columns="seed").head(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        both = combined_frame(cells, aggregates)
+    assert list(both.row_type) == ["cell", "cell", "aggregate"] and str(both.seed.dtype) == "Int64"

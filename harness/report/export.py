@@ -90,11 +90,9 @@ def combined_frame(cells, aggregates):
     def keep_integers(frame):  # NaN-padding by concat would turn seeds and counts into floats
         return frame.astype({c: "Int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])})
 
-    both = pd.concat(
-        [keep_integers(cells).assign(row_type="cell"), keep_integers(aggregates).assign(row_type="aggregate")],
-        ignore_index=True,
-    )
-    return both[["row_type"] + [c for c in both.columns if c != "row_type"]]
+    both = pd.concat([keep_integers(cells), keep_integers(aggregates)], ignore_index=True)
+    row_type = pd.Series(["cell"] * len(cells) + ["aggregate"] * len(aggregates), name="row_type")
+    return pd.concat([row_type, both], axis=1)  # joined at once: inserting a column warns of fragmentation
 
 
 def _records(frame) -> list[dict]:

@@ -5,7 +5,6 @@ resolve config -> load data -> load model -> apply strategy -> train -> evaluate
 from __future__ import annotations
 
 import contextlib
-import itertools
 import random
 import time
 import traceback
@@ -125,20 +124,22 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         model = applied.model.to(device)
         freeze_all_but(model, applied, head_modules if strategy.trains else ())
     params = count_parameters(model)
-    preflight = _preflight(model, params, kind, task)
+    rows, seq_len = (
+        scenario.largest_training_input(training.batch_size) if strategy.trains else (training.eval_batch_size, None)
+    )
+    preflight = _preflight(model, params, kind, task, rows, seq_len)
     if hasattr(model, "get_nb_trainable_parameters"):
         params["peft_reported_trainable"] = model.get_nb_trainable_parameters()[0]
 
     training_summary = None
     if strategy.trains:
-        memory.breakdown = breakdown = MemoryBreakdown(model, training.measure_warmup_steps)
-        step_index = itertools.count()
+        memory.breakdown = breakdown = MemoryBreakdown(model)
 
         def step_context(batch) -> contextlib.ExitStack:
             stack = contextlib.ExitStack()
             stack.enter_context(throughput.step(batch.n_samples, batch.n_tokens, batch.slots))
             shape = tuple(batch.inputs["input_ids"].shape) if "input_ids" in batch.inputs else None
-            stack.enter_context(breakdown.step(next(step_index), shape))  # activations, on warm-up steps only
+            stack.enter_context(breakdown.step(shape))  # activations
             return stack
 
         watch = TrainingWatch(
@@ -229,22 +230,29 @@ def _efficiency(model, throughput: Throughput, peak: tuple[float | None, str] | 
 
 
 def _preflight(model, params: dict, kind: str, task, rows: int | None = None, seq_len: int | None = None) -> dict:
-    """The pre-flight memory estimate with this model's actual parameter counts, kept next to the peak: at
-    the configured batch size and max_length (the bound the guard uses), or at a given input shape."""
+    """The memory estimate with this model's actual parameter counts, made before training and kept next
+    to what it predicts: at an input of `rows` x `seq_len` tokens (the largest training batch the
+    scenario can make from its data), else at batch_size x max_length (the bound the validate-time guard
+    uses)."""
     from harness.measure.preflight import estimate, model_shape
 
     training = task.training
     trainable = int(params["trainable"])
-    return estimate(
-        model_shape(model.config.to_dict()),
-        int(params["total"]),
-        trainable,
-        rows or (training.batch_size if trainable else training.eval_batch_size),
-        seq_len or task.model.max_length,
-        resolved_precision(training.precision, pick_device()),
-        training.gradient_checkpointing,
-        logits=kind != "encoder",
-    ).record()
+    rows = rows or (training.batch_size if trainable else training.eval_batch_size)
+    seq_len = seq_len or task.model.max_length
+    return {
+        "input_shape": [rows, seq_len],
+        **estimate(
+            model_shape(model.config.to_dict()),
+            int(params["total"]),
+            trainable,
+            rows,
+            seq_len,
+            resolved_precision(training.precision, pick_device()),
+            training.gradient_checkpointing,
+            logits=kind != "encoder",
+        ).record(),
+    }
 
 
 def _metrics(task, evaluation) -> dict[str, float]:

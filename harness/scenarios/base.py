@@ -115,6 +115,12 @@ class Scenario(abc.ABC):
     def training_batch(self, rows: list[dict]) -> Batch:
         """Model inputs with labels for these training rows."""
 
+    def largest_training_input(self, batch_size: int) -> tuple[int, int]:
+        """(rows, tokens) of the largest input tensor a training batch can have, for the memory estimate
+        made before training: by default batch_size x max_length, a bound; scenarios that know their
+        data's lengths say more."""
+        return batch_size, self.task.model.max_length
+
     def training_loss(self, model, inputs: dict):
         """The loss to minimise on one batch of model inputs (with labels): by default the model's own."""
         return model(**inputs).loss
