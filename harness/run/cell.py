@@ -124,8 +124,10 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
         model = applied.model.to(device)
         freeze_all_but(model, applied, head_modules if strategy.trains else ())
     params = count_parameters(model)
-    rows, seq_len = (
-        scenario.largest_training_input(training.batch_size) if strategy.trains else (training.eval_batch_size, None)
+    rows, seq_len = (  # the largest batch training will build: the estimate at the shapes that will run
+        scenario.largest_training_input(training.batch_size, cell.seed, training.epochs)
+        if strategy.trains
+        else (training.eval_batch_size, None)
     )
     preflight = _preflight(model, params, kind, task, rows, seq_len)
     if hasattr(model, "get_nb_trainable_parameters"):

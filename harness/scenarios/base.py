@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -115,11 +116,20 @@ class Scenario(abc.ABC):
     def training_batch(self, rows: list[dict]) -> Batch:
         """Model inputs with labels for these training rows."""
 
-    def largest_training_input(self, batch_size: int) -> tuple[int, int]:
-        """(rows, tokens) of the largest input tensor a training batch can have, for the memory estimate
-        made before training: by default batch_size x max_length, a bound; scenarios that know their
-        data's lengths say more."""
-        return batch_size, self.task.model.max_length
+    def largest_training_input(self, batch_size: int, seed: int, epochs: int) -> tuple[int, ...]:
+        """The shape of the largest input tensor among the training batches, for the memory estimate made
+        before training: the batches are built as training will build them (same seed, same order, every
+        planned epoch), which costs tokenising the training rows once per epoch."""
+        import torch
+
+        generator = torch.Generator().manual_seed(seed)  # as harness.run.train seeds its batches
+        largest: tuple[int, ...] = (0, 0)
+        for _ in range(epochs):
+            for batch in self.train_batches(batch_size, generator):
+                shape = tuple(batch.inputs["input_ids"].shape)
+                if math.prod(shape) > math.prod(largest):
+                    largest = shape
+        return largest
 
     def training_loss(self, model, inputs: dict):
         """The loss to minimise on one batch of model inputs (with labels): by default the model's own."""

@@ -43,13 +43,6 @@ class Classification(Scenario):
                 [len(train_rows) / (len(self.labels) * counts[label]) for label in self.labels]
             )
 
-    def largest_training_input(self, batch_size: int) -> tuple[int, int]:
-        """Batches pad to their longest text, so the largest has the longest training text in it."""
-        lengths = self.tokenizer(
-            [str(r["text"]) for r in self.train_rows], truncation=True, max_length=self.task.model.max_length
-        )["input_ids"]
-        return min(batch_size, len(self.train_rows)), max(map(len, lengths), default=1)
-
     def training_loss(self, model, inputs: dict):
         if self.class_weights is None:
             return super().training_loss(model, inputs)

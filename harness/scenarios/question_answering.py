@@ -117,25 +117,6 @@ class ExtractiveQA(Scenario):
             return_tensors="pt",
         )
 
-    def largest_training_input(self, batch_size: int) -> tuple[int, int]:
-        """A batch holds every window of its rows: at most the windows of the batch_size rows with the most,
-        each padded to the longest window."""
-        if self.options.style != "extractive":
-            return super().largest_training_input(batch_size)
-        encoded = self.tokenizer(
-            [str(r["question"]) for r in self.train_rows],
-            [str(r["context"]) for r in self.train_rows],
-            truncation="only_second",
-            max_length=self.task.model.max_length,
-            stride=self.options.doc_stride,
-            return_overflowing_tokens=True,
-        )
-        windows = [0] * len(self.train_rows)
-        for row_index in encoded["overflow_to_sample_mapping"]:
-            windows[row_index] += 1
-        longest = max((len(ids) for ids in encoded["input_ids"]), default=1)
-        return sum(sorted(windows, reverse=True)[:batch_size]), longest
-
     def training_batch(self, rows: list[dict]) -> Batch:
         encoded = self._windows(rows)
         starts, ends = [], []
