@@ -4,6 +4,7 @@ activations (the tensors autograd saves for the backward pass, seen through save
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
 
@@ -74,7 +75,7 @@ class MemoryBreakdown:
         )
         self.optimizer_state_bytes = max(self.optimizer_state_bytes, _bytes(state))
 
-    def summary(self, train_peak_bytes: int | None) -> dict[str, int | None]:
+    def summary(self, train_peak_bytes: int | None) -> dict[str, Any]:
         """The parts in bytes; `tensors_bytes` is their sum (what the pre-flight estimate predicts) and
         `other_bytes` the phase peak minus it (workspace, fragmentation and, on CPU where the peak is
         the process's resident set, the runtime, libraries, tokenizer and data)."""

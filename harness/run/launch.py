@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.measure.startup import CELL_START, LAUNCHED_AT
 
@@ -62,7 +62,9 @@ def _die_with_parent() -> None:
 
 
 def start_mode() -> str:
-    mode = os.environ.get(CELL_START) or ("warm" if sys.platform.startswith("linux") and _CellProcess else "spawn")
+    mode = os.environ.get(CELL_START) or (
+        "warm" if sys.platform.startswith("linux") and _CellProcess is not None else "spawn"
+    )
     if mode not in MODES:
         raise ValueError(f"environment variable {CELL_START}: {mode!r} is not one of {', '.join(MODES)}")
     return mode
@@ -99,6 +101,7 @@ _LAUNCHING = threading.Lock()
 _WARMED = False  # the warm server has been seen to finish its imports (a server restarted later, e.g.
 # after being killed, makes its next cell wait for them, which that cell's start-up figure then shows)
 
+_CellProcess: Any = None  # the Process class of a warm cell; None where there is no forkserver
 try:  # POSIX only (the forkserver passes file descriptors); elsewhere cells are spawned
     from multiprocessing import context as _context
     from multiprocessing import popen_forkserver as _popen_forkserver
@@ -114,13 +117,14 @@ try:  # POSIX only (the forkserver passes file descriptors); elsewhere cells are
                 finally:
                     _spawn.get_preparation_data = original
 
-    class _CellProcess(_context.ForkServerProcess):
+    class _ForkedCellProcess(_context.ForkServerProcess):
         @staticmethod
         def _Popen(process_obj):
             return _CellPopen(process_obj)
 
+    _CellProcess = _ForkedCellProcess
 except ImportError:
-    _CellProcess = None
+    pass
 
 
 class _Forked:
