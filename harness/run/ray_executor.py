@@ -3,11 +3,12 @@
 A task runs on a Ray worker with the resources the suite asks for per cell, and inside it the cell runs
 exactly as the local executor runs it: in its own process (forked from the worker's warm server, see
 harness.run.launch, so a reused worker starts cells as fast as the local executor does), under the same
-timeout and memory limit, into a temporary run folder on the node. With TUNEBENCH_CELL_START=spawn each
-task gets a fresh worker process instead (`max_calls=1`). The task returns the cell's
-files (result, per-item results, weights, log) and the driver writes them into the run folder, so the
-folder needs no shared file system. Losing the worker or the node retries the task (`max_retries`); a
-Python exception inside the cell is an ordinary failed result, recorded once and never retried.
+timeout and memory limit. With TUNEBENCH_CELL_START=spawn each task gets a fresh worker process instead
+(`max_calls=1`). On the driver's own node the cell writes straight into the run folder; on any other node
+it writes into a temporary folder there, the task returns the cell's files (result, per-item results,
+weights, log) and the driver writes them into the run folder, so the folder needs no shared file system.
+Losing the worker or the node retries the task (`max_retries`); a Python exception inside the cell is an
+ordinary failed result, recorded once and never retried.
 
 Each result records which node (and GPUs) ran it and the most cells that ran on that node at once
 during its run (`executor.cells_on_node`); throughput from a crowded node is flagged in the tables.
