@@ -159,6 +159,11 @@ class TrainingSpec:
     max_steps: int | None = field(None, min=1, help="optimizer steps; stops earlier than epochs if reached")
     batch_size: int = field(16, min=1, help="training examples per step")
     eval_batch_size: int = field(32, min=1, help="examples per evaluation forward pass")
+    group_by_length: bool = field(
+        True,
+        help="rows of similar length share a batch (less padding): training batches from seeded, shuffled "
+        "length buckets (as transformers' group_by_length), evaluation and generation sorted by length",
+    )
     learning_rate: float = field(1e-4, min=0.0, help="AdamW peak learning rate")
     weight_decay: float = field(0.0, min=0.0, help="AdamW decoupled weight decay")
     lr_warmup_ratio: float = field(0.06, min=0.0, max=1.0, help="fraction of steps with linear LR warm-up")

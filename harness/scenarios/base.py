@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any, ClassVar
 
 from harness.metrics import metrics_needing
 from harness.registry import Registry
+from harness.scenarios.lengths import grouped_batches, in_order, sorted_batches
 
 
 @dataclass
@@ -135,13 +137,34 @@ class Scenario(abc.ABC):
         """The loss to minimise on one batch of model inputs (with labels): by default the model's own."""
         return model(**inputs).loss
 
+    def row_lengths(self, rows: list[dict]) -> list[int]:
+        """Non-padding tokens of each row as a training batch holds it: what length grouping sorts by.
+        A scenario may count faster; the counts only order rows."""
+        return [self.training_batch([row]).n_tokens for row in rows]
+
+    @functools.cached_property
+    def train_lengths(self) -> list[int]:
+        return self.row_lengths(self.train_rows)
+
     def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
-        """One epoch of training batches, rows shuffled with `generator`."""
+        """One epoch of training batches, rows shuffled with `generator`; with [training] group_by_length
+        (the default) rows of similar length share a batch (harness.scenarios.lengths)."""
         import torch
 
         order = torch.randperm(len(self.train_rows), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
-            yield self.training_batch([self.train_rows[i] for i in order[start : start + batch_size]])
+        if self.task.training.group_by_length:
+            batches = grouped_batches(order, self.train_lengths, batch_size, generator)
+        else:
+            batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        for indices in batches:
+            yield self.training_batch([self.train_rows[i] for i in indices])
+
+    def eval_batches(self, batch_size: int, lengths: list[int] | None = None) -> list[list[int]]:
+        """Evaluation batches as row indices: longest rows first with [training] group_by_length (by
+        `lengths`, default `row_lengths`), else in row order. Callers put results back in row order."""
+        if not self.task.training.group_by_length:
+            return in_order(batch_size, len(self.eval_rows))
+        return sorted_batches(self.row_lengths(self.eval_rows) if lengths is None else lengths, batch_size)
 
     @abc.abstractmethod
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:

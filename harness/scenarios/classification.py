@@ -68,26 +68,29 @@ class Classification(Scenario):
             model.config.pad_token_id = self.tokenizer.pad_token_id
         return model, new_head_modules(info)
 
-    def training_batch(self, rows: list[dict]) -> Batch:
-        encoded = self.tokenizer(
-            [str(r["text"]) for r in rows],
-            truncation=True,
-            max_length=self.task.model.max_length,
-            padding=True,
-            return_tensors="pt",
+    def _encode(self, rows: list[dict], **padding):
+        return self.tokenizer(
+            [str(r["text"]) for r in rows], truncation=True, max_length=self.task.model.max_length, **padding
         )
+
+    def row_lengths(self, rows: list[dict]) -> list[int]:
+        return [len(ids) for ids in self._encode(rows)["input_ids"]]
+
+    def training_batch(self, rows: list[dict]) -> Batch:
+        encoded = self._encode(rows, padding=True, return_tensors="pt")
         encoded["labels"] = torch.tensor([self.label_ids[str(r["label"])] for r in rows])
         return Batch(dict(encoded), n_samples=len(rows), n_tokens=int(encoded["attention_mask"].sum()))
 
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
-        predictions: list[str] = []
-        for start in range(0, len(self.eval_rows), batch_size):
-            batch = self.training_batch(self.eval_rows[start : start + batch_size])
+        predictions: list[str] = [""] * len(self.eval_rows)
+        for indices in self.eval_batches(batch_size):
+            batch = self.training_batch([self.eval_rows[i] for i in indices])
             with on_batch(batch), torch.no_grad():
                 inputs = batch.on(device)
                 inputs.pop("labels")
                 logits = model(**inputs).logits
-            predictions.extend(self.labels[i] for i in logits.argmax(dim=-1).tolist())
+            for i, label in zip(indices, logits.argmax(dim=-1).tolist()):
+                predictions[i] = self.labels[label]
         references = [str(r["label"]) for r in self.eval_rows]
         majority = Counter(str(r["label"]) for r in self.train_rows).most_common(1)[0][0]
         rate = sum(ref == majority for ref in references) / len(references)

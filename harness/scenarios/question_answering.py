@@ -103,6 +103,14 @@ class ExtractiveQA(Scenario):
         )
         return model, new_head_modules(info)
 
+    def row_lengths(self, rows: list[dict]) -> list[int]:
+        """Tokens of question and whole context: rows whose contexts overflow into several windows sort
+        together."""
+        encoded = self.tokenizer(
+            [str(r["question"]) for r in rows], [str(r["context"]) for r in rows], verbose=False
+        )  # not truncated, so not warned about lengths past the model's
+        return [len(ids) for ids in encoded["input_ids"]]
+
     def _windows(self, rows: list[dict]):
         """Tokenised (question, context) windows; long contexts overflow into several windows."""
         return self.tokenizer(
@@ -149,9 +157,9 @@ class ExtractiveQA(Scenario):
         return best
 
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
-        predictions: list[str] = []
-        for first in range(0, len(self.eval_rows), batch_size):
-            rows = self.eval_rows[first : first + batch_size]
+        predictions: list[str] = [""] * len(self.eval_rows)
+        for indices in self.eval_batches(batch_size):
+            rows = [self.eval_rows[i] for i in indices]
             encoded = self._windows(rows)
             inputs = {k: encoded[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
             batch = Batch(inputs, len(rows), int(encoded["attention_mask"].sum()))
@@ -167,9 +175,9 @@ class ExtractiveQA(Scenario):
                 )
                 if candidate[0] > best.get(row_index, (float("-inf"), None))[0]:
                     best[row_index] = candidate
-            for i, row in enumerate(rows):
+            for i, (index, row) in enumerate(zip(indices, rows)):
                 span = best.get(i, (0.0, None))[1]
-                predictions.append(str(row["context"])[span[0] : span[1]] if span else "")
+                predictions[index] = str(row["context"])[span[0] : span[1]] if span else ""
         references = [list(r["answers"]["text"]) for r in self.eval_rows]
         examples = [
             {"input": r["question"], "reference": ref[0], "prediction": p}

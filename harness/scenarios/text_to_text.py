@@ -106,10 +106,10 @@ class TextToText(Scenario):
     def perplexity(self, model, batch_size: int, device) -> tuple[float, list[float]]:
         """exp(mean negative log-likelihood per reference target token), teacher-forced; and each item's
         own mean negative log-likelihood per target token (for paired tests)."""
-        total_nll, total_tokens, item_nll = 0.0, 0, []
+        total_nll, total_tokens, item_nll = 0.0, 0, [0.0] * len(self.eval_rows)
         with torch.no_grad():
-            for start in range(0, len(self.eval_rows), batch_size):
-                batch = self.training_batch(self.eval_rows[start : start + batch_size])
+            for indices in self.eval_batches(batch_size):
+                batch = self.training_batch([self.eval_rows[i] for i in indices])
                 inputs = batch.on(device)
                 labels = inputs.pop("labels")
                 logits = model(**inputs, **({"labels": labels} if self.kind == "seq2seq" else {})).logits.float()
@@ -123,7 +123,8 @@ class TextToText(Scenario):
                 row_nll, row_tokens = nll.sum(dim=1), (labels != IGNORE).sum(dim=1)
                 total_nll += float(row_nll.sum())
                 total_tokens += int(row_tokens.sum())
-                item_nll.extend((row_nll / row_tokens.clamp(min=1)).tolist())
+                for i, nll_per_token in zip(indices, (row_nll / row_tokens.clamp(min=1)).tolist()):
+                    item_nll[i] = nll_per_token
         mean_nll = total_nll / total_tokens
         return (math.exp(mean_nll) if mean_nll < 700 else math.inf), item_nll  # exp overflows past ~709
 
@@ -182,25 +183,26 @@ class TextToText(Scenario):
         if spec.do_sample:
             settings.update(temperature=spec.temperature, top_p=spec.top_p)
         tok.padding_side = tok.truncation_side = "left"  # generation continues from the prompt's end
-        outputs: list[str] = []
+        encoding = {
+            "truncation": True,
+            "max_length": self.task.model.max_length,
+            "add_special_tokens": self.kind == "seq2seq" or not self.uses_chat_template,
+        }
+        prompts = [self.prompt(r) for r in self.eval_rows]
+        outputs: list[str] = [""] * len(prompts)
         try:
-            for start in range(0, len(self.eval_rows), batch_size):
-                rows = self.eval_rows[start : start + batch_size]
-                encoded = tok(
-                    [self.prompt(r) for r in rows],
-                    return_tensors="pt",
-                    padding=True,
-                    truncation=True,
-                    max_length=self.task.model.max_length,
-                    add_special_tokens=self.kind == "seq2seq" or not self.uses_chat_template,
-                )
-                batch = Batch(dict(encoded), len(rows), 0)
+            # length-sorted batches: a batch's prompts need little left-padding
+            lengths = [len(ids) for ids in tok(prompts, **encoding)["input_ids"]]
+            for indices in self.eval_batches(batch_size, lengths):
+                encoded = tok([prompts[i] for i in indices], return_tensors="pt", padding=True, **encoding)
+                batch = Batch(dict(encoded), len(indices), 0)
                 with on_batch(batch) as record, torch.no_grad():
                     generated = model.generate(**batch.on(device), **settings)
                     new = generated if self.kind == "seq2seq" else generated[:, encoded["input_ids"].shape[1] :]
                     new = new.cpu()
                     record.tokens = sum(self._generated_length(row) for row in new.tolist())
-                outputs.extend(self._cut(t) for t in tok.batch_decode(new, skip_special_tokens=True))
+                for i, text in zip(indices, tok.batch_decode(new, skip_special_tokens=True)):
+                    outputs[i] = self._cut(text)
         finally:
             tok.padding_side = tok.truncation_side = "right"
         return outputs
