@@ -1,69 +1,81 @@
-"""Harness overhead: its training loop against a plain PyTorch loop doing the same work, and step
-throughput per strategy.
+"""Harness overhead: its training loop, with every tracker a cell runs, against a plain PyTorch loop doing
+the same work on the real MiniLM (full fine-tuning and LoRA, shipped sentiment data); and step throughput
+per strategy on the tiny model.
 
-Run: .venv/bin/python -m pytest benchmarks --benchmark-enable -s
+The issue's target: harness tokens/s at least 0.97x the plain loop's, the median of alternating repeats.
+Run on a quiet machine: .venv/bin/python -m pytest benchmarks/test_overhead.py --benchmark-enable -s
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from typing import cast
 
 import pytest
 import torch
 
+from benchmarks.real_models import scenario_for, shipped_task
 from harness.config import load_matrix
 from harness.data import load_rows
-from harness.measure.throughput import ThroughputTracker
+from harness.measure import TRACKERS, TrackerContext, phase
+from harness.measure.breakdown import MemoryBreakdown
+from harness.measure.throughput import Throughput
 from harness.models import load_tokenizer
+from harness.run.cell import measured_step, seed_everything
 from harness.run.train import TrainHooks, train
 from harness.scenarios import SCENARIOS
+from harness.scenarios.lengths import grouped_batches
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
 from tests.helpers import write_task
 
-STEPS = 16  # one epoch of the 256 rows below at batch 16
+STEPS = 24
 REPEATS = 5
+CPU = torch.device("cpu")
 
 
-def _setup(tmp_path, model_dir, strategy: str):
-    """A scenario with the shipped sentiment data and a freshly built model under `strategy`."""
-    path = write_task(tmp_path, "bench", model_dir, body=f"\n[strategies.{strategy}.training]\nmax_steps = {STEPS}\n")
-    task = load_matrix([path], strategies=(strategy,)).cells[0].task
-    tokenizer = load_tokenizer(str(model_dir))
-    train_rows, eval_rows = load_rows(task, ("text", "label"))
-    scenario = SCENARIOS.get("classification").create(task, tokenizer, "encoder", train_rows * 4, eval_rows)
-    torch.manual_seed(0)
-    model, head = scenario.load_model(str(model_dir))
+def _model(scenario, source: str, strategy: str):
+    """A freshly loaded model under `strategy` (same seed every time: both loops start from equal weights)."""
+    seed_everything(0)
+    model, head = scenario.load_model(source)
     cls = STRATEGIES.get(strategy)
-    applied = cls(cls.Options()).apply(model, ModelContext(head, "SEQ_CLS"))
+    applied = cls(cls.Options()).apply(model, ModelContext(head, scenario.peft_task_type))
     freeze_all_but(applied.model, applied, head)
-    return task, scenario, applied.model
+    return applied.model
 
 
 def harness_tokens_per_s(task, scenario, model) -> float:
-    """Wall-clock tokens/s of the harness loop, batch building included, trackers attached."""
-    tracker = ThroughputTracker(0)
-    hooks = TrainHooks(step_context=lambda b: tracker.step(b.n_samples, b.n_tokens))
+    """Non-padding tokens per wall second of the harness's train(), inside a train phase with every
+    registered tracker and the cell's per-step measurement (throughput, activations)."""
+    trackers = [tracker(TrackerContext(CPU, lambda: None, task.training)) for tracker in TRACKERS.registered()]
+    throughput = cast(Throughput, next(t for t in trackers if t.key == "throughput"))
+    breakdown = MemoryBreakdown(model)
+    hooks = TrainHooks(step_context=measured_step(throughput, breakdown), watch_optimizer=breakdown.watch)
     start = time.perf_counter()
-    train(model, scenario, task.training, torch.device("cpu"), 0, hooks)
-    return sum(r.tokens for r in tracker.steps) / (time.perf_counter() - start)
+    with phase(trackers, "train"):
+        train(model, scenario, task.training, CPU, 0, hooks)
+    seconds = time.perf_counter() - start
+    return sum(r.tokens for r in throughput.steps("train")) / seconds
 
 
 def plain_tokens_per_s(task, scenario, model) -> float:
-    """The same work written as a plain loop: tokenise, forward, backward, clip, step, schedule."""
+    """The same batches written as a plain loop: tokenise, forward, backward, clip, step, schedule."""
     training = task.training
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    order = torch.randperm(len(scenario.train_rows), generator=torch.Generator().manual_seed(0)).tolist()
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(scenario.train_rows), generator=generator).tolist()
+    lengths = scenario.row_lengths(scenario.train_rows)
+    batches = grouped_batches(order, lengths, training.batch_size, generator)[:STEPS]
     labels = {label: i for i, label in enumerate(scenario.labels)}
     model.train()
     tokens = 0
     start = time.perf_counter()
-    for step in range(STEPS):
-        rows = [scenario.train_rows[i] for i in order[step * training.batch_size : (step + 1) * training.batch_size]]
+    for indices in batches:
+        rows = [scenario.train_rows[i] for i in indices]
         encoded = scenario.tokenizer(
-            [r["text"] for r in rows],
+            [str(r["text"]) for r in rows],
             truncation=True,
             max_length=task.model.max_length,
             padding=True,
@@ -81,24 +93,37 @@ def plain_tokens_per_s(task, scenario, model) -> float:
     return tokens / (time.perf_counter() - start)
 
 
-def test_harness_overhead_against_plain_loop(tmp_path, tiny_bert_dir):
-    """Median over alternating repeats of harness / plain tokens per second; at least 0.95."""
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_harness_loop_against_plain_loop_on_minilm(tmp_path, strategy):
+    """Median over alternating repeats of harness / plain tokens per second on the real MiniLM."""
+    task = shipped_task(tmp_path, "sentiment", f"\n[profiles.default.training]\nmax_steps = {STEPS}\n", strategy)
+    scenario, source = scenario_for(task)
     ratios = []
     for _ in range(REPEATS):
-        harness = harness_tokens_per_s(*_setup(tmp_path, tiny_bert_dir, "full"))
-        plain = plain_tokens_per_s(*_setup(tmp_path, tiny_bert_dir, "full"))
+        harness = harness_tokens_per_s(task, scenario, _model(scenario, source, strategy))
+        plain = plain_tokens_per_s(task, scenario, _model(scenario, source, strategy))
         ratios.append(harness / plain)
     ratio = statistics.median(ratios)
     print(
-        f"\nharness/plain training throughput: median {ratio:.3f} over {REPEATS} repeats "
-        f"(each {STEPS} steps): {', '.join(f'{r:.3f}' for r in ratios)}"
+        f"\n{strategy}: harness/plain training tokens/s on MiniLM: median {ratio:.3f} over {REPEATS} repeats "
+        f"of {STEPS} steps ({', '.join(f'{r:.3f}' for r in ratios)})"
     )
-    assert ratio >= 0.95
+    assert ratio >= 0.97
+
+
+def _tiny(tmp_path, model_dir, strategy: str):
+    path = write_task(tmp_path, "bench", model_dir, body=f"\n[strategies.{strategy}.training]\nmax_steps = 16\n")
+    task = load_matrix([path], strategies=(strategy,)).cells[0].task
+    train_rows, eval_rows = load_rows(task, ("text", "label"))
+    scenario = SCENARIOS.get("classification").create(
+        task, load_tokenizer(str(model_dir)), "encoder", train_rows * 4, eval_rows
+    )
+    return task, scenario, _model(scenario, str(model_dir), strategy)
 
 
 @pytest.mark.parametrize("strategy", ["full", "frozen-lower", "adapter", "lora"])
 def test_step_throughput_per_strategy(benchmark, tmp_path, tiny_bert_dir, strategy):
-    task, scenario, model = _setup(tmp_path, tiny_bert_dir, strategy)
+    task, scenario, model = _tiny(tmp_path, tiny_bert_dir, strategy)
     batch = next(scenario.train_batches(task.training.batch_size, torch.Generator().manual_seed(0)))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
@@ -103,6 +104,16 @@ def _new_run_dir(parent: Path) -> Path:
     return candidate
 
 
+def _price(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def cmd_run(args) -> int:
     from harness.run.lock import RunFolderBusy, run_folder_lock
     from harness.run.shard import cell_seconds, parse_shard, shard
@@ -110,6 +121,8 @@ def cmd_run(args) -> int:
 
     search = SearchSpec() if args.search else None
     matrix = load_matrix(args.paths, _strategies(args.strategies), args.seeds, args.profile, tuple(args.plugin), search)
+    if args.price_per_hour is not None:  # the command line wins over the suite's
+        matrix = dataclasses.replace(matrix, price_per_device_hour=args.price_per_hour)
     run_dir = Path(args.out) if args.out else _new_run_dir(Path("reports"))
     full = matrix
     if args.shard:
@@ -412,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor", choices=("local", "ray"), help="what runs the cells (default: the suite's, or local)"
     )
     run.add_argument("--ray-address", help="join this Ray cluster (default: start a local instance)")
+    run.add_argument(
+        "--price-per-hour",
+        type=_price,
+        metavar="PRICE",
+        help="price of one device-hour (a GPU, or on CPU the machine): each cell records its cost "
+        "(default: the suite's price_per_device_hour, else none)",
+    )
     run.add_argument(
         "--shard", metavar="I/N", help="run only shard I of N: a deterministic, disjoint part of the cells"
     )

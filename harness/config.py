@@ -527,6 +527,7 @@ def load_matrix(
                 "cell_memory_limit_mb": suite.cell_memory_limit_mb,
                 "executor": suite.executor,
                 "ray": suite.ray,
+                "price_per_device_hour": suite.price_per_device_hour,
             }
             if suite.ray is not None and suite.ray.working_dir is not None:
                 working_dir = (path.parent / suite.ray.working_dir).resolve()

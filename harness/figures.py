@@ -84,6 +84,12 @@ register_figures(
 )
 
 
-def shown_figures() -> list[Figure]:
-    """Figures that ask for a column of their own in the Markdown, LaTeX and HTML tables."""
-    return [f for f in FIGURES.registered() if f.show]
+def shown_figures(frame=None) -> list[Figure]:
+    """Figures that ask for a column of their own in the Markdown, LaTeX and HTML tables; given a frame of
+    cells or aggregates, only those with a value in it (a run without a price gets no cost column)."""
+
+    def present(figure: Figure) -> bool:
+        columns = [c for c in (figure.name, f"{figure.name}_mean") if c in frame]
+        return any(frame[c].notna().any() for c in columns)
+
+    return [f for f in FIGURES.registered() if f.show and (frame is None or present(f))]

@@ -356,6 +356,9 @@ class SuiteInfo:
         None, help="an equal training budget for every strategy: tokens, steps or seconds"
     )
     executor: Literal["local", "ray"] = field("local", help="what runs the cells: local processes, or Ray tasks")
+    price_per_device_hour: float | None = field(
+        None, min=0.0, help="price of one device-hour (a GPU, or on CPU the machine): each cell records its cost"
+    )
     ray: RaySpec | None = field(None, help="Ray settings: address, cpus_per_cell, gpus_per_cell, max_retries, ...")
 
 
@@ -369,6 +372,7 @@ class Matrix:
     plugins: tuple[str, ...] = ()
     executor: str = "local"
     ray: RaySpec | None = None
+    price_per_device_hour: float | None = None
 
 
 def _data_digest(task: TaskSpec) -> str | None:

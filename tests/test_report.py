@@ -23,6 +23,7 @@ from harness.figures import shown_figures
 from harness.report.export import export
 from harness.report.html import render_html, report_context
 from harness.report.latex import latex_escape
+from harness.results.table import load_results
 
 
 @pytest.fixture
@@ -51,7 +52,8 @@ def _latex_rows(text: str) -> list[str]:
 
 def test_latex_is_a_booktabs_fragment_that_compiles(run_dir):
     text = export(run_dir, "latex")
-    layout = "lllrrrrr" + "r" * len(shown_figures())  # plus a column per figure that asks to be shown (MFU)
+    shown = shown_figures(load_results(run_dir, aggregate=True))  # figures that ask to be shown and have values
+    layout = "lllrrrrr" + "r" * len(shown)
     assert text.count(f"\\begin{{tabular}}{{{layout}}}") == 1 and text.rstrip().endswith("\\end{tabular}")
     positions = [text.index(rule) for rule in ("\\toprule", "\\midrule", "\\bottomrule")]
     assert positions == sorted(positions)

@@ -22,7 +22,7 @@ def finished_run(tmp_path_factory, tiny_bert_dir):
     folder = tmp_path_factory.mktemp("e2e")
     task = write_task(folder, "tiny-sentiment", tiny_bert_dir)
     run_dir = folder / "run"
-    code = main(["run", str(task), "--out", str(run_dir)])
+    code = main(["run", str(task), "--out", str(run_dir), "--price-per-hour", "2.5"])
     return code, run_dir, task
 
 
@@ -44,6 +44,13 @@ def test_every_strategy_runs_ok(finished_run):
             assert result["throughput"]["train_measured_steps"] == 3  # 4 steps, 1 warm-up
             assert result["throughput"]["train_tokens_per_s"] > 0
             assert result["weights"]["bytes"] > 0
+        spent = result["cost"]
+        assert spent["device_hours"] > 0 and spent["cost"] == pytest.approx(2.5 * spent["device_hours"])
+        assert spent["energy_kwh"] is None or spent["energy_kwh"] > 0  # a counter's reading, or none at all
+        assert (spent["energy_kwh"] is None) == spent["energy_source"].startswith("not measurable here")
+    page = (run_dir / "report.html").read_text()
+    assert "vs cost per cell" in page and "Device time: " in page and "at 2.5 per device-hour" in page
+    assert "| cost (price units) |" in (run_dir / "results.md").read_text()
 
 
 def test_saved_weights_are_standard(finished_run):

@@ -63,6 +63,7 @@ class TrackerContext:
     device: Any  # torch.device
     synchronize: Callable[[], None] = lambda: None  # waits for queued device work (CUDA is asynchronous)
     training: Any = None  # the cell's TrainingSpec
+    price_per_device_hour: float | None = None  # the run's, for the cell's cost
 
 
 class Tracker(abc.ABC):

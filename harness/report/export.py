@@ -58,7 +58,7 @@ def _markdown_cell(text: str) -> str:
 def markdown_table(aggregates) -> str:
     """A GitHub table: one row per (task, strategy), mean ± std, best in bold, ties marked; figures that
     ask to be shown (harness.figures) come before `vs_best`."""
-    shown = shown_figures()
+    shown = shown_figures(aggregates)
     header = list(MARKDOWN_COLUMNS[:-1]) + [f"{f.name} ({f.unit})" if f.unit else f.name for f in shown] + ["vs_best"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in ordered(aggregates).iterrows():

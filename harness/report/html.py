@@ -14,6 +14,7 @@ from harness.report.details import confusion_matrices, examples, failed_cells, p
 from harness.report.format import NOISE_LEGEND, NOISE_MARKERS, number, ordered, strategy_sort_key
 from harness.report.recommend import PREFERENCES, Constraints, recommend
 from harness.report.view import (
+    cost_note,
     learning_curves,
     memory_breakdown_chart,
     overview,
@@ -91,6 +92,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
                 "scenario": first["scenario"],
                 "primary_metric": first["primary_metric"],
                 "data_source": sources.get(task, "not recorded in these results"),
+                "cost": cost_note(task, results),
                 "not_comparable": first.get("not_comparable") or "",
                 "contended": [
                     f"{row['strategy']} (seed {row['seed']})"

@@ -50,7 +50,7 @@ def _score(row) -> str:
 def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
     """A tabular (needs \\usepackage{booktabs}); notes for the markers and the data sources follow
     the bottom rule."""
-    shown = shown_figures()
+    shown = shown_figures(aggregates)
     header = list(HEADER[:-1]) + [latex_escape(f.header) for f in shown] + [HEADER[-1]]
     lines = [
         "% tunebench: mean $\\pm$ sample std over seeds; needs \\usepackage{booktabs}",

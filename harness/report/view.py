@@ -147,7 +147,7 @@ def task_table(group, metric_columns: list[str]) -> dict:
         "trainable params",
         "saved weights",
         "training time",
-    ] + [f.header for f in shown_figures()]
+    ] + [f.header for f in shown_figures(group)]
     if forgets:
         columns.append("forgetting (nats/token vs none)")
     rows = []
@@ -186,7 +186,7 @@ def task_table(group, metric_columns: list[str]) -> dict:
             _cell(human_bytes(row.get("weights_bytes_mean")), row.get("weights_bytes_mean")),
             _figure(row, "train_seconds", human_seconds),
         ]
-        cells += [_figure(row, figure.name, number) for figure in shown_figures()]
+        cells += [_figure(row, figure.name, number) for figure in shown_figures(group)]
         if forgets:
             cells.append(_figure(row, "forgetting", lambda v: "n/a" if missing(v) else f"{v:+.3f}"))
         rows.append({"strategy": row["strategy"], "cells": cells})
@@ -213,7 +213,8 @@ def _points(group, x_column: str, colors: dict[str, str]) -> list[Point]:
 
 
 def task_charts(task: str, group, colors: dict[str, str], memory_kind: str) -> list:
-    """Primary metric vs peak memory and vs training throughput, each with its Pareto front."""
+    """Primary metric vs peak memory, vs training throughput and, where cells have a price, vs cost per
+    cell, each with its Pareto front."""
     metric = group["primary_metric"].dropna().iloc[0] if group["primary_metric"].notna().any() else "primary metric"
     higher = higher_is_better(metric)
     y_format = lambda v: f"{metric} {v:.4g}"  # noqa: E731
@@ -252,7 +253,47 @@ def task_charts(task: str, group, colors: dict[str, str], memory_kind: str) -> l
                 " Not plotted (no training steps): " + ", ".join(f'"{s}"' for s in untrained) + "." if untrained else ""
             ),
         },
-    ]
+    ] + _cost_chart(task, group, colors, metric, higher)
+
+
+def _cost_chart(task: str, group, colors: dict[str, str], metric: str, higher: bool) -> list[dict]:
+    """The primary metric against each cell's cost, where the run had a price per device-hour; else []."""
+    if "cost_mean" not in group or not group["cost_mean"].notna().any():
+        return []
+    chart = scatter_chart(
+        _points(group, "cost", colors),
+        title=f"{task}: {metric} vs cost per cell",
+        x_label="cost per cell (device-hours x the run's price per device-hour)",
+        y_label=metric,
+        x_ticks=linear_ticks,
+        x_format=lambda v: f"{v:.4g} per cell",
+        y_format=lambda v: f"{metric} {v:.4g}",
+        higher_x_better=False,
+        higher_y_better=higher,
+    )
+    note = f"{'Up' if higher else 'Down'} and to the left is better: the quality each strategy buys for its price."
+    return [{"svg": chart, "note": note}]
+
+
+def cost_note(task: str, results: list[dict]) -> str:
+    """One line on what the task's ok cells cost: device time, money at the run's price (when given) and
+    energy where a counter was read, else why energy is not measurable here."""
+    costs = [r["cost"] for r in results if r.get("task") == task and r.get("status") == "ok" and r.get("cost")]
+    if not costs:
+        return ""
+    hours = sum(c["device_hours"] for c in costs)
+    line = f"Device time: {hours:.3g} device-hours over {len(costs)} cell(s)"
+    prices = {c["price_per_device_hour"] for c in costs} - {None}
+    if prices and all(c["cost"] is not None for c in costs):
+        rates = ", ".join(f"{p:g}" for p in sorted(prices))
+        line += f"; cost {sum(c['cost'] for c in costs):.4g} at {rates} per device-hour"
+    else:
+        line += f"; cost: {costs[0].get('cost_note') or 'not priced'}"
+    if all(c.get("energy_kwh") is not None for c in costs):
+        line += f"; energy {sum(c['energy_kwh'] for c in costs):.3g} kWh ({costs[0]['energy_source']})"
+    else:
+        line += f"; energy: {next(c['energy_source'] for c in costs if c.get('energy_kwh') is None)}"
+    return line + "."
 
 
 def learning_curves(task: str, results: list[dict], colors: dict[str, str]) -> list[dict]:

@@ -8,6 +8,7 @@ import contextlib
 import random
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -28,6 +29,7 @@ from harness.results.items import write_items
 from harness.run.train import TrainHooks, device_defaults, resolved_precision, train
 from harness.run.watch import TrainingWatch
 from harness.scenarios import SCENARIOS
+from harness.scenarios.base import Batch
 from harness.scenarios.text_to_text import TextToText
 from harness.specs import CellSpec
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
@@ -97,13 +99,28 @@ def _save_weights(model, folder: Path) -> dict:
     return {"path": str(folder.name), "format": form, "bytes": folder_bytes(folder)}
 
 
-def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
-    """Run one cell in this process and return its result (status "ok")."""
+def measured_step(throughput, breakdown: MemoryBreakdown) -> Callable[[Batch], contextlib.ExitStack]:
+    """What a cell measures around each training step: its time, samples and tokens, and its activations."""
+
+    def step_context(batch: Batch) -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        stack.enter_context(throughput.step(batch.n_samples, batch.n_tokens, batch.slots))
+        shape = tuple(batch.inputs["input_ids"].shape) if "input_ids" in batch.inputs else None
+        stack.enter_context(breakdown.step(shape))  # activations
+        return stack
+
+    return step_context
+
+
+def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None = None) -> dict:
+    """Run one cell in this process and return its result (status "ok"); the price, where given, makes
+    its cost."""
     task, training = cell.task, cell.task.training
     seed_everything(cell.seed)
     device = pick_device()
     synchronize = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    trackers = [tracker(TrackerContext(device, synchronize, training)) for tracker in TRACKERS.registered()]
+    context = TrackerContext(device, synchronize, training, price_per_device_hour)
+    trackers = [tracker(context) for tracker in TRACKERS.registered()]
     by_key = {tracker.key: tracker for tracker in trackers}
     memory, throughput = cast(MemoryTracker, by_key["memory"]), cast(Throughput, by_key["throughput"])
     scenario_class = SCENARIOS.get(task.task.scenario)
@@ -136,14 +153,6 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
     training_summary = None
     if strategy.trains:
         memory.breakdown = breakdown = MemoryBreakdown(model)
-
-        def step_context(batch) -> contextlib.ExitStack:
-            stack = contextlib.ExitStack()
-            stack.enter_context(throughput.step(batch.n_samples, batch.n_tokens, batch.slots))
-            shape = tuple(batch.inputs["input_ids"].shape) if "input_ids" in batch.inputs else None
-            stack.enter_context(breakdown.step(shape))  # activations
-            return stack
-
         watch = TrainingWatch(
             training,
             task.primary_metric,
@@ -151,7 +160,7 @@ def run_cell(cell: CellSpec, cell_dir: Path) -> dict:
             step_seconds=lambda: sum(r.seconds for r in throughput.steps("train")),
         )
         hooks = TrainHooks(
-            step_context=step_context,
+            step_context=measured_step(throughput, breakdown),
             watch_optimizer=breakdown.watch,
             after_step=watch.after_step,
         )

@@ -78,6 +78,7 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
         "resolved": cell.resolved(),
         "plugins": list(matrix.plugins),
         "selection": cell.selection,
+        "price_per_device_hour": matrix.price_per_device_hour,
     }
     request_path = cell_dir / "request.json"
     write_json_atomic(request_path, request)

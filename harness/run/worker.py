@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
         return 3
     cell_dir = run_dir / "cells" / cell.cell_id
     try:
-        result = run_cell(cell, cell_dir)
+        result = run_cell(cell, cell_dir, request.get("price_per_device_hour"))
     except Exception as exc:  # recorded in the result; the parent carries on with other cells
         write_result(run_dir, error_result(cell, exc))
         raise
