@@ -5,7 +5,10 @@ The local executor runs the matrix first, then the Ray executor on a local insta
 start-up and shutdown are inside its wall time. Prints both wall times and the ratio. The issue's target
 is a ratio within 1.15. Run on a quiet machine:
 
-    .venv/bin/python benchmarks/ray_overhead.py [SUITE]
+    .venv/bin/python benchmarks/ray_overhead.py [SUITE] [KEEP_DIR]
+
+With KEEP_DIR the two run folders are kept there (KEEP_DIR/local, KEEP_DIR/ray) for a closer look: each
+Ray cell's result records its worker process and its spawn-to-first-step.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from harness.run.ray_executor import RayExecutor
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(suite: str = str(ROOT / "tasks/suites/smoke.toml")) -> None:
+def main(suite: str = str(ROOT / "tasks/suites/smoke.toml"), keep: str | None = None) -> None:
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     matrix = load_matrix([suite])
     cpus = os.cpu_count() or 1
     walls = {}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = keep or scratch
         for name, executor in (("local", None), ("ray", RayExecutor(num_cpus=cpus, cpus_per_cell=cpus))):
             start = time.perf_counter()
             outcomes = run_matrix(matrix, Path(folder) / name, io.StringIO(), executor=executor)

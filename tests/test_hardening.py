@@ -171,6 +171,9 @@ def test_killing_the_runner_at_random_moments_loses_and_reruns_nothing(tmp_path,
     import signal
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    # a SIGKILLed runner cannot remove its multiprocessing temp folder: keep those out of the real /tmp
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     task = write_task(tmp_path, "killed", tiny_bert_dir)
     run_dir = tmp_path / "run"
     arguments = ["run", str(task), "--strategies", "none,full", "--seeds", "2", "--out", str(run_dir)]
