@@ -160,9 +160,10 @@ class TrainingSpec:
     batch_size: int = field(16, min=1, help="training examples per step")
     eval_batch_size: int = field(32, min=1, help="examples per evaluation forward pass")
     group_by_length: bool = field(
-        True,
-        help="rows of similar length share a batch (less padding): training batches from seeded, shuffled "
-        "length buckets (as transformers' group_by_length), evaluation and generation sorted by length",
+        False,
+        help="training batches of similar-length rows (less padding), from seeded, shuffled length buckets as "
+        "transformers' group_by_length; off by default: where length goes with the label (spam) a batch loses "
+        "its label mix and PEFT methods at their searched rates collapse",
     )
     learning_rate: float = field(1e-4, min=0.0, help="AdamW peak learning rate")
     weight_decay: float = field(0.0, min=0.0, help="AdamW decoupled weight decay")

@@ -1,12 +1,11 @@
-"""Length grouping: training batches of similar-length rows (seeded), evaluation sorted by length, and
-results put back in row order."""
+"""Length grouping: training batches of similar-length rows (seeded, opt-in), evaluation always sorted by
+length, and results put back in row order."""
 
 from __future__ import annotations
 
 import contextlib
 import random
 
-import pytest
 import torch
 
 from harness.config import load_matrix
@@ -48,7 +47,7 @@ def test_sorted_batches_put_the_longest_first_ties_in_row_order():
 
 
 def _classification(tmp_path, tiny_bert_dir, grouped: bool):
-    body = "" if grouped else "group_by_length = false\n"  # appended to the [training] table
+    body = "group_by_length = true\n" if grouped else ""  # appended to the [training] table; off by default
     task = load_matrix([write_task(tmp_path, f"cls-{grouped}", tiny_bert_dir, body=body)]).cells[0].task
     assert task.training.group_by_length is grouped
     train, evaluation = load_rows(task, ("text", "label"))
@@ -66,9 +65,9 @@ def test_classification_training_batches_pad_less_when_grouped(tiny_bert_dir, tm
 
 
 def test_sorted_evaluation_gives_predictions_in_row_order(tiny_bert_dir, tmp_path):
-    grouped, plain = (_classification(tmp_path, tiny_bert_dir, g) for g in (True, False))
+    scenario = _classification(tmp_path, tiny_bert_dir, False)
     torch.manual_seed(0)
-    model, _ = grouped.load_model(str(tiny_bert_dir))
+    model, _ = scenario.load_model(str(tiny_bert_dir))
     model.eval()
     seen = []
 
@@ -77,21 +76,26 @@ def test_sorted_evaluation_gives_predictions_in_row_order(tiny_bert_dir, tmp_pat
         seen.append(batch.slots)
         yield batch
 
-    first = grouped.evaluate(model, 8, "cpu", on_batch)
-    sorted_slots, seen[:] = list(seen), []
-    second = plain.evaluate(model, 8, "cpu", on_batch)
-    assert first.predictions == second.predictions and first.references == second.references
-    assert sum(r for r, _ in sorted_slots) == sum(r for r, _ in seen)  # the same tokens
-    assert sum(t for _, t in sorted_slots) < sum(t for _, t in seen)  # in fewer padded positions
+    batched = scenario.evaluate(model, 8, "cpu", on_batch)  # length-sorted batches of 8
+    real, padded = sum(r for r, _ in seen), sum(t for _, t in seen)
+    one_by_one = scenario.evaluate(model, 1, "cpu", lambda batch: contextlib.nullcontext(batch))  # no padding
+    assert batched.predictions == one_by_one.predictions
+    assert batched.references == [str(r["label"]) for r in scenario.eval_rows]
+    in_row_order = [
+        scenario.training_batch(scenario.eval_rows[i : i + 8]).slots for i in range(0, len(scenario.eval_rows), 8)
+    ]
+    assert real == sum(r for r, _ in in_row_order) and padded < sum(t for _, t in in_row_order)
 
 
-@pytest.mark.parametrize("grouped", [True, False])
-def test_generation_outputs_land_on_their_own_rows(tiny_llama_dir, tmp_path, grouped):
+def test_length_grouping_is_off_unless_asked_for(tiny_bert_dir, tmp_path):
+    task = load_matrix([write_task(tmp_path, "default", tiny_bert_dir)]).cells[0].task
+    assert task.training.group_by_length is False
+
+
+def test_generation_outputs_land_on_their_own_rows(tiny_llama_dir, tmp_path):
     """A fake model answers each prompt with a token naming the prompt's length: every output must be
-    its own row's, whatever order the length-sorted batches ran in."""
+    its own row's, though the batches ran longest prompts first."""
     path = write_scenario_task(tmp_path, "summarization-causal", tiny_llama_dir, max_length=512)
-    if not grouped:
-        path.write_text(path.read_text().replace("[training]\n", "[training]\ngroup_by_length = false\n"))
     task = load_matrix([path]).cells[0].task
     tokenizer = load_tokenizer(str(tiny_llama_dir))
     train, evaluation = load_rows(task, ("input", "target"))
@@ -107,7 +111,6 @@ def test_generation_outputs_land_on_their_own_rows(tiny_llama_dir, tmp_path, gro
     outputs = scenario.generate(Answerer(), 2, "cpu", lambda batch: contextlib.nullcontext(batch))
     prompts = [scenario.prompt(r) for r in evaluation]
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    assert len(set(lengths)) > 2
+    assert len(set(lengths)) > 2 and lengths != sorted(lengths, reverse=True)
     assert outputs == [tokenizer.decode([n + 10], skip_special_tokens=True).strip() for n in lengths]
-    flat = [n for batch in batches for n in batch]
-    assert (flat == sorted(lengths, reverse=True)) is grouped
+    assert [n for batch in batches for n in batch] == sorted(lengths, reverse=True)

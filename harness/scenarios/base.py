@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from harness.metrics import metrics_needing
 from harness.registry import Registry
-from harness.scenarios.lengths import grouped_batches, in_order, sorted_batches
+from harness.scenarios.lengths import grouped_batches, sorted_batches
 
 
 @dataclass
@@ -148,7 +148,7 @@ class Scenario(abc.ABC):
 
     def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
         """One epoch of training batches, rows shuffled with `generator`; with [training] group_by_length
-        (the default) rows of similar length share a batch (harness.scenarios.lengths)."""
+        rows of similar length share a batch (harness.scenarios.lengths)."""
         import torch
 
         order = torch.randperm(len(self.train_rows), generator=generator).tolist()
@@ -160,10 +160,9 @@ class Scenario(abc.ABC):
             yield self.training_batch([self.train_rows[i] for i in indices])
 
     def eval_batches(self, batch_size: int, lengths: list[int] | None = None) -> list[list[int]]:
-        """Evaluation batches as row indices: longest rows first with [training] group_by_length (by
-        `lengths`, default `row_lengths`), else in row order. Callers put results back in row order."""
-        if not self.task.training.group_by_length:
-            return in_order(batch_size, len(self.eval_rows))
+        """Evaluation batches as row indices, longest rows first (by `lengths`, default `row_lengths`), so
+        that a batch pads little; callers put results back in row order. Sorting cannot change what is
+        learned, and a row's prediction does not depend on its batch-mates (beyond float rounding)."""
         return sorted_batches(self.row_lengths(self.eval_rows) if lengths is None else lengths, batch_size)
 
     @abc.abstractmethod
