@@ -65,9 +65,12 @@ def plain_tokens_per_s(task, scenario, model) -> float:
     optimizer = torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     generator = torch.Generator().manual_seed(0)
-    order = torch.randperm(len(scenario.train_rows), generator=generator).tolist()
-    lengths = scenario.row_lengths(scenario.train_rows)
-    batches = grouped_batches(order, lengths, training.batch_size, generator)[:STEPS]
+    order = torch.randperm(len(scenario.train_rows), generator=generator).tolist()  # as train() draws them
+    if training.group_by_length:
+        batches = grouped_batches(order, scenario.row_lengths(scenario.train_rows), training.batch_size, generator)
+    else:
+        batches = [order[i : i + training.batch_size] for i in range(0, len(order), training.batch_size)]
+    batches = batches[:STEPS]
     labels = {label: i for i, label in enumerate(scenario.labels)}
     model.train()
     tokens = 0
