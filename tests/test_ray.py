@@ -58,9 +58,9 @@ def test_a_cell_whose_worker_is_killed_is_retried_and_completes(local_ray, tmp_p
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline:
             for process in psutil.process_iter(["cmdline", "name"]):
-                if "ray::_remote_cell" not in " ".join(process.info["cmdline"] or []) + (process.info["name"] or ""):
+                if "ray::CellHost" not in " ".join(process.info["cmdline"] or []) + (process.info["name"] or ""):
                     continue
-                try:  # the Ray worker running the cell: a cell process runs under it (forked or spawned)
+                try:  # the cell host running the cell: a cell process runs under it (forked or spawned)
                     below = process.children(recursive=True)
                     running = [p for p in below if "forkserver" in " ".join(p.parent().cmdline())]
                     running += [p for p in below if "harness.run.worker" in " ".join(p.cmdline())]

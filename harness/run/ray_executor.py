@@ -1,14 +1,17 @@
-"""The Ray executor (`--executor ray`, `pip install 'tunebench[ray]'`): each cell is a Ray task.
+"""The Ray executor (`--executor ray`, `pip install 'tunebench[ray]'`): cells run on cell hosts, Ray actors.
 
-A task runs on a Ray worker with the resources the suite asks for per cell, and inside it the cell runs
-exactly as the local executor runs it: in its own process (forked from the worker's warm server, see
-harness.run.launch, so a reused worker starts cells as fast as the local executor does), under the same
-timeout and memory limit. With TUNEBENCH_CELL_START=spawn each task gets a fresh worker process instead
-(`max_calls=1`). On the driver's own node the cell writes straight into the run folder; on any other node
-it writes into a temporary folder there, the task returns the cell's files (result, per-item results,
-weights, log) and the driver writes them into the run folder, so the folder needs no shared file system.
-Losing the worker or the node retries the task (`max_retries`); a Python exception inside the cell is an
-ordinary failed result, recorded once and never retried.
+A cell host is a Ray actor that holds one cell slot (the resources the suite asks for per cell) on one
+node for the run. When it starts, its cell server imports torch, transformers and peft once (see
+harness.run.launch); every cell the slot runs is then a fresh process forked from that server, under the
+same timeout and memory limit as the local executor's, so memory figures stay per cell. (Plain Ray tasks
+land on whichever idle worker Ray picks, and Ray starts and reclaims workers as it likes: in the smoke
+suite cells waited ~5 s for a fresh worker's server, two or three times per run.) Hosts are spread over
+the nodes; the driver hands each free host the next cell. On the driver's own node the cell writes
+straight into the run folder; on any other node it writes into a temporary folder there, the call
+returns the cell's files (result, per-item results, weights, log) and the driver writes them into the
+run folder, so the folder needs no shared file system. Losing a host's process or node restarts the host
+(on another node if need be) and retries the cell there (`max_retries` per cell); a Python exception
+inside the cell is an ordinary failed result, recorded once and never retried.
 
 Each result records which node (and GPUs) ran it and the most cells that ran on that node at once
 during its run (`executor.cells_on_node`); throughput from a crowded node is flagged in the tables.
@@ -29,8 +32,12 @@ from typing import Any
 from harness.results.io import cell_result_path, read_result, write_result
 from harness.run.cell import failed_result
 from harness.run.executor import Executor, run_one
-from harness.run.launch import start_mode, wait_until_warm, warm_up
+from harness.run.launch import wait_until_warm, warm_up
 from harness.specs import CellSpec, Matrix, RaySpec
+
+# A local instance this executor starts: no prestarted task workers, which cell hosts (actors, each in a
+# worker process of its own) would never use, while they took CPU from the hosts warming up.
+LOCAL_INSTANCE_CONFIG = {"enable_worker_prestart": False}
 
 
 def _import_ray():
@@ -88,15 +95,28 @@ def _warm_worker() -> None:
     wait_until_warm()
 
 
+class CellHost:
+    """A Ray actor holding one cell slot for the run: its cell server warms up as the actor starts, while
+    the driver prepares data and models, and forks each cell the slot runs."""
+
+    def __init__(self) -> None:
+        _warm_worker()
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, cell: CellSpec, matrix: Matrix, load, working_dir: str | None, driver: tuple[str, str]) -> dict:
+        return _remote_cell(cell, matrix, load, working_dir, driver)
+
+
 def _remote_cell(cell: CellSpec, matrix: Matrix, load, working_dir: str | None, driver: tuple[str, str]) -> dict:
-    """Runs on a Ray worker: the cell in a child process; returns its files. On the driver's own node the
+    """Runs on a cell host: the cell in a child process; returns its files. On the driver's own node the
     cell writes straight into the run folder (`driver` is its node id and run folder); elsewhere into a
     temporary folder, whose files travel back."""
     ray = _import_ray()
     node = ray.get_runtime_context().get_node_id()
-    # Not awaited: a task blocked in ray.get lends its CPUs to other tasks, which would then share the node.
-    load.enter.remote(node, cell.cell_id)
-    _warm_worker()  # at once when this worker was warmed or ran a cell before
+    load.enter.remote(node, cell.cell_id)  # not awaited: the cell starts at once
+    _warm_worker()  # at once: the host warmed its server when it started
     files = None
     try:
         if node == driver[0] and Path(driver[1]).is_dir():
@@ -152,7 +172,7 @@ class RayExecutor(Executor):
     name = "ray"
 
     _started: bool = dataclasses.field(default=False, init=False, repr=False)  # this executor started Ray
-    _warming: list = dataclasses.field(default_factory=list, init=False, repr=False)  # warm-up tasks in flight
+    _hosts: list = dataclasses.field(default_factory=list, init=False, repr=False)  # cell hosts, one per slot
 
     def _connect(self):
         ray = _import_ray()
@@ -164,61 +184,81 @@ class RayExecutor(Executor):
                 include_dashboard=False,
                 log_to_driver=False,
                 configure_logging=False,
+                **({} if self.address else {"_system_config": LOCAL_INSTANCE_CONFIG}),
             )
             self._started = True
         return ray
 
-    def _task_options(self) -> dict[str, Any]:
+    def _host_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
-            # Cells are forked fresh from the worker's warm server, so their memory figures are their own
-            # and the worker can be reused; spawned cells get a fresh worker each, as before.
-            "max_calls": 0 if start_mode() == "warm" else 1,
-            "max_retries": self.max_retries,  # worker or node lost
-            "retry_exceptions": False,  # an error inside the cell is its result, recorded once
             "num_cpus": self.cpus_per_cell,
             "num_gpus": self.gpus_per_cell,
+            "max_restarts": -1,  # a host whose process or node is lost comes back (elsewhere if need be) ...
+            "max_task_retries": self.max_retries,  # ... and retries its cell, at most this often per cell
+            "scheduling_strategy": "SPREAD",  # slots over every node
         }
         if self.memory_per_cell_mb:
             options["memory"] = self.memory_per_cell_mb * 2**20
         return options
 
+    def _slots(self, ray) -> int:
+        """Cells the cluster can run at once with each cell's resources (at most 64)."""
+        resources = ray.cluster_resources()
+        slots = [64]
+        if self.cpus_per_cell > 0:
+            slots.append(int(resources.get("CPU", 0) // self.cpus_per_cell))
+        if self.gpus_per_cell > 0:
+            slots.append(int(resources.get("GPU", 0) // self.gpus_per_cell))
+        return max(1, min(slots))
+
     def prepare(self) -> None:
-        """Connect now and warm a worker per cell slot, while the driver prepares data and models. (Warming
-        every worker as it starts, through runtime_env's worker_process_setup_hook, measured slower on
-        two cores: 150.9 s against 130.3 s for the smoke suite.)"""
+        """Connect and start a cell host per slot now: their cell servers warm up while the driver
+        prepares data and models."""
         ray = self._connect()
-        if start_mode() == "warm":
-            slots = int(ray.cluster_resources().get("CPU", 1) // max(self.cpus_per_cell, 1e-9)) or 1
-            warm = ray.remote(**self._task_options())(_warm_worker)
-            self._warming = [warm.remote() for _ in range(min(slots, 64))]
+        if not self._hosts:
+            host = ray.remote(**self._host_options())(CellHost)
+            self._hosts = [host.remote() for _ in range(self._slots(ray))]
 
     def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
         ray = self._connect()
-        if self._warming:
-            ray.wait(self._warming, num_returns=len(self._warming))  # warmed before any cell takes their slots
-            self._warming = []
+        self.prepare()  # at once when the runner prepared this executor
+        hosts, self._hosts = self._hosts, []
         driver = (ray.get_runtime_context().get_node_id(), str(Path(run_dir).resolve()))
         # This run's own: a named one shared between runs could be one the last run's end is tearing down.
         load = ray.remote(NodeLoad).options(num_cpus=0).remote()
         ray.get(load.ready.remote())  # up before any cell: a call queued to a starting actor dies with its caller
-        task = ray.remote(**self._task_options())(_remote_cell)
         working_dir = (self.runtime_env or {}).get("working_dir")
-        pending = {task.remote(cell, matrix, load, working_dir, driver): cell for cell in cells}
+        queue, free = list(cells), list(hosts[: len(cells)])
+        for spare in hosts[len(cells) :]:
+            ray.kill(spare)
+        pending: dict[Any, tuple[CellSpec, Any]] = {}
         try:
-            while pending:
+            while queue or pending:
+                while queue and free:
+                    host = free.pop(0)
+                    cell = queue.pop(0)
+                    pending[host.run.remote(cell, matrix, load, working_dir, driver)] = (cell, host)
+                if not pending:  # every host is gone for good: nothing can run the rest
+                    cell = queue.pop(0)
+                    write_result(run_dir, failed_result(cell, "killed", "RayActorError", "no cell host left", []))
+                    yield cell, "killed"
+                    continue
                 ready, _ = ray.wait(list(pending), num_returns=1)
-                cell = pending.pop(ready[0])
+                cell, host = pending.pop(ready[0])
                 try:
                     payload = ray.get(ready[0])
                 except ray.exceptions.RayError as exc:  # lost more often than max_retries allows
+                    if not isinstance(exc, ray.exceptions.RayActorError):
+                        free.append(host)
                     message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                     write_result(run_dir, failed_result(cell, "killed", type(exc).__name__, message, []))
                     yield cell, "killed"
                     continue
+                free.append(host)
                 yield cell, _store(run_dir, cell, payload)
         finally:
-            for ref in pending:  # Ctrl-C or an error: no orphaned cells keep running
-                ray.cancel(ref, force=True)
+            for host in hosts:  # Ctrl-C or an error: killing a host ends its running cell too
+                ray.kill(host)
             ray.kill(load)
             if self._started:
                 ray.shutdown()
