@@ -85,11 +85,28 @@ def test_a_phase_is_marked_contended_when_other_processes_use_the_cpu(monkeypatc
 def test_a_quiet_phase_is_not_contended(monkeypatch):
     busy = iter([100.0, 100.5])
     monkeypatch.setattr(contention_module, "_busy_seconds", lambda: next(busy))
+    clock = iter([10.0, 11.0])
+    monkeypatch.setattr(contention_module.time, "perf_counter", lambda: next(clock))
     tracker = Contention(None, cpus=2)
     monkeypatch.setattr(tracker, "_own_seconds", iter([5.0, 5.5]).__next__)
     with tracker.phase("eval"):
         pass
-    assert tracker.summary()["contended"] is False
+    summary = tracker.summary()
+    assert summary["contended"] is False and summary["too_short_to_judge"] == []
+
+
+def test_a_phase_too_short_for_the_cpu_counters_is_recorded_but_not_judged(monkeypatch):
+    busy = iter([100.0, 100.06])  # 6 ticks of 10 ms: 30% of a 0.1 s phase on 2 CPUs, but rounding-sized
+    monkeypatch.setattr(contention_module, "_busy_seconds", lambda: next(busy))
+    clock = iter([10.0, 10.1])
+    monkeypatch.setattr(contention_module.time, "perf_counter", lambda: next(clock))
+    tracker = Contention(None, cpus=2)
+    monkeypatch.setattr(tracker, "_own_seconds", iter([5.0, 5.0]).__next__)
+    with tracker.phase("eval"):
+        pass
+    summary = tracker.summary()
+    assert summary["phases"]["eval"]["other_cpu_share"] == pytest.approx(0.3)
+    assert summary["contended"] is False and summary["too_short_to_judge"] == ["eval"]
 
 
 def test_contended_cells_are_flagged_in_the_tables_and_the_report(tmp_path):
@@ -160,3 +177,32 @@ def test_measuring_the_peak_leaves_the_seeded_random_stream_alone():
     torch.manual_seed(3)
     measured_cpu_peak(0.01)
     assert torch.equal(torch.rand(4), expected)  # the cell's initialisations do not depend on the benchmark
+
+
+def test_a_cpu_hog_beside_a_cell_gets_it_the_contention_mark_and_alone_it_gets_none(tmp_path, tiny_bert_dir):
+    """Real processes, no mocks: the same cell in this process, once beside busy loops on every core and
+    once alone."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from harness.config import load_matrix
+    from harness.run.cell import run_cell
+    from tests.helpers import write_task
+
+    body = "\n[profiles.default.training]\nepochs = 4\n"  # a train phase of a few seconds
+    cell = load_matrix([write_task(tmp_path, "hogged", tiny_bert_dir, body=body)], strategies=("full",)).cells[0]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.5)  # the loops are spinning
+        beside = run_cell(cell, tmp_path / "beside")["contention"]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    time.sleep(0.5)
+    alone = run_cell(cell, tmp_path / "alone")["contention"]
+    assert beside["contended"] is True and "train" in beside["contended_phases"]
+    assert beside["phases"]["train"]["other_cpu_share"] > 0.3  # the loops get about half the CPU beside it
+    assert alone["contended"] is False, alone

@@ -17,6 +17,10 @@ from harness.measure.tracker import Tracker, TrackerContext, register_tracker
 
 CONTENDED_SHARE = 0.15  # other processes used more than 15% of the machine's CPU time during the phase
 TIMED_PHASES = ("train", "eval")
+# CPU times tick every 10 ms, and the machine's and the process's counters tick apart: over a phase shorter
+# than this, a few ticks of rounding alone can exceed the threshold (seen: a 0.1 s evaluation of a tiny
+# model on a quiet machine read as contended), so such a phase is recorded but not judged.
+MIN_JUDGED_S = 0.5
 
 
 def _busy_seconds() -> float:
@@ -85,16 +89,14 @@ class Contention(Tracker):
         return times.user + times.system + times.children_user + times.children_system
 
     def summary(self) -> dict:
-        shares = {
-            name: self.phases[name]["other_cpu_share"]
-            for name in TIMED_PHASES
-            if name in self.phases and self.phases[name]["other_cpu_share"] is not None
-        }
-        contended = sorted(name for name, share in shares.items() if share > CONTENDED_SHARE)
+        timed = [name for name in TIMED_PHASES if name in self.phases]
+        judged = [name for name in timed if self.phases[name]["wall_seconds"] >= MIN_JUDGED_S]
+        contended = sorted(name for name in judged if self.phases[name]["other_cpu_share"] > CONTENDED_SHARE)
         return {
             "phases": self.phases,
             "cpus": self.cpus,
             "contended_phases": contended,
             "contended": bool(contended),
+            "too_short_to_judge": sorted(set(timed) - set(judged)),  # under MIN_JUDGED_S of wall time
             "threshold": CONTENDED_SHARE,
         }

@@ -212,67 +212,73 @@ def _points(group, x_column: str, colors: dict[str, str]) -> list[Point]:
     return sorted(points, key=lambda p: strategy_sort_key(p.name))
 
 
+def _quality_chart(task: str, group, colors: dict[str, str], x_column: str, x_name: str, **axis) -> dict:
+    """The primary metric (mean over seeds) against one figure, a point per strategy, with the Pareto front;
+    `axis` gives the x axis: x_label, x_ticks, x_format, higher_x_better."""
+    metric = group["primary_metric"].dropna().iloc[0] if group["primary_metric"].notna().any() else "primary metric"
+    return {
+        "svg": scatter_chart(
+            _points(group, x_column, colors),
+            title=f"{task}: {metric} vs {x_name}",
+            y_label=metric,
+            y_format=lambda v: f"{metric} {v:.4g}",
+            higher_y_better=higher_is_better(metric),
+            **axis,
+        )
+    }
+
+
 def task_charts(task: str, group, colors: dict[str, str], memory_kind: str) -> list:
     """Primary metric vs peak memory, vs training throughput and, where cells have a price, vs cost per
     cell, each with its Pareto front."""
     metric = group["primary_metric"].dropna().iloc[0] if group["primary_metric"].notna().any() else "primary metric"
-    higher = higher_is_better(metric)
-    y_format = lambda v: f"{metric} {v:.4g}"  # noqa: E731
-    vertical = "Up" if higher else "Down"
+    vertical = "Up" if higher_is_better(metric) else "Down"
     untrained = sorted(group.loc[group["train_tokens_per_s_mean"].isna() & (group["n"] > 0), "strategy"])
-    return [
-        {
-            "svg": scatter_chart(
-                _points(group, "peak_memory_bytes", colors),
-                title=f"{task}: {metric} vs peak memory",
-                x_label=f"peak memory ({memory_kind})",
-                y_label=metric,
-                x_ticks=byte_ticks,
-                x_format=human_bytes,
-                y_format=y_format,
-                higher_x_better=False,
-                higher_y_better=higher,
-            ),
-            "note": f"{vertical} and to the left is better; the dashed line joins the strategies no other beats "
-            "on both axes (the Pareto front).",
-        },
-        {
-            "svg": scatter_chart(
-                _points(group, "train_tokens_per_s", colors),
-                title=f"{task}: {metric} vs training throughput",
-                x_label="training throughput (non-padding tokens/s)",
-                y_label=metric,
-                x_ticks=linear_ticks,
-                x_format=lambda v: f"{v:,.0f} tokens/s",
-                y_format=y_format,
-                higher_x_better=True,
-                higher_y_better=higher,
-            ),
-            "note": f"{vertical} and to the right is better."
-            + (
-                " Not plotted (no training steps): " + ", ".join(f'"{s}"' for s in untrained) + "." if untrained else ""
-            ),
-        },
-    ] + _cost_chart(task, group, colors, metric, higher)
-
-
-def _cost_chart(task: str, group, colors: dict[str, str], metric: str, higher: bool) -> list[dict]:
-    """The primary metric against each cell's cost, where the run had a price per device-hour; else []."""
-    if "cost_mean" not in group or not group["cost_mean"].notna().any():
-        return []
-    chart = scatter_chart(
-        _points(group, "cost", colors),
-        title=f"{task}: {metric} vs cost per cell",
-        x_label="cost per cell (device-hours x the run's price per device-hour)",
-        y_label=metric,
-        x_ticks=linear_ticks,
-        x_format=lambda v: f"{v:.4g} per cell",
-        y_format=lambda v: f"{metric} {v:.4g}",
+    memory = _quality_chart(
+        task,
+        group,
+        colors,
+        "peak_memory_bytes",
+        "peak memory",
+        x_label=f"peak memory ({memory_kind})",
+        x_ticks=byte_ticks,
+        x_format=human_bytes,
         higher_x_better=False,
-        higher_y_better=higher,
     )
-    note = f"{'Up' if higher else 'Down'} and to the left is better: the quality each strategy buys for its price."
-    return [{"svg": chart, "note": note}]
+    memory["note"] = (
+        f"{vertical} and to the left is better; the dashed line joins the strategies no other beats "
+        "on both axes (the Pareto front)."
+    )
+    throughput = _quality_chart(
+        task,
+        group,
+        colors,
+        "train_tokens_per_s",
+        "training throughput",
+        x_label="training throughput (non-padding tokens/s)",
+        x_ticks=linear_ticks,
+        x_format=lambda v: f"{v:,.0f} tokens/s",
+        higher_x_better=True,
+    )
+    throughput["note"] = f"{vertical} and to the right is better." + (
+        " Not plotted (no training steps): " + ", ".join(f'"{s}"' for s in untrained) + "." if untrained else ""
+    )
+    charts = [memory, throughput]
+    if "cost_mean" in group and group["cost_mean"].notna().any():  # the run had a price per device-hour
+        cost = _quality_chart(
+            task,
+            group,
+            colors,
+            "cost",
+            "cost per cell",
+            x_label="cost per cell (device-hours x the run's price per device-hour)",
+            x_ticks=linear_ticks,
+            x_format=lambda v: f"{v:.4g} per cell",
+            higher_x_better=False,
+        )
+        cost["note"] = f"{vertical} and to the left is better: the quality each strategy buys for its price."
+        charts.append(cost)
+    return charts
 
 
 def cost_note(task: str, results: list[dict]) -> str:
