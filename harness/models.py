@@ -235,3 +235,14 @@ def load_tokenizer(source: str, revision: str | None = None, trust_remote_code: 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def base_model(model):
+    """The transformers model under any peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def prepends_virtual_tokens(model) -> bool:
+    """Whether a peft prompt-learning method (prompt, prefix, p-tuning) puts virtual tokens before the
+    inputs, so that the model's positions are not the inputs' positions."""
+    return bool(getattr(getattr(model, "peft_config", {}).get("default"), "is_prompt_learning", False))

@@ -165,6 +165,12 @@ class TrainingSpec:
         "transformers' group_by_length; off by default: where length goes with the label (spam) a batch loses "
         "its label mix and PEFT methods at their searched rates collapse",
     )
+    packing: bool = field(
+        True,
+        help="classification on encoders: lay each training batch's rows end to end in fewer rows, each row "
+        "attending only to itself, so a step computes on its tokens rather than on padding; the batch's rows "
+        "are the same, so what is learned is too",
+    )
     learning_rate: float = field(1e-4, min=0.0, help="AdamW peak learning rate")
     weight_decay: float = field(0.0, min=0.0, help="AdamW decoupled weight decay")
     lr_warmup_ratio: float = field(0.06, min=0.0, max=1.0, help="fraction of steps with linear LR warm-up")

@@ -38,6 +38,8 @@ def test_full_fine_tuning_costs_six_n_plus_the_attention_term():
     record = flops_per_token(model, seq)
     assert record["flops_per_token"] == pytest.approx(6 * n + 12 * layers * seq * hidden)
     assert record["lowest_trained_block"] == 0
+    once_per_row = flops_per_token(model, seq, head_share=1 / seq)  # the head reads one position of 20
+    assert once_per_row["flops_per_token"] == pytest.approx(6 * (blocks + head / seq) + 12 * layers * seq * hidden)
 
 
 def test_frozen_lower_blocks_need_no_backward_and_lora_backprops_everywhere():
@@ -141,6 +143,7 @@ def test_a_cell_records_padding_efficiency_contention_and_mfu(tmp_path, tiny_ber
         assert 0 < result["throughput"][f"{phase}_padding_efficiency"] <= 1
         assert result["contention"]["phases"][phase]["wall_seconds"] > 0
     assert result["training"]["precision"] == "fp32" and result["training"]["fused_optimizer"] is False  # auto, CPU
+    assert result["training"]["packed"] is True  # classification on an encoder packs its training batches
     efficiency = result["efficiency"]
     assert efficiency["peak_source"].startswith("measured") and efficiency["flops_per_token"] > 0
     expected = efficiency["flops_per_token"] * result["throughput"]["train_tokens_per_s"]

@@ -6,7 +6,9 @@ FLOPs per token = forward + backward through activations + backward to weights:
 - backward through activations: the same, but only from the lowest block that trains upwards (nothing
   below it needs gradients: frozen-lower stops early, adapters and LoRA in every block go all the way);
 - backward to weights: 2 x the trainable matmul parameters (embedding lookups cost no matmul).
-Full fine-tuning gives the familiar 6N + 12 x blocks x seq x hidden. MFU is that times the measured
+Full fine-tuning gives the familiar 6N + 12 x blocks x seq x hidden. The output head counts at the
+positions it runs on: one per row for a classifier, the scored targets for a causal LM whose loss
+computes logits there only (harness.scenarios.text_to_text). MFU is that times the measured
 training tokens/s (non-padding), over the device's peak: a table of datasheet peaks for known GPUs
 (override with TUNEBENCH_PEAK_FLOPS), or on CPU a peak measured by a short fp32 GEMM benchmark with the
 cell's threads, recorded with the result.
@@ -64,8 +66,10 @@ def _matmul_params(module) -> int:
     return sum(p.numel() for p in module.parameters() if p.dim() >= 2)
 
 
-def flops_per_token(model, seq_len: float) -> dict:
-    """Training FLOPs per token of `model` as its parameters are now set to train (see the module doc)."""
+def flops_per_token(model, seq_len: float, head_share: float = 1.0) -> dict:
+    """Training FLOPs per token of `model` as its parameters are now set to train (see the module doc);
+    `head_share` is the output head's positions per token (a classifier reads one per row, a causal LM's
+    loss may score its targets only)."""
     from harness.strategies.layers import discover
 
     layout = discover(model)
@@ -85,11 +89,16 @@ def flops_per_token(model, seq_len: float) -> dict:
         if not any(output.weight is p for n, p in named.items() if n not in embedding):
             tied_head = output.weight.numel()  # a tied LM head: listed as the embedding, but a matmul per token
     per_block = [_matmul_params(block) for block in blocks]
-    forward_params = sum(per_block) + head + tied_head
-    backward_params = sum(per_block[lowest:]) + head + tied_head
-    trainable = sum(p.numel() for n, p in named.items() if p.requires_grad and p.dim() >= 2 and n not in embedding)
+    head_cost = (head + tied_head) * head_share
+    forward_params = sum(per_block) + head_cost
+    backward_params = sum(per_block[lowest:]) + head_cost
+    trainable = sum(
+        p.numel() * (head_share if not n.startswith(in_blocks) else 1.0)
+        for n, p in named.items()
+        if p.requires_grad and p.dim() >= 2 and n not in embedding
+    )
     if tied_head and output.weight.requires_grad:  # type: ignore[union-attr]
-        trainable += tied_head  # an embedding lookup costs nothing, the tied head's matmul does
+        trainable += tied_head * head_share  # an embedding lookup costs nothing, the tied head's matmul does
     attention = 4 * seq_len * hidden
     forward = 2 * forward_params + len(blocks) * attention
     backward_activations = 2 * backward_params + 2 * (len(blocks) - lowest) * attention
@@ -101,4 +110,5 @@ def flops_per_token(model, seq_len: float) -> dict:
         "backward_weights": backward_weights,
         "lowest_trained_block": lowest,
         "seq_len": seq_len,
+        "head_share": head_share,
     }

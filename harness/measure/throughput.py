@@ -21,6 +21,7 @@ class StepRecord:
     seconds: float = 0.0
     real_slots: int = 0  # non-padding positions of the padded input
     total_slots: int = 0  # all positions of the padded input
+    head_positions: int | None = None  # positions the output head ran on, where not every token
 
 
 class ThroughputTracker:
@@ -42,8 +43,10 @@ class ThroughputTracker:
         self.steps: list[StepRecord] = []
 
     @contextmanager
-    def step(self, n_samples: int, n_tokens: int = 0, slots: tuple[int, int] = (0, 0)):
-        record = StepRecord(n_samples, n_tokens, 0.0, *slots)
+    def step(
+        self, n_samples: int, n_tokens: int = 0, slots: tuple[int, int] = (0, 0), head_positions: int | None = None
+    ):
+        record = StepRecord(n_samples, n_tokens, 0.0, *slots, head_positions)
         self.synchronize()
         start = self.clock()
         yield record
@@ -109,11 +112,14 @@ class Throughput(Tracker):
         finally:
             self.current = None
 
-    def step(self, n_samples: int, n_tokens: int = 0, slots: tuple[int, int] = (0, 0)):
-        """Time one step of the current phase; `slots` are its (non-padding, all) input positions."""
+    def step(
+        self, n_samples: int, n_tokens: int = 0, slots: tuple[int, int] = (0, 0), head_positions: int | None = None
+    ):
+        """Time one step of the current phase; `slots` are its (non-padding, all) input positions,
+        `head_positions` those the output head ran on where not every token."""
         if self.current is None:
             raise RuntimeError("Throughput.step outside a phase")
-        return self.current.step(n_samples, n_tokens, slots)
+        return self.current.step(n_samples, n_tokens, slots, head_positions)
 
     def steps(self, phase: str) -> list[StepRecord]:
         return self.trackers[phase].steps if phase in self.trackers else []

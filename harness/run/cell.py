@@ -104,7 +104,7 @@ def measured_step(throughput, breakdown: MemoryBreakdown) -> Callable[[Batch], c
 
     def step_context(batch: Batch) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
-        stack.enter_context(throughput.step(batch.n_samples, batch.n_tokens, batch.slots))
+        stack.enter_context(throughput.step(batch.n_samples, batch.n_tokens, batch.slots, batch.head_positions))
         shape = tuple(batch.inputs["input_ids"].shape) if "input_ids" in batch.inputs else None
         stack.enter_context(breakdown.step(shape))  # activations
         return stack
@@ -140,6 +140,7 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         applied = strategy.apply(model, ModelContext(head_modules, scenario.peft_task_type))
         model = applied.model.to(device)
         freeze_all_but(model, applied, head_modules if strategy.trains else ())
+    batching = scenario.prepare_training(model) if strategy.trains else {}
     params = count_parameters(model)
     rows, seq_len = (  # the largest batch training will build: the estimate at the shapes that will run
         scenario.largest_training_input(training.batch_size, cell.seed, training.epochs)
@@ -165,7 +166,11 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
             after_step=watch.after_step,
         )
         with phase(trackers, "train"):
-            training_summary = {**train(model, scenario, training, device, cell.seed, hooks), **watch.summary()}
+            training_summary = {
+                **train(model, scenario, training, device, cell.seed, hooks),
+                **watch.summary(),
+                **batching,
+            }
         if breakdown.activation_shape is not None and len(breakdown.activation_shape) == 2:
             rows, seq_len = breakdown.activation_shape  # the formula at the shape whose activations were measured
             preflight["at_measured_shape"] = _preflight(model, params, kind, task, rows, seq_len)
@@ -227,7 +232,9 @@ def _efficiency(model, throughput: Throughput, peak: tuple[float | None, str] | 
     steps = throughput.steps("train")
     samples = sum(r.samples for r in steps)
     seq_len = sum(r.real_slots for r in steps) / samples if samples else 0.0
-    record = flops_per_token(model, seq_len)
+    tokens = sum(r.tokens for r in steps)
+    head = sum(r.tokens if r.head_positions is None else r.head_positions for r in steps)
+    record = flops_per_token(model, seq_len, head / tokens if tokens else 1.0)
     tokens_per_s = throughput.trackers["train"].summary("train")["train_tokens_per_s"]
     peak_flops, source = peak or (None, "not measured")
     achieved = record["flops_per_token"] * tokens_per_s if tokens_per_s else None

@@ -21,10 +21,14 @@ class Batch:
     inputs: dict[str, Any]
     n_samples: int
     n_tokens: int  # non-padding tokens
+    positions: int | None = None  # all input positions, where the attention mask does not count them (packed)
+    head_positions: int | None = None  # positions the output head runs on, where not every token (FLOPs)
 
     @property
     def slots(self) -> tuple[int, int]:
-        """(non-padding, all) positions of the padded input, from its attention mask: padding efficiency."""
+        """(non-padding, all) positions of the input, from its attention mask: padding efficiency."""
+        if self.positions is not None:
+            return self.n_tokens, self.positions
         mask = self.inputs.get("attention_mask")
         if mask is None or not hasattr(mask, "numel"):
             return self.n_tokens, self.n_tokens
@@ -61,6 +65,7 @@ class Scenario(abc.ABC):
     # that needs no more
     kinds: ClassVar[tuple[str, ...]]  # model kinds it supports: encoder, causal, seq2seq
     needs_domain: ClassVar[bool] = False  # the task file must say which domain (task.domain)
+    packing: Any = None  # set by prepare_training where training batches are packed (harness.scenarios.packing)
 
     Options: ClassVar[type] = NoOptions  # the task file's [scenario] table, as a frozen dataclass
 
@@ -118,6 +123,11 @@ class Scenario(abc.ABC):
     def training_batch(self, rows: list[dict]) -> Batch:
         """Model inputs with labels for these training rows."""
 
+    def prepare_training(self, model) -> dict[str, Any]:
+        """Called once the strategy has made the model, before any training batch is built: a scenario
+        may fit its training batches to the model. Returns what it decided, for the cell's result."""
+        return {}
+
     def largest_training_input(self, batch_size: int, seed: int, epochs: int) -> tuple[int, ...]:
         """The shape of the largest input tensor among the training batches, for the memory estimate made
         before training: the batches are built as training will build them (same seed, same order, every
@@ -148,7 +158,8 @@ class Scenario(abc.ABC):
 
     def train_batches(self, batch_size: int, generator) -> Iterator[Batch]:
         """One epoch of training batches, rows shuffled with `generator`; with [training] group_by_length
-        rows of similar length share a batch (harness.scenarios.lengths)."""
+        rows of similar length share a batch (harness.scenarios.lengths); where prepare_training chose
+        packing, each batch is packed (harness.scenarios.packing)."""
         import torch
 
         order = torch.randperm(len(self.train_rows), generator=generator).tolist()
@@ -157,7 +168,8 @@ class Scenario(abc.ABC):
         else:
             batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         for indices in batches:
-            yield self.training_batch([self.train_rows[i] for i in indices])
+            batch = self.training_batch([self.train_rows[i] for i in indices])
+            yield batch if self.packing is None else self.packing.pack_batch(batch)
 
     def eval_batches(self, batch_size: int, lengths: list[int] | None = None) -> list[list[int]]:
         """Evaluation batches as row indices, longest rows first (by `lengths`, default `row_lengths`), so

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
@@ -10,6 +11,7 @@ import torch
 
 from harness.metrics import macro_f1
 from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
+from harness.scenarios.packing import EncoderPacking
 from harness.schema import field
 
 
@@ -43,13 +45,24 @@ class Classification(Scenario):
                 [len(train_rows) / (len(self.labels) * counts[label]) for label in self.labels]
             )
 
+    def prepare_training(self, model) -> dict:
+        """Packed training batches ([training] packing) where the model allows them."""
+        if not self.task.training.packing:
+            return {"packed": False, "why_not_packed": "[training] packing = false"}
+        if self.kind != "encoder":
+            return {"packed": False, "why_not_packed": f"{self.kind} models classify from their last token"}
+        self.packing, why_not = EncoderPacking.for_model(model)
+        return {"packed": self.packing is not None, **({"why_not_packed": why_not} if why_not else {})}
+
     def training_loss(self, model, inputs: dict):
-        if self.class_weights is None:
-            return super().training_loss(model, inputs)
-        labels = inputs["labels"]
-        logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
-        weights = self.class_weights.to(device=logits.device, dtype=torch.float32)
-        return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weights)
+        layout = inputs.pop("layout", None)
+        with self.packing.unpacked(layout) if layout is not None else contextlib.nullcontext():
+            if self.class_weights is None:
+                return super().training_loss(model, inputs)
+            labels = inputs["labels"]
+            logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+            weights = self.class_weights.to(device=logits.device, dtype=torch.float32)
+            return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weights)
 
     def load_model(self, source: str):
         from transformers import AutoModelForSequenceClassification
@@ -79,7 +92,8 @@ class Classification(Scenario):
     def training_batch(self, rows: list[dict]) -> Batch:
         encoded = self._encode(rows, padding=True, return_tensors="pt")
         encoded["labels"] = torch.tensor([self.label_ids[str(r["label"])] for r in rows])
-        return Batch(dict(encoded), n_samples=len(rows), n_tokens=int(encoded["attention_mask"].sum()))
+        n_tokens = int(encoded["attention_mask"].sum())
+        return Batch(dict(encoded), len(rows), n_tokens, head_positions=len(rows))  # the head reads [CLS]
 
     def evaluate(self, model, batch_size: int, device, on_batch) -> Evaluation:
         predictions: list[str] = [""] * len(self.eval_rows)

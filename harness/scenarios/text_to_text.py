@@ -10,10 +10,12 @@ asked, computes perplexity of the reference targets.
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 
 import torch
 
+from harness.models import base_model, prepends_virtual_tokens
 from harness.scenarios.base import Batch, Evaluation, Scenario
 
 IGNORE = -100  # label value the loss skips
@@ -22,6 +24,7 @@ IGNORE = -100  # label value the loss skips
 class TextToText(Scenario):
     provides = frozenset({"text", "model_loss"})  # generated text; reference loss for perplexity
     kinds = ("causal", "seq2seq")
+    head_on_targets = False  # set by prepare_training: a causal LM's head runs on the scored positions only
 
     @abc.abstractmethod
     def messages(self, row: dict) -> list[dict[str, str]]:
@@ -93,15 +96,47 @@ class TextToText(Scenario):
         input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
         attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
         labels = torch.tensor([ids + [IGNORE] * (width - len(ids)) for ids in label_rows])
-        return Batch(
-            {"input_ids": input_ids, "attention_mask": attention, "labels": labels}, len(rows), int(attention.sum())
-        )
+        scored = int((labels[:, 1:] != IGNORE).sum()) if self.head_on_targets else None
+        inputs = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+        return Batch(inputs, len(rows), int(attention.sum()), head_positions=scored)
 
     @staticmethod
     def _first(target: str | list[str]) -> str:
         return target[0] if isinstance(target, list) else str(target)
 
     # ------------------------------------------------------------ evaluation
+
+    def prepare_training(self, model) -> dict:
+        if self.kind != "causal":
+            return {}
+        self.head_on_targets = _selects_positions(model)
+        return {"lm_head_on": "target positions" if self.head_on_targets else "every position"}
+
+    def training_loss(self, model, inputs: dict):
+        """Mean negative log-likelihood of the target tokens, as the model's own loss computes it; a causal
+        LM's head runs on the positions that predict a target token only (see `scored_logits`)."""
+        if self.kind != "causal":
+            return super().training_loss(model, inputs)
+        logits, targets, _ = self.scored_logits(model, inputs)
+        return torch.nn.functional.cross_entropy(logits, targets)
+
+    def scored_logits(self, model, inputs: dict):
+        """For a causal LM and inputs with labels: the logits (n x vocab, float) at the n positions whose next
+        token is scored (label not IGNORE), those tokens (n), and each one's row (n).
+
+        The language-model head (49,152 x 576 on SmolLM2-135M, a fifth of its weights) and the loss over
+        the vocabulary then run on the target tokens only, not on every prompt position; what is computed
+        for the scored positions does not change. Where the model's forward cannot select positions
+        (`logits_to_keep`), or a prompt-learning method prepends virtual tokens, the positions are taken
+        from the whole output instead."""
+        labels = inputs.pop("labels")
+        scored = torch.zeros_like(labels, dtype=torch.bool)
+        scored[:, :-1] = labels[:, 1:] != IGNORE
+        if _selects_positions(model):
+            logits = model(**inputs, logits_to_keep=scored).logits
+        else:  # prompt-learning methods prepend virtual tokens: the inputs' positions are the last ones
+            logits = model(**inputs).logits[:, -labels.size(1) :][scored]
+        return logits.float(), labels[:, 1:][scored[:, :-1]], scored.nonzero()[:, 0]
 
     def perplexity(self, model, batch_size: int, device) -> tuple[float, list[float]]:
         """exp(mean negative log-likelihood per reference target token), teacher-forced; and each item's
@@ -111,16 +146,18 @@ class TextToText(Scenario):
             for indices in self.eval_batches(batch_size):
                 batch = self.training_batch([self.eval_rows[i] for i in indices])
                 inputs = batch.on(device)
-                labels = inputs.pop("labels")
-                logits = model(**inputs, **({"labels": labels} if self.kind == "seq2seq" else {})).logits.float()
                 if self.kind == "causal":
-                    # prompt-learning methods prepend virtual tokens: score only the positions of the inputs
-                    logits = logits[:, -labels.size(1) :]
-                    logits, labels = logits[:, :-1], labels[:, 1:]
-                nll = torch.nn.functional.cross_entropy(
-                    logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="none"
-                ).view(labels.shape)
-                row_nll, row_tokens = nll.sum(dim=1), (labels != IGNORE).sum(dim=1)
+                    logits, targets, rows = self.scored_logits(model, inputs)
+                    nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+                    row_nll = torch.zeros(len(indices), device=nll.device).index_add_(0, rows, nll)
+                    row_tokens = torch.bincount(rows, minlength=len(indices))
+                else:
+                    labels = inputs["labels"]
+                    logits = model(**inputs).logits.float()
+                    nll = torch.nn.functional.cross_entropy(
+                        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="none"
+                    ).view(labels.shape)
+                    row_nll, row_tokens = nll.sum(dim=1), (labels != IGNORE).sum(dim=1)
                 total_nll += float(row_nll.sum())
                 total_tokens += int(row_tokens.sum())
                 for i, nll_per_token in zip(indices, (row_nll / row_tokens.clamp(min=1)).tolist()):
@@ -220,3 +257,11 @@ class TextToText(Scenario):
         return Evaluation(
             predictions, references, scores=scores, item_scores=item_scores, details={"examples": examples}
         )
+
+
+def _selects_positions(model) -> bool:
+    """Whether `model` computes logits at chosen positions only (transformers' `logits_to_keep`), over its
+    inputs' positions (no prompt-learning virtual tokens in front)."""
+    if prepends_virtual_tokens(model):
+        return False
+    return "logits_to_keep" in inspect.signature(base_model(model).forward).parameters

@@ -1,0 +1,174 @@
+"""Packed classification training batches (the same rows on fewer positions, the same loss and
+gradients) and causal-LM losses computed on the scored positions only (the same loss, perplexity)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from harness.config import load_matrix
+from harness.data import load_rows
+from harness.models import load_tokenizer
+from harness.scenarios import SCENARIOS
+from harness.scenarios.base import Batch
+from harness.scenarios.packing import EncoderPacking, first_fit_decreasing
+from harness.scenarios.text_to_text import IGNORE
+from tests.helpers import TINY, tiny_model, write_task
+from tests.test_scenarios import write_scenario_task
+
+
+def test_first_fit_decreasing_places_every_row_once_within_capacity():
+    lengths = [random.Random(i).randint(1, 40) for i in range(200)]
+    bins = first_fit_decreasing(lengths, 40)
+    assert sorted(i for b in bins for i in b) == list(range(200))
+    assert all(sum(lengths[i] for i in b) <= 40 for b in bins)
+    assert len(bins) <= 1.25 * sum(lengths) / 40  # first fit decreasing stays within 11/9 OPT + 1
+    assert first_fit_decreasing([3, 9, 3, 9, 1], 9) == [[1], [3], [0, 2, 4]]
+
+
+def _padded_batch(lengths: list[int], vocab: int = 100) -> dict:
+    torch.manual_seed(1)
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(1, vocab, (n,))
+        mask[row, :n] = 1
+    labels = torch.tensor([row % 2 for row in range(len(lengths))])
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids), "labels": labels}
+
+
+def _loss_and_grads(model, run) -> tuple[float, list[torch.Tensor]]:
+    model.zero_grad()
+    loss = run()
+    loss.backward()
+    return float(loss.detach()), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients_on_fewer_positions(attention):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, num_labels=2, attn_implementation=attention, **TINY)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0  # dropout draws differ by layout
+    model = BertForSequenceClassification(config)
+    lengths = [5, 17, 3, 16, 2, 7, 12, 1]
+    inputs = _padded_batch(lengths)
+    packing, why_not = EncoderPacking.for_model(model)
+    assert packing is not None and why_not == ""
+    packed = packing.pack_batch(Batch(dict(inputs), len(lengths), sum(lengths)))
+    assert packed.inputs["input_ids"].shape == (4, 17)  # 68 positions for 63 tokens, against 8 x 17 = 136
+    assert packed.slots == (63, 68)
+    assert packed.inputs["labels"].tolist() == inputs["labels"].tolist()
+
+    padded_loss, padded_grads = _loss_and_grads(model, lambda: model(**inputs).loss)
+    packed_inputs = dict(packed.inputs)
+    layout = packed_inputs.pop("layout")
+
+    def packed_run():
+        with packing.unpacked(layout):
+            return model(**packed_inputs).loss
+
+    packed_loss, packed_grads = _loss_and_grads(model, packed_run)
+    assert packed_loss == pytest.approx(padded_loss, abs=1e-6)
+    assert len(packed_grads) == len(padded_grads)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(packed_grads, padded_grads))
+    assert not packing.encoder._forward_hooks  # the unpacking hook is gone after the step
+
+
+def test_packing_says_why_a_model_cannot_pack():
+    from peft import PromptTuningConfig, get_peft_model
+
+    no_encoder, why = EncoderPacking.for_model(tiny_model("gpt2"))
+    assert no_encoder is None and "no `encoder` module" in why
+    prompted = get_peft_model(tiny_model("bert"), PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4))
+    virtual, why = EncoderPacking.for_model(prompted)
+    assert virtual is None and "virtual tokens" in why
+    flex = tiny_model("bert")
+    flex.config._attn_implementation = "flex_attention"
+    unmasked, why = EncoderPacking.for_model(flex)
+    assert unmasked is None and "flex_attention" in why
+
+
+def _classification(tmp_path, tiny_bert_dir, body: str = ""):
+    name = "padded" if body else "packed"
+    task = load_matrix([write_task(tmp_path, name, tiny_bert_dir, body=body)]).cells[0].task
+    train, evaluation = load_rows(task, ("text", "label"))
+    tokenizer = load_tokenizer(str(tiny_bert_dir))
+    return SCENARIOS.get("classification").create(task, tokenizer, "encoder", train * 4, evaluation)
+
+
+def test_classification_packs_its_training_batches_unless_told_not_to(tiny_bert_dir, tmp_path):
+    scenario = _classification(tmp_path, tiny_bert_dir)
+    model, _ = scenario.load_model(str(tiny_bert_dir))
+    padded = list(scenario.train_batches(16, torch.Generator().manual_seed(0)))
+    assert scenario.prepare_training(model) == {"packed": True}
+    packed = list(scenario.train_batches(16, torch.Generator().manual_seed(0)))
+
+    def efficiency(batches) -> float:
+        return sum(b.slots[0] for b in batches) / sum(b.slots[1] for b in batches)
+
+    assert [b.inputs["labels"].tolist() for b in packed] == [b.inputs["labels"].tolist() for b in padded]
+    assert efficiency(packed) > efficiency(padded) + 0.05  # template rows vary little in length (0.79 vs 0.70)
+    loss = scenario.training_loss(model, packed[0].on("cpu"))
+    assert loss.requires_grad and torch.isfinite(loss)
+
+    off = _classification(tmp_path, tiny_bert_dir, body="packing = false\n")
+    assert off.prepare_training(model) == {"packed": False, "why_not_packed": "[training] packing = false"}
+    assert all("layout" not in b.inputs for b in off.train_batches(16, torch.Generator().manual_seed(0)))
+
+
+def _causal(tmp_path, tiny_llama_dir):
+    task = load_matrix([write_scenario_task(tmp_path, "summarization-causal", tiny_llama_dir)]).cells[0].task
+    train, evaluation = load_rows(task, ("input", "target"))
+    tokenizer = load_tokenizer(str(tiny_llama_dir))
+    scenario = SCENARIOS.get("generation").create(task, tokenizer, "causal", train, evaluation)
+    torch.manual_seed(0)
+    model, _ = scenario.load_model(str(tiny_llama_dir))
+    return scenario, model
+
+
+def test_causal_training_loss_on_scored_positions_is_the_models_own_loss(tiny_llama_dir, tmp_path):
+    from peft import LoraConfig, PromptTuningConfig, get_peft_model
+
+    scenario, model = _causal(tmp_path, tiny_llama_dir)
+    assert scenario.prepare_training(model) == {"lm_head_on": "target positions"}
+    batch = scenario.training_batch(scenario.train_rows[:4])
+    assert (batch.inputs["labels"] == IGNORE).float().mean() > 0.3  # prompt positions are not scored
+    seen = []
+    handle = model.lm_head.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[:-1]))
+    own = model(**batch.on("cpu")).loss
+    ours = scenario.training_loss(model, batch.on("cpu"))
+    handle.remove()
+    assert float(ours) == pytest.approx(float(own), rel=1e-5)
+    scored = int((batch.inputs["labels"][:, 1:] != IGNORE).sum())
+    assert seen[0] == batch.inputs["input_ids"].shape and seen[1] == (scored,)  # the head ran on targets only
+    assert batch.head_positions == scored  # what the FLOPs count takes
+
+    lora = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=2, target_modules=["q_proj"]))
+    assert float(scenario.training_loss(lora, batch.on("cpu"))) == pytest.approx(float(own), rel=1e-5)
+    _, fresh = _causal(tmp_path, tiny_llama_dir)
+    prompted = get_peft_model(fresh, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
+    assert scenario.prepare_training(prompted) == {"lm_head_on": "every position"}
+    expected = prompted(**batch.on("cpu")).loss  # peft scores the inputs' positions past the virtual tokens
+    assert float(scenario.training_loss(prompted, batch.on("cpu"))) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_perplexity_on_scored_positions_matches_one_computed_from_every_position(tiny_llama_dir, tmp_path):
+    scenario, model = _causal(tmp_path, tiny_llama_dir)
+    model.eval()
+    perplexity, items = scenario.perplexity(model, 3, "cpu")
+    nll, tokens, expected_items = 0.0, 0, []
+    with torch.no_grad():
+        for row in scenario.eval_rows:  # one row at a time, every position's logits
+            inputs = scenario.training_batch([row]).on("cpu")
+            labels = inputs.pop("labels")[0, 1:]
+            logits = model(**inputs).logits[0, :-1]
+            row_nll = torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
+            n = int((labels != IGNORE).sum())
+            nll, tokens = nll + float(row_nll), tokens + n
+            expected_items.append(float(row_nll) / n)
+    assert perplexity == pytest.approx(torch.exp(torch.tensor(nll / tokens)).item(), rel=1e-4)
+    assert items == pytest.approx(expected_items, rel=1e-4)
