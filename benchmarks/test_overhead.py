@@ -3,6 +3,9 @@ the same work on the real MiniLM (full fine-tuning and LoRA, shipped sentiment d
 per strategy on the tiny model.
 
 The issue's target: harness tokens/s at least 0.97x the plain loop's, the median of alternating repeats.
+Both loops take the same padded batches (train() runs without the scenario's prepare_training, so it does
+not pack), so the ratio is the cost of the loop and its trackers alone; packing's gain is measured on
+the default suite (README).
 Run on a quiet machine: .venv/bin/python -m pytest benchmarks/test_overhead.py --benchmark-enable -s
 """
 

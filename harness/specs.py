@@ -167,9 +167,9 @@ class TrainingSpec:
     )
     packing: bool = field(
         True,
-        help="classification on encoders: lay each training batch's rows end to end in fewer rows, each row "
-        "attending only to itself, so a step computes on its tokens rather than on padding; the batch's rows "
-        "are the same, so what is learned is too",
+        help="classification on encoders and causal LMs: lay each training batch's rows end to end in fewer "
+        "rows, each row attending only to itself, so a step computes on its tokens rather than on padding; "
+        "the batch's rows are the same, so what is learned is too",
     )
     learning_rate: float = field(1e-4, min=0.0, help="AdamW peak learning rate")
     weight_decay: float = field(0.0, min=0.0, help="AdamW decoupled weight decay")

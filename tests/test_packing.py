@@ -1,5 +1,6 @@
-"""Packed classification training batches (the same rows on fewer positions, the same loss and
-gradients) and causal-LM losses computed on the scored positions only (the same loss, perplexity)."""
+"""Packed training batches (the same rows on fewer positions, the same loss and gradients) for encoder
+classifiers and causal LMs, and causal-LM losses computed on the scored positions only (the same loss
+and perplexity)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from harness.data import load_rows
 from harness.models import load_tokenizer
 from harness.scenarios import SCENARIOS
 from harness.scenarios.base import Batch
-from harness.scenarios.packing import EncoderPacking, first_fit_decreasing
-from harness.scenarios.text_to_text import IGNORE
+from harness.scenarios.packing import IGNORE, Packing, first_fit_decreasing
 from tests.helpers import TINY, tiny_model, write_task
 from tests.test_scenarios import write_scenario_task
 
@@ -56,7 +56,7 @@ def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients_on_fewer_posi
     model = BertForSequenceClassification(config)
     lengths = [5, 17, 3, 16, 2, 7, 12, 1]
     inputs = _padded_batch(lengths)
-    packing, why_not = EncoderPacking.for_model(model)
+    packing, why_not = Packing.for_encoder(model)
     assert packing is not None and why_not == ""
     packed = packing.pack_batch(Batch(dict(inputs), len(lengths), sum(lengths)))
     assert packed.inputs["input_ids"].shape == (4, 17)  # 68 positions for 63 tokens, against 8 x 17 = 136
@@ -78,18 +78,50 @@ def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients_on_fewer_posi
     assert not packing.encoder._forward_hooks  # the unpacking hook is gone after the step
 
 
+def test_a_packed_causal_batch_gives_the_padded_batchs_loss_and_gradients(tiny_llama_dir, tmp_path):
+    scenario, model = _causal(tmp_path, tiny_llama_dir)
+    assert scenario.prepare_training(model) == {"lm_head_on": "target positions", "packed": True}
+
+    def cut(text: str, words: int) -> str:
+        return " ".join(text.split()[:words])
+
+    sizes = [(40, 20), (3, 2), (5, 3), (30, 12), (2, 2), (8, 3)]  # words of input and target: lengths differ
+    rows = [
+        {**r, "input": cut(r["input"], i), "target": cut(r["target"], t)}
+        for r, (i, t) in zip(scenario.train_rows, sizes)
+    ]
+    padded = scenario.training_batch(rows)
+    packed = scenario.packing.pack_batch(padded)
+    assert packed.inputs["input_ids"].size(0) < len(rows) and "labels" not in packed.inputs
+    assert packed.slots[0] == padded.slots[0] and packed.slots[1] < padded.slots[1]
+    assert packed.head_positions == padded.head_positions == int((padded.inputs["labels"] != IGNORE).sum())
+    own_loss, own_grads = _loss_and_grads(model, lambda: model(**padded.on("cpu")).loss)
+    packed_loss, packed_grads = _loss_and_grads(model, lambda: scenario.training_loss(model, packed.on("cpu")))
+    assert packed_loss == pytest.approx(own_loss, rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(packed_grads, own_grads))
+    off = _causal(tmp_path, tiny_llama_dir, body="packing = false\n")[0]
+    assert off.prepare_training(model)["why_not_packed"] == "[training] packing = false"
+
+
 def test_packing_says_why_a_model_cannot_pack():
     from peft import PromptTuningConfig, get_peft_model
 
-    no_encoder, why = EncoderPacking.for_model(tiny_model("gpt2"))
+    no_encoder, why = Packing.for_encoder(tiny_model("gpt2"))
     assert no_encoder is None and "no `encoder` module" in why
     prompted = get_peft_model(tiny_model("bert"), PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4))
-    virtual, why = EncoderPacking.for_model(prompted)
+    virtual, why = Packing.for_encoder(prompted)
     assert virtual is None and "virtual tokens" in why
     flex = tiny_model("bert")
     flex.config._attn_implementation = "flex_attention"
-    unmasked, why = EncoderPacking.for_model(flex)
+    unmasked, why = Packing.for_encoder(flex)
     assert unmasked is None and "flex_attention" in why
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    causal = LlamaForCausalLM(LlamaConfig(vocab_size=100, num_key_value_heads=2, **TINY))
+    packing, why = Packing.for_causal_lm(causal)
+    assert packing is not None and packing.causal and why == ""
+    prompted_lm = get_peft_model(causal, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    assert Packing.for_causal_lm(prompted_lm) == (None, "prompt-learning methods prepend virtual tokens to the rows")
 
 
 def _classification(tmp_path, tiny_bert_dir, body: str = ""):
@@ -120,8 +152,13 @@ def test_classification_packs_its_training_batches_unless_told_not_to(tiny_bert_
     assert all("layout" not in b.inputs for b in off.train_batches(16, torch.Generator().manual_seed(0)))
 
 
-def _causal(tmp_path, tiny_llama_dir):
-    task = load_matrix([write_scenario_task(tmp_path, "summarization-causal", tiny_llama_dir)]).cells[0].task
+def _causal(tmp_path, tiny_llama_dir, body: str = ""):
+    path = write_scenario_task(tmp_path, "summarization-causal", tiny_llama_dir)
+    if body:  # added to the task's [training] table
+        text = path.read_text().replace("[training]\n", "[training]\n" + body)
+        path = path.with_name("padded.toml")
+        path.write_text(text)
+    task = load_matrix([path]).cells[0].task
     train, evaluation = load_rows(task, ("input", "target"))
     tokenizer = load_tokenizer(str(tiny_llama_dir))
     scenario = SCENARIOS.get("generation").create(task, tokenizer, "causal", train, evaluation)
@@ -134,7 +171,8 @@ def test_causal_training_loss_on_scored_positions_is_the_models_own_loss(tiny_ll
     from peft import LoraConfig, PromptTuningConfig, get_peft_model
 
     scenario, model = _causal(tmp_path, tiny_llama_dir)
-    assert scenario.prepare_training(model) == {"lm_head_on": "target positions"}
+    assert scenario.prepare_training(model)["lm_head_on"] == "target positions"
+    scenario.packing = None  # padded batches: the model's own loss takes them
     batch = scenario.training_batch(scenario.train_rows[:4])
     assert (batch.inputs["labels"] == IGNORE).float().mean() > 0.3  # prompt positions are not scored
     seen = []
@@ -151,7 +189,11 @@ def test_causal_training_loss_on_scored_positions_is_the_models_own_loss(tiny_ll
     assert float(scenario.training_loss(lora, batch.on("cpu"))) == pytest.approx(float(own), rel=1e-5)
     _, fresh = _causal(tmp_path, tiny_llama_dir)
     prompted = get_peft_model(fresh, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
-    assert scenario.prepare_training(prompted) == {"lm_head_on": "every position"}
+    assert scenario.prepare_training(prompted) == {
+        "lm_head_on": "every position",
+        "packed": False,
+        "why_not_packed": "the head cannot run on chosen positions",
+    }
     expected = prompted(**batch.on("cpu")).loss  # peft scores the inputs' positions past the virtual tokens
     assert float(scenario.training_loss(prompted, batch.on("cpu"))) == pytest.approx(float(expected), rel=1e-5)
 

@@ -11,7 +11,7 @@ import torch
 
 from harness.metrics import macro_f1
 from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_head_modules
-from harness.scenarios.packing import EncoderPacking
+from harness.scenarios.packing import Packing
 from harness.schema import field
 
 
@@ -51,7 +51,7 @@ class Classification(Scenario):
             return {"packed": False, "why_not_packed": "[training] packing = false"}
         if self.kind != "encoder":
             return {"packed": False, "why_not_packed": f"{self.kind} models classify from their last token"}
-        self.packing, why_not = EncoderPacking.for_model(model)
+        self.packing, why_not = Packing.for_encoder(model)
         return {"packed": self.packing is not None, **({"why_not_packed": why_not} if why_not else {})}
 
     def training_loss(self, model, inputs: dict):

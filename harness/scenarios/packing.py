@@ -1,4 +1,4 @@
-"""Packed training batches for classification on encoders: the same rows, on fewer positions.
+"""Packed training batches: the same rows, on fewer positions (classification on encoders, causal LMs).
 
 A padded batch spends positions on padding wherever its rows differ in length (on SMS spam 6 in 10).
 Grouping rows by length removes most of it but changes which rows share a batch, and where length goes
@@ -7,17 +7,22 @@ would build anyway and only changes its layout: the rows are laid end to end, fi
 length, into bins as long as the batch's longest row; each row attends only to itself (a block-diagonal
 attention mask) and keeps its own position ids, starting at 0. The encoder's output is then put back
 in the padded layout before the model's head reads it, so the head sees each row's [CLS] state as it
-would have. Per row the model computes what it computes on the padded batch, up to float rounding and
-which dropout draws fall where (tests/test_packing.py checks the loss and gradients).
+would have. A causal LM's rows attend causally within themselves, and its loss reads each position's
+next token in its own row (`next_labels`), so nothing is predicted across a row boundary and no
+unpacking is needed. Per row the model computes what it computes on the padded batch, up to float
+rounding and which dropout draws fall where (tests/test_packing.py checks the losses and gradients).
 
-Packing needs a backbone whose `encoder` returns the hidden states (BERT, RoBERTa, ELECTRA, DeBERTa
-style), an attention implementation that takes a 4D mask (sdpa or eager), and input ids as the model's
-input: `EncoderPacking.for_model` says why not otherwise, and training then runs padded batches.
+Packing needs an attention implementation that takes a 4D mask (sdpa or eager) and input ids as the
+model's input (no prompt-learning virtual tokens); an encoder also needs a backbone whose `encoder`
+returns the hidden states (BERT, RoBERTa, ELECTRA, DeBERTa style), a causal LM a forward that takes
+position ids. `Packing.for_encoder` and `Packing.for_causal_lm` say why not otherwise, and training
+then runs padded batches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +32,7 @@ from harness.models import base_model, prepends_virtual_tokens
 from harness.scenarios.base import Batch
 
 MASKED_ATTENTION = ("sdpa", "eager")  # implementations that take a ready 4D mask as it is
+IGNORE = -100  # label value the loss skips (transformers' convention)
 
 
 def first_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -66,10 +72,10 @@ class Layout:
         return padded.view(rows, width, hidden.size(-1))
 
 
-def pack(inputs: dict, mask_style: str) -> tuple[dict, Layout, int]:
+def pack(inputs: dict, mask_style: str, causal: bool = False) -> tuple[dict, Layout, int]:
     """Packed model inputs for a right-padded batch (input_ids, attention_mask and any other per-token
-    input such as token_type_ids; other entries such as labels are kept as they are), its layout, and
-    the number of positions the packed batch holds."""
+    input such as token_type_ids or next_labels; other entries such as a classifier's labels are kept as
+    they are), its layout, and the number of positions the packed batch holds."""
     attention = inputs["attention_mask"]
     rows, width = attention.shape
     lengths = attention.sum(dim=1).tolist()
@@ -93,47 +99,87 @@ def pack(inputs: dict, mask_style: str) -> tuple[dict, Layout, int]:
     for key in per_token:
         if key == "attention_mask":
             continue
-        values = inputs[key].new_zeros(len(bins) * capacity)
+        values = inputs[key].new_full((len(bins) * capacity,), IGNORE if key == "next_labels" else 0)
         values[layout.packed_index] = inputs[key].reshape(-1)[layout.padded_index]
         packed[key] = values.view(len(bins), capacity)
     packed["position_ids"] = positions
-    allowed = (segment[:, :, None] == segment[:, None, :])[:, None]  # bins x 1 x query x key
+    allowed = segment[:, :, None] == segment[:, None, :]  # bins x query x key
+    if causal:
+        allowed &= torch.ones(capacity, capacity, dtype=torch.bool).tril()
+    allowed = allowed[:, None]  # bins x 1 (every head) x query x key
     packed["attention_mask"] = (
         allowed if mask_style == "bool" else torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo().min)
     )
     return packed, layout, len(bins) * capacity
 
 
-class EncoderPacking:
-    """Packing for one model: where its encoder is, and how its attention takes a mask."""
+def next_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Each position's next token where it is scored, else IGNORE: the causal-LM loss's targets, which
+    stay within their row when packed."""
+    following = torch.full_like(labels, IGNORE)
+    following[:, :-1] = labels[:, 1:]
+    return following
 
-    def __init__(self, encoder: torch.nn.Module, mask_style: str) -> None:
-        self.encoder = encoder
+
+class Packing:
+    """Packing for one model: how its attention takes a mask, whether it is causal, and for an encoder
+    the module whose output is put back in the padded layout."""
+
+    def __init__(self, mask_style: str, causal: bool = False, encoder: torch.nn.Module | None = None) -> None:
         self.mask_style = mask_style
+        self.causal = causal
+        self.encoder = encoder
+
+    @staticmethod
+    def _problem(model) -> str:
+        if prepends_virtual_tokens(model):
+            return "prompt-learning methods prepend virtual tokens to the rows"
+        implementation = getattr(base_model(model).config, "_attn_implementation", None)
+        if implementation not in MASKED_ATTENTION:
+            return f"attention implementation {implementation!r} takes no 4D mask"
+        return ""
+
+    @staticmethod
+    def _mask_style(model) -> str:
+        return "float" if base_model(model).config._attn_implementation == "eager" else "bool"
 
     @classmethod
-    def for_model(cls, model) -> tuple[EncoderPacking | None, str]:
-        """The packing for `model`, or None and the reason it cannot pack."""
-        if prepends_virtual_tokens(model):
-            return None, "prompt-learning methods prepend virtual tokens to the rows"
+    def for_encoder(cls, model) -> tuple[Packing | None, str]:
+        """The packing for an encoder classifier, or None and the reason it cannot pack."""
+        if problem := cls._problem(model):
+            return None, problem
         base = base_model(model)
         backbone = getattr(base, getattr(base, "base_model_prefix", ""), None)
         encoder = getattr(backbone, "encoder", None)
         if not isinstance(encoder, torch.nn.Module):
             return None, f"{type(base).__name__} has no `encoder` module whose output could be unpacked"
-        implementation = getattr(base.config, "_attn_implementation", None)
-        if implementation not in MASKED_ATTENTION:
-            return None, f"attention implementation {implementation!r} takes no 4D mask"
-        return cls(encoder, "float" if implementation == "eager" else "bool"), ""
+        return cls(cls._mask_style(model), encoder=encoder), ""
+
+    @classmethod
+    def for_causal_lm(cls, model) -> tuple[Packing | None, str]:
+        """The packing for a causal LM, or None and the reason it cannot pack."""
+        if problem := cls._problem(model):
+            return None, problem
+        base = base_model(model)
+        if "position_ids" not in inspect.signature(base.forward).parameters:
+            return None, f"{type(base).__name__} takes no position ids"
+        return cls(cls._mask_style(model), causal=True), ""
 
     def pack_batch(self, batch: Batch) -> Batch:
-        """The batch packed; its inputs carry the layout under "layout" for `unpacked`."""
-        inputs, layout, positions = pack(batch.inputs, self.mask_style)
-        return Batch({**inputs, "layout": layout}, batch.n_samples, batch.n_tokens, positions, batch.head_positions)
+        """The batch packed. An encoder's inputs carry the layout under "layout" for `unpacked`; a causal
+        LM's carry `next_labels` in place of labels."""
+        inputs = dict(batch.inputs)
+        if self.causal:
+            inputs["next_labels"] = next_labels(inputs.pop("labels"))
+        packed, layout, positions = pack(inputs, self.mask_style, self.causal)
+        if self.encoder is not None:
+            packed["layout"] = layout
+        return Batch(packed, batch.n_samples, batch.n_tokens, positions, batch.head_positions)
 
     @contextlib.contextmanager
     def unpacked(self, layout: Layout) -> Iterator[None]:
         """While open, the encoder's output is put back in the padded layout."""
+        assert self.encoder is not None, "only an encoder's output is unpacked"
 
         def hook(module, args, output):
             if isinstance(output, tuple):

@@ -17,8 +17,7 @@ import torch
 
 from harness.models import base_model, prepends_virtual_tokens
 from harness.scenarios.base import Batch, Evaluation, Scenario
-
-IGNORE = -100  # label value the loss skips
+from harness.scenarios.packing import IGNORE, Packing, next_labels
 
 
 class TextToText(Scenario):
@@ -104,13 +103,25 @@ class TextToText(Scenario):
     def _first(target: str | list[str]) -> str:
         return target[0] if isinstance(target, list) else str(target)
 
-    # ------------------------------------------------------------ evaluation
+    # ------------------------------------------------------------ training
 
     def prepare_training(self, model) -> dict:
+        """A causal LM's head on the target positions only, where the model allows it; packed training
+        batches ([training] packing) where the model allows them."""
         if self.kind != "causal":
             return {}
         self.head_on_targets = _selects_positions(model)
-        return {"lm_head_on": "target positions" if self.head_on_targets else "every position"}
+        if not self.task.training.packing:
+            why_not = "[training] packing = false"
+        elif not self.head_on_targets:
+            why_not = "the head cannot run on chosen positions"
+        else:
+            self.packing, why_not = Packing.for_causal_lm(model)
+        return {
+            "lm_head_on": "target positions" if self.head_on_targets else "every position",
+            "packed": self.packing is not None,
+            **({"why_not_packed": why_not} if why_not else {}),
+        }
 
     def training_loss(self, model, inputs: dict):
         """Mean negative log-likelihood of the target tokens, as the model's own loss computes it; a causal
@@ -121,22 +132,24 @@ class TextToText(Scenario):
         return torch.nn.functional.cross_entropy(logits, targets)
 
     def scored_logits(self, model, inputs: dict):
-        """For a causal LM and inputs with labels: the logits (n x vocab, float) at the n positions whose next
-        token is scored (label not IGNORE), those tokens (n), and each one's row (n).
+        """For a causal LM and inputs with labels (or, packed, next_labels): the logits (n x vocab, float) at
+        the n positions whose next token is scored (label not IGNORE), those tokens (n), and each one's
+        row (n).
 
         The language-model head (49,152 x 576 on SmolLM2-135M, a fifth of its weights) and the loss over
         the vocabulary then run on the target tokens only, not on every prompt position; what is computed
         for the scored positions does not change. Where the model's forward cannot select positions
         (`logits_to_keep`), or a prompt-learning method prepends virtual tokens, the positions are taken
         from the whole output instead."""
-        labels = inputs.pop("labels")
-        scored = torch.zeros_like(labels, dtype=torch.bool)
-        scored[:, :-1] = labels[:, 1:] != IGNORE
+        following = inputs.pop("next_labels") if "next_labels" in inputs else next_labels(inputs.pop("labels"))
+        scored = following != IGNORE
         if _selects_positions(model):
             logits = model(**inputs, logits_to_keep=scored).logits
         else:  # prompt-learning methods prepend virtual tokens: the inputs' positions are the last ones
-            logits = model(**inputs).logits[:, -labels.size(1) :][scored]
-        return logits.float(), labels[:, 1:][scored[:, :-1]], scored.nonzero()[:, 0]
+            logits = model(**inputs).logits[:, -following.size(1) :][scored]
+        return logits.float(), following[scored], scored.nonzero()[:, 0]
+
+    # ------------------------------------------------------------ evaluation
 
     def perplexity(self, model, batch_size: int, device) -> tuple[float, list[float]]:
         """exp(mean negative log-likelihood per reference target token), teacher-forced; and each item's
