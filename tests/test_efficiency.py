@@ -172,6 +172,14 @@ def test_exclusive_refuses_a_busy_machine_and_waits_for_a_quiet_one(tmp_path, ti
     assert contention_module.wait_for_quiet(5.0, lambda: next(shares)) is None  # quiet on the second look
 
 
+def test_the_cpu_peak_is_the_best_of_its_rounds(monkeypatch):
+    import harness.measure.flops as flops
+
+    rates = iter([1.9e11, 1.5e11, 1.95e11])  # the second round slowed, as by a frequency dip
+    monkeypatch.setattr(flops, "_gemm_rate", lambda a, b, seconds: next(rates))
+    assert flops.measured_cpu_peak(0.03, rounds=3) == 1.95e11
+
+
 def test_measuring_the_peak_leaves_the_seeded_random_stream_alone():
     from harness.measure.flops import measured_cpu_peak
 
