@@ -214,3 +214,18 @@ def test_perplexity_on_scored_positions_matches_one_computed_from_every_position
             expected_items.append(float(row_nll) / n)
     assert perplexity == pytest.approx(torch.exp(torch.tensor(nll / tokens)).item(), rel=1e-4)
     assert items == pytest.approx(expected_items, rel=1e-4)
+
+
+def test_scenarios_that_do_not_pack_say_why(tiny_bert_dir, tiny_t5_dir, tmp_path):
+    cases = [
+        ("qa-extractive", tiny_bert_dir, "encoder", "its span loss scores every position of a window"),
+        ("summarization-seq2seq", tiny_t5_dir, "seq2seq", "does not pack its training batches"),
+    ]
+    for name, model_dir, kind, reason in cases:
+        task = load_matrix([write_scenario_task(tmp_path, name, model_dir)]).cells[0].task
+        scenario_class = SCENARIOS.get(task.task.scenario)
+        train, evaluation = load_rows(task, scenario_class.required_fields(task.scenario))
+        scenario = scenario_class.create(task, load_tokenizer(str(model_dir)), kind, train, evaluation)
+        decided = scenario.prepare_training(scenario.load_model(str(model_dir))[0])
+        assert decided["packed"] is False and reason in decided["why_not_packed"]
+        assert scenario.packing is None

@@ -126,7 +126,7 @@ class Scenario(abc.ABC):
     def prepare_training(self, model) -> dict[str, Any]:
         """Called once the strategy has made the model, before any training batch is built: a scenario
         may fit its training batches to the model. Returns what it decided, for the cell's result."""
-        return {}
+        return {"packed": False, "why_not_packed": f"{self.name} does not pack its training batches"}
 
     def largest_training_input(self, batch_size: int, seed: int, epochs: int) -> tuple[int, ...]:
         """The shape of the largest input tensor among the training batches, for the memory estimate made

@@ -103,6 +103,9 @@ class ExtractiveQA(Scenario):
         )
         return model, new_head_modules(info)
 
+    def prepare_training(self, model) -> dict:
+        return {"packed": False, "why_not_packed": "its span loss scores every position of a window, padding included"}
+
     def row_lengths(self, rows: list[dict]) -> list[int]:
         """Tokens of question and whole context: rows whose contexts overflow into several windows sort
         together."""

@@ -109,7 +109,7 @@ class TextToText(Scenario):
         """A causal LM's head on the target positions only, where the model allows it; packed training
         batches ([training] packing) where the model allows them."""
         if self.kind != "causal":
-            return {}
+            return super().prepare_training(model)
         self.head_on_targets = _selects_positions(model)
         if not self.task.training.packing:
             why_not = "[training] packing = false"
