@@ -27,30 +27,39 @@ def _strategies(text: str | None) -> tuple[str, ...] | None:
 def cmd_validate(args) -> int:
     for profile in PROFILES:  # a profile may override keys, so each is checked
         matrix = load_matrix(args.paths, profile=profile)
-    if problems := _data_problems(matrix):  # what only reading the data can tell
+    problems, _ = _read_data(matrix)  # what only reading the data can tell
+    if not problems:  # the notes under the profile `run` uses unless told otherwise
+        problems, notes = _read_data(load_matrix(args.paths))
+    if problems:
         print("\n".join(problems), file=sys.stderr)
         return EXIT_CONFIG
     tasks = sorted({c.task.name for c in matrix.cells})
     print(f"ok: {len(tasks)} task(s) valid under every profile: {', '.join(tasks)}")
+    for task in tasks:
+        for note in notes.get(task, []):
+            print(f"{task}: {note}")
     return EXIT_OK
 
 
-def _data_problems(matrix) -> list[str]:
-    """Each task's data read and prepared as its cells will (cached for them): one line per problem."""
+def _read_data(matrix) -> tuple[list[str], dict[str, list[str]]]:
+    """Each task's data read and prepared as its cells will (cached for them): one line per problem, and
+    per task what its training rows decide (e.g. the class weighting)."""
     from harness.data import load_task_data
     from harness.scenarios import SCENARIOS
 
-    problems, seen = [], set()
+    problems, notes, seen = [], {}, set()
     for cell in matrix.cells:
         if cell.task.path in seen or cell.task.data.train is None:  # hub data needs the network
             continue
         seen.add(cell.task.path)
         scenario = SCENARIOS.get(cell.task.task.scenario)
         try:
-            load_task_data(cell.task, scenario.required_fields(cell.task.scenario), scenario.fields)
+            data = load_task_data(cell.task, scenario.required_fields(cell.task.scenario), scenario.fields)
         except ValueError as exc:
             problems.append(str(exc).splitlines()[0])
-    return problems
+            continue
+        notes[cell.task.name] = scenario.data_notes(cell.task.scenario, data.train)
+    return problems, notes
 
 
 def cmd_list(args) -> int:
@@ -58,6 +67,7 @@ def cmd_list(args) -> int:
     from harness.results.table import data_source_text
 
     matrix = load_matrix(args.paths or ["tasks"])
+    problems, notes = _read_data(matrix)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for cell in matrix.cells:
@@ -79,6 +89,7 @@ def cmd_list(args) -> int:
                 "metrics": list(task.metric.names),
                 "primary_metric": task.primary_metric,
                 "path": str(task.path),
+                "data_notes": notes.get(task.name, []),
             }
         )
     if args.json:
@@ -91,6 +102,10 @@ def cmd_list(args) -> int:
             )
             print(f"{'':<17} data: {row['dataset']}")
             print(f"{'':<17} {data_source_text(row) or 'source, citation and licence not stated'}")
+            for note in row["data_notes"]:
+                print(f"{'':<17} {note}")
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
     return EXIT_OK
 
 

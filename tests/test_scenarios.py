@@ -312,7 +312,9 @@ def test_balanced_class_weights_weigh_a_rare_class_up(tiny_bert_dir, tmp_path):
         expected = float((weights * losses).sum() / weights.sum())
         assert float(scenario.training_loss(model, batch.inputs)) == pytest.approx(expected, rel=1e-5)
         plain = REGISTRY.get("classification").create(
-            load_matrix([write_task(tmp_path, "plain", tiny_bert_dir)]).cells[0].task,
+            load_matrix([write_task(tmp_path, "plain", tiny_bert_dir, body='\n[scenario]\nclass_weights = "none"\n')])
+            .cells[0]
+            .task,
             scenario.tokenizer,
             "encoder",
             train,
@@ -326,5 +328,5 @@ def test_an_unknown_class_weighting_is_a_one_line_error(tiny_bert_dir, tmp_path)
     from tests.helpers import write_task
 
     path = write_task(tmp_path, "weighted", tiny_bert_dir, body='\n[scenario]\nclass_weights = "inverse"\n')
-    with pytest.raises(ConfigError, match=r"scenario\.class_weights.*none.*balanced"):
+    with pytest.raises(ConfigError, match=r"scenario\.class_weights.*auto.*none.*balanced"):
         load_matrix([path])

@@ -87,12 +87,12 @@ def test_frozen_lower_fraction_and_too_many_layers():
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("placement", ("houlsby", "pfeiffer"))
-def test_adapter_leaves_the_model_unchanged_at_init(kind, placement):
+def test_adapter_with_zero_init_and_no_layer_norms_leaves_the_model_unchanged(kind, placement):
     reference = tiny_model(kind).eval()
     with torch.no_grad():
         before = reference(**inputs(kind)).logits
-        adapted = apply(kind, "adapter", placement=placement, bottleneck=8).eval()
-        after = adapted(**inputs(kind)).logits
+        adapted = apply(kind, "adapter", placement=placement, bottleneck=8, init="zero", train_layer_norms=False)
+        after = adapted.eval()(**inputs(kind)).logits
     torch.testing.assert_close(after, before)
     n_adapters = sum(1 for n, _ in adapted.named_modules() if n.endswith("adapter_down"))
     per_block = 1 if placement == "pfeiffer" else 2
@@ -100,6 +100,29 @@ def test_adapter_leaves_the_model_unchanged_at_init(kind, placement):
     assert n_adapters >= minimum  # T5 decoder blocks have cross-attention too
     trainable = trainable_names(adapted)
     assert all("adapter_" in n or HEADS[kind][0] in n for n in trainable)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_adapter_as_published_starts_near_identity_and_trains_the_layer_norms(kind):
+    from harness.strategies.adapter import HOULSBY_STD, layer_norm_parameters
+
+    reference = tiny_model(kind).eval()
+    with torch.no_grad():
+        before = reference(**inputs(kind)).logits
+        adapted = apply(kind, "adapter", bottleneck=8)  # the defaults: Houlsby et al. 2019
+        after = adapted.eval()(**inputs(kind)).logits
+    assert not torch.equal(after, before)  # small random weights both ways: near, not exactly, the identity
+    torch.testing.assert_close(after, before, atol=0.05, rtol=0.05)
+    for name, param in adapted.named_parameters():
+        if name.endswith(("adapter_down.weight", "adapter_up.weight")):
+            assert param.abs().max() <= 2 * HOULSBY_STD and 0.3 * HOULSBY_STD < param.std() < HOULSBY_STD
+        if name.endswith(("adapter_down.bias", "adapter_up.bias")):
+            assert not param.any()
+    norms = layer_norm_parameters(adapted)
+    assert norms and norms <= trainable_names(adapted)  # LayerNorm (BERT, GPT-2, T5) or RMSNorm (Llama)
+    assert trainable_names(adapted) - norms == trainable_names(
+        apply(kind, "adapter", bottleneck=8, train_layer_norms=False)
+    )
 
 
 def test_adapter_trains_to_change_outputs():

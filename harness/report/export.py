@@ -14,7 +14,18 @@ import json
 from pathlib import Path
 
 from harness.figures import shown_figures
-from harness.report.format import NOISE_LEGEND, human_bytes, metric_value, missing, number, ordered, seed_count_text
+from harness.report.format import (
+    NOISE_LEGEND,
+    eval_noise_only,
+    human_bytes,
+    learning_words,
+    metric_value,
+    missing,
+    number,
+    ordered,
+    seed_count_text,
+    verdict_words,
+)
 from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN, aggregate
 from harness.results.table import data_sources, load_results
 
@@ -48,7 +59,19 @@ def vs_best_text(row) -> str:
     """How a strategy stands against the best of its task, in words with the marker."""
     if int(row["n"]) == 0:
         return "no ok cell"
+    if eval_noise_only(row):
+        return f"{'≈' if row['noise_vs_best'] == TIE else '≠'} {verdict_words(row)}"
     return VS_BEST_TEXT.get(row["noise_vs_best"], "")
+
+
+def not_learned_notes(aggregates) -> str:
+    """A paragraph per row that did not learn: what its checks found and what to do."""
+    lines = [
+        f"\n✗ {row['task']} / {row['strategy']} did not learn. {_markdown_cell(row['learning_detail'])}\n"
+        for _, row in ordered(aggregates).iterrows()
+        if learning_words(row) and isinstance(row.get("learning_detail"), str)
+    ]
+    return "".join(lines)
 
 
 def _markdown_cell(text: str) -> str:
@@ -65,6 +88,8 @@ def markdown_table(aggregates) -> str:
         value = metric_value(row["primary_value_mean"], row["primary_value_std"])
         if row["best"]:
             value = f"**{value}**"
+        if learning_words(row):
+            value = f"{value} {learning_words(row)}"
         cells = [
             row["task"],
             row["scenario"],
@@ -129,8 +154,10 @@ def export(run_dir: str | Path, fmt: str) -> str:
         return json.dumps(payload, indent=2) + "\n"
     sources = data_sources(cells)
     if fmt == "md":
-        return markdown_table(aggregates) + "".join(
-            f"\nData ({task}): {_markdown_cell(text)}\n" for task, text in sorted(sources.items())
+        return (
+            markdown_table(aggregates)
+            + "".join(f"\nData ({task}): {_markdown_cell(text)}\n" for task, text in sorted(sources.items()))
+            + not_learned_notes(aggregates)
         )
     from harness.report.latex import latex_table
 

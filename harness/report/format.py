@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from harness.results.aggregate import BEST, DIFFERS, TIE, UNKNOWN
+from harness.results.aggregate import BEST, DIFFERS, EVAL_SCOPE, TIE, UNKNOWN
 from harness.values import missing  # noqa: F401  (re-exported for the report modules)
 
 # Built-in strategies first, in the README's order; any other strategy follows by name.
@@ -31,8 +31,52 @@ NOISE_LEGEND = {
         "right/wrong items, paired bootstrap on item scores) finds no difference at the 5% level; "
         "without per-item results for 2+ common seeds, the 95% CIs overlap; or equal means"
     ),
-    UNKNOWN: "single seed: noise unknown, so not ranked against the best",
+    UNKNOWN: "single seed without per-item results: noise unknown, so not ranked against the best",
+    "eval noise": (
+        "one seed: the paired test on the same eval items says whether two rows differ beyond the noise "
+        "of sampling the eval items (p shown); the seed-to-seed noise is unknown"
+    ),
+    "did not learn": (
+        "a tuned row that failed the learning checks: it does not beat the untuned model or the trivial "
+        "reference beyond eval noise, predicts nearly one class or output, or its training loss stayed "
+        "flat or diverged; its value says nothing about the method"
+    ),
 }
+NOT_LEARNED_MARK = "✗"
+LEGEND_MARKERS = {**NOISE_MARKERS, "eval noise": "(p = …)", "did not learn": NOT_LEARNED_MARK}
+
+
+def eval_noise_only(row) -> bool:
+    """Whether the row's verdict against the best comes from one seed's eval items alone."""
+    return row.get("noise_scope") == EVAL_SCOPE and row.get("noise_vs_best") in (TIE, DIFFERS)
+
+
+def verdict_words(row) -> str:
+    """'within noise', 'worse', 'noise unknown', or with one seed 'within eval noise (p = 0.32; seed noise
+    unknown)' / 'differs (p = 0.001; eval noise only, seed noise unknown)'."""
+    verdict = row.get("noise_vs_best")
+    if eval_noise_only(row):
+        p_value = row.get("noise_p_value")
+        p_text = "" if missing(p_value) else f"p = {float(p_value):.2g}; "
+        if verdict == TIE:
+            return f"within eval noise ({p_text}seed noise unknown)"
+        return f"differs ({p_text}eval noise only, seed noise unknown)"
+    return {BEST: "best", TIE: "within noise", UNKNOWN: "noise unknown", DIFFERS: "worse"}.get(verdict or "", "")
+
+
+def did_not_learn(row) -> bool:
+    """Whether an aggregate (or cell) row failed the learning checks."""
+    return row.get("learned") is False or row.get("learned") == False  # noqa: E712  (numpy bools too)
+
+
+def learning_words(row) -> str:
+    """'' for a row that learned or was not checked, else '✗ did not learn: loss_flat'."""
+    if not did_not_learn(row):
+        return ""
+    codes = row.get("learning_reasons")
+    seeds = row.get("not_learned_seeds")
+    where = f" (seed {seeds})" if isinstance(seeds, str) and seeds and int(row.get("n") or 1) > 1 else ""
+    return f"{NOT_LEARNED_MARK} did not learn{where}: {codes if isinstance(codes, str) else 'checks failed'}"
 
 
 def strategy_sort_key(name: str) -> tuple:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.report.compare import cell_deltas
 from harness.report.details import confusion_matrices, examples, failed_cells, provenance
-from harness.report.format import NOISE_LEGEND, NOISE_MARKERS, number, ordered, strategy_sort_key
+from harness.report.format import LEGEND_MARKERS, NOISE_LEGEND, number, ordered, strategy_sort_key
 from harness.report.recommend import PREFERENCES, Constraints, recommend
 from harness.report.view import (
     cost_note,
@@ -133,7 +133,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
         },
         "data_sources": [(task, sources.get(task, "not recorded in these results")) for task in tasks],
         "overview": overview(aggregates, tasks, strategies),
-        "legend": [(NOISE_MARKERS[k], v) for k, v in NOISE_LEGEND.items()],
+        "legend": [(LEGEND_MARKERS[k], v) for k, v in NOISE_LEGEND.items()],
         "colors": colors,
         "constraints": constraints.describe(),
         "preferred": constraints.prefer,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from harness.figures import shown_figures
-from harness.report.format import missing, ordered
+from harness.report.format import did_not_learn, eval_noise_only, missing, ordered
 from harness.results.aggregate import TIE, UNKNOWN
 
 HEADER = ("Task", "Metric", "Strategy", "Score", "Peak mem.\\ (GiB)", "Train tok/s", "Trainable (\\%)", "$n$")
-TIE_MARK, UNKNOWN_MARK = "$^{\\dagger}$", "$^{*}$"
+TIE_MARK, UNKNOWN_MARK, NOT_LEARNED_MARK = "$^{\\dagger}$", "$^{*}$", "$^{\\times}$"
 LATEX_SPECIALS = {
     "\\": "\\textbackslash{}",
     "&": "\\&",
@@ -44,6 +44,8 @@ def _score(row) -> str:
         text += TIE_MARK
     elif row["noise_vs_best"] == UNKNOWN:
         text += UNKNOWN_MARK
+    if did_not_learn(row):
+        text += NOT_LEARNED_MARK
     return text
 
 
@@ -66,6 +68,8 @@ def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
             lines.append("\\midrule")
         previous_task = row["task"]
         markers.add(row["noise_vs_best"])
+        markers |= {"eval only"} if eval_noise_only(row) else set()
+        markers |= {"not learned"} if did_not_learn(row) else set()
         memory = row.get("peak_memory_bytes_mean")
         cells = [
             latex_escape(row["task"]) if first_of_task else "",
@@ -84,6 +88,13 @@ def latex_table(aggregates, sources: dict[str, str] | None = None) -> str:
         notes.append(
             f"{TIE_MARK} within noise of the best (paired test at the 5\\% level where per-item results "
             f"exist, else 95\\% confidence intervals overlap, or equal means)."
+        )
+    if "eval only" in markers:
+        notes.append("With one seed the paired test covers eval-sampling noise only; seed noise is unknown.")
+    if "not learned" in markers:
+        notes.append(
+            f"{NOT_LEARNED_MARK} did not learn (fails the learning checks: no better than the untuned model or "
+            "the trivial reference beyond eval noise, constant predictions, or a flat or diverging loss)."
         )
     if UNKNOWN in markers:
         notes.append(f"{UNKNOWN_MARK} single seed: noise unknown.")

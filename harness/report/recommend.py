@@ -2,9 +2,12 @@
 
 Candidates are the strategies with at least one ok cell, except `none` (the untuned baseline).
 --max-memory drops those whose mean peak memory is above it, --min-metric those whose mean
-primary metric misses it. Then --prefer decides: accuracy (the default) takes the best mean
-and, among strategies within noise of it, the one needing the least memory; memory takes the
-least peak memory; speed the most training tokens/s.
+primary metric misses it, and a strategy that did not learn (some ok cell failed the learning
+checks, `harness.results.learning`) is dropped too, unless every candidate left failed them: then
+the pick is made among those and says so. Then --prefer decides: accuracy (the default) takes the
+best mean and, among strategies within noise of it, the one needing the least memory; memory takes
+the least peak memory; speed the most training tokens/s. With one seed, "within noise" is the
+paired test on the eval items (eval-sampling noise only), and the reason says so.
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.metrics import higher_is_better
-from harness.report.format import human_bytes, metric_value, missing, number, strategy_sort_key
+from harness.report.format import (
+    did_not_learn,
+    eval_noise_only,
+    human_bytes,
+    metric_value,
+    missing,
+    number,
+    strategy_sort_key,
+)
 from harness.results.aggregate import best_index, tied_with
 
 PREFERENCES = ("accuracy", "memory", "speed")
@@ -77,6 +88,7 @@ def _exclusion_text(excluded: dict[str, tuple[str, str]], constraints: Constrain
         "metric": f"{metric} misses --min-metric {number(constraints.min_metric)}",
         "failed": "cells all failed",
         "unmeasured": "peak memory was not measured",
+        "not learned": "cells failed the learning checks",
     }
     clauses, ordered = [], sorted(excluded.items(), key=lambda item: strategy_sort_key(item[0]))
     for kind, verb in verbs.items():
@@ -114,9 +126,14 @@ def _pick(eligible, prefer: str, higher: bool):
     tied = eligible[[tied_with(best_accuracy, r) for _, r in eligible.iterrows()]]
     row = tied.loc[memory[tied.index].idxmin()] if len(tied) else best_accuracy
     if row["strategy"] != best_accuracy["strategy"]:
+        scope = (
+            f"eval noise (p = {row['noise_p_value']:.2g}; one seed: seed noise unknown)"
+            if eval_noise_only(row) and row["noise_vs_best"] and not missing(row.get("noise_p_value"))
+            else "noise"
+        )
         clause = (
             f"its {metric} ({metric_value(row['primary_value_mean'], row['primary_value_std'])}) is within "
-            f"noise of the best, {best_accuracy['strategy']} "
+            f"{scope} of the best, {best_accuracy['strategy']} "
             f"({metric_value(best_accuracy['primary_value_mean'], best_accuracy['primary_value_std'])}), "
             f"and it needs less peak memory ({human_bytes(row['peak_memory_bytes_mean'])} against "
             f"{human_bytes(best_accuracy['peak_memory_bytes_mean'])})"
@@ -151,12 +168,26 @@ def recommend_task(task: str, group, constraints: Constraints) -> Recommendation
     reasons = {row["strategy"]: _exclusion(row, constraints, higher) for _, row in candidates.iterrows()}
     excluded = {strategy: why for strategy, why in reasons.items() if why}
     eligible = candidates[~candidates["strategy"].isin(list(excluded))]
+    not_learned = {
+        row["strategy"]: ("not learned", row.get("learning_reasons") or "checks failed")
+        for _, row in eligible.iterrows()
+        if did_not_learn(row)
+    }
+    warning = ""
+    if not_learned and len(not_learned) == len(eligible):  # every candidate left failed: say so, pick anyway
+        warning = (
+            " Warning: no strategy learned on this task (every candidate failed the learning checks), "
+            "so this pick did not learn either; see each row's reasons before trusting any of them."
+        )
+    else:
+        excluded.update(not_learned)
+        eligible = eligible[~eligible["strategy"].isin(list(not_learned))]
     excluded_text = _exclusion_text(excluded, constraints, metric)
     if eligible.empty:
         reason = "No strategy meets the constraints" + (f": {excluded_text}." if excluded_text else ".")
         return Recommendation(task, None, reason, excluded)
     row, clause = _pick(eligible, constraints.prefer, higher)
-    reason = f"Pick {row['strategy']}: {clause}" + (f"; {excluded_text}" if excluded_text else "") + "."
+    reason = f"Pick {row['strategy']}: {clause}" + (f"; {excluded_text}" if excluded_text else "") + "." + warning
     caveat = group["not_comparable"].iloc[0] if "not_comparable" in group else ""
     if caveat:
         reason += f" Caution, not comparable: {caveat}."

@@ -7,15 +7,18 @@ import math
 from harness.figures import shown_figures
 from harness.metrics import higher_is_better
 from harness.report.format import (
-    NOISE_LEGEND,
+    NOT_LEARNED_MARK,
+    eval_noise_only,
     human_bytes,
     human_seconds,
+    learning_words,
     metric_value,
     missing,
     noise_marker,
     number,
     seed_count_text,
     strategy_sort_key,
+    verdict_words,
 )
 from harness.report.svg import (
     BREAKDOWN_PARTS,
@@ -97,17 +100,26 @@ def overview(aggregates, tasks: list[str], strategies: list[str]) -> dict:
                 )
                 continue
             verdict = row["noise_vs_best"]
-            title = f"n={seed_count_text(row)}; " + NOISE_LEGEND.get(verdict, "worse than the best beyond noise")
+            title = f"n={seed_count_text(row)}; {verdict_words(row) or 'worse than the best beyond noise'}"
             if isinstance(row.get("noise_test"), str):
                 title += f"; decided by {row['noise_test']}"
+            not_learned = learning_words(row)
+            if not_learned:
+                title += f"; {row.get('learning_detail') or not_learned}"
             cells.append(
                 _cell(
                     metric_value(row["primary_value_mean"], row["primary_value_std"]),
                     row["primary_value_mean"],
-                    marker=noise_marker(verdict),
+                    marker=f"{noise_marker(verdict)} {NOT_LEARNED_MARK}".strip()
+                    if not_learned
+                    else noise_marker(verdict),
                     title=title,
                     color=_shade(row["primary_value_mean"], *ranges[task], higher_is_better(row["primary_metric"])),
-                    classes="best" if verdict == BEST else ("tie" if verdict == TIE else ""),
+                    classes="not-learned"
+                    if not_learned
+                    else "best"
+                    if verdict == BEST
+                    else ("tie" if verdict == TIE else ""),
                 )
             )
         win_rate, mean_rank = _win_rate_and_rank(aggregates, strategy)
@@ -158,9 +170,14 @@ def task_table(group, metric_columns: list[str]) -> dict:
             _cell(row.get("settings") or "defaults", row.get("settings")),
             _cell(seed_count_text(row), int(row["n"])),
             _cell(
-                metric_value(row["primary_value_mean"], row["primary_value_std"]),
+                " ".join(
+                    part
+                    for part in (metric_value(row["primary_value_mean"], row["primary_value_std"]), learning_words(row))
+                    if part
+                ),
                 row["primary_value_mean"],
-                classes="best" if verdict == BEST else "",
+                classes="not-learned" if learning_words(row) else "best" if verdict == BEST else "",
+                title=row.get("learning_detail") if learning_words(row) else "",
             ),
         ]
         for column in metric_columns:
@@ -169,11 +186,9 @@ def task_table(group, metric_columns: list[str]) -> dict:
                     _cell(metric_value(row.get(f"{column}_mean"), row.get(f"{column}_std")), row.get(f"{column}_mean"))
                 )
         marker = noise_marker(verdict)
-        label = {BEST: "best", TIE: "within noise", UNKNOWN: "noise unknown"}.get(
-            verdict or "", "worse" if verdict else ""
-        )
+        label = verdict_words(row) if verdict else ""
         p_value = row.get("noise_p_value")
-        if not missing(p_value):
+        if not missing(p_value) and not eval_noise_only(row):
             label += f" (p = {p_value:.2g})"
         test = row.get("noise_test") if isinstance(row.get("noise_test"), str) else ""
         cells += [

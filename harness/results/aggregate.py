@@ -8,10 +8,15 @@ null in JSON, and tables say "single seed: noise unknown".
 Noise rule: where both strategies have per-item results on the same evaluation items for at least
 two common seeds, a paired test decides (`harness.results.significance`: McNemar on per-item
 correctness, a paired bootstrap on per-item scores; within noise when p >= 0.05). Otherwise two
-strategies are within noise when their 95% intervals overlap, and the noise is unknown when either
-has fewer than two seeds. Equal means always tie. Each aggregate row says which rule decided its
-`noise_vs_best` (`noise_test`, `noise_p_value`) and lists the strategies within noise of it
+strategies are within noise when their 95% intervals overlap. With one common seed and per-item
+results, the same paired test on that seed decides, and covers the noise of sampling the eval items
+only (`noise_scope` says so: the seed-to-seed noise is unknown); without per-item results the noise
+is unknown. Equal means always tie. Each aggregate row says which rule decided its `noise_vs_best`
+(`noise_test`, `noise_p_value`, `noise_scope`) and lists the strategies within noise of it
 (`within_noise_of`), compared pair by pair.
+
+Learning: `learned` is False when some ok cell of the group failed the learning checks
+(`harness.results.learning`), with the seeds (`not_learned_seeds`), the reasons' codes and sentences.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import harness.measure  # noqa: F401  (registers the built-in trackers' figures)
 from harness.figures import FIGURES
 from harness.metrics import higher_is_better
 from harness.results.items import read_items
-from harness.results.significance import paired_test
+from harness.results.significance import MIN_SEEDS, paired_test
 from harness.values import missing
 
 GROUP_KEYS = ("task", "strategy")
@@ -39,12 +44,17 @@ LEADING_COLUMNS = (
     "noise_vs_best",
     "noise_test",
     "noise_p_value",
+    "noise_scope",
     "within_noise_of",
     "rank_in_task",
     "seeds",
     "failed_statuses",
     "settings",
     "not_comparable",
+    "learned",
+    "not_learned_seeds",
+    "learning_reasons",
+    "learning_detail",
 )
 # Settings that must match between a task's strategies for the table to compare methods alone (the
 # learning rate and the strategy's own options may differ). The untuned baseline is held to the
@@ -64,6 +74,9 @@ DERIVED = ("forgetting",)  # columns load_results computes across cells (harness
 
 # Values of the `noise_vs_best` column.
 BEST, TIE, DIFFERS, UNKNOWN = "best", "within noise", "differs", "single seed: noise unknown"
+# Values of the `noise_scope` column: what noise a TIE or DIFFERS verdict accounts for.
+SEEDS_SCOPE = "seeds and eval items"
+EVAL_SCOPE = "eval items only: one seed, seed noise unknown"
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,7 @@ class Verdict:
     verdict: str
     test: str
     p_value: float | None = None
+    scope: str | None = None  # SEEDS_SCOPE, EVAL_SCOPE, or None (intervals, equal means, unknown)
 
 
 class PairedItems:
@@ -143,13 +157,18 @@ class PairedItems:
         """Strategy a against b on one task, by the noise rule."""
         if summary_a.mean == summary_b.mean:
             return Verdict(TIE, "equal means")
-        paired = self._paired(task, a, b)
+        paired = self._paired(task, a, b, MIN_SEEDS)
         if paired is not None:
-            return Verdict(DIFFERS if paired.differs else TIE, paired.describe(), paired.p_value)
+            return Verdict(DIFFERS if paired.differs else TIE, paired.describe(), paired.p_value, SEEDS_SCOPE)
         verdict = noise_verdict(summary_a, summary_b)
+        if verdict == UNKNOWN:  # fewer than two seeds: the items of a common seed still tell eval noise
+            paired = self._paired(task, a, b, 1)
+            if paired is not None:
+                verdict = DIFFERS if paired.differs else TIE
+                return Verdict(verdict, f"{paired.describe()}; eval-sampling noise only", paired.p_value, EVAL_SCOPE)
         return Verdict(verdict, UNKNOWN if verdict == UNKNOWN else INTERVALS)
 
-    def _paired(self, task: str, a: str, b: str):
+    def _paired(self, task: str, a: str, b: str, min_seeds: int):
         files_a, files_b = self.files.get((task, a), {}), self.files.get((task, b), {})
         seeds = [
             s for s in sorted(files_a.keys() & files_b.keys()) if files_a[s][1:] == files_b[s][1:] and files_a[s][2]
@@ -162,6 +181,7 @@ class PairedItems:
                 {s: self._items(files_a[s][0]) for s in seeds},
                 {s: self._items(files_b[s][0]) for s in seeds},
                 measures.pop(),
+                min_seeds,
             )
         except (OSError, ValueError):
             return None  # per-item files missing or unreadable: the interval rule decides
@@ -209,6 +229,7 @@ def aggregate(cells):
             "seeds": ",".join(str(s) for s in sorted(ok["seed"])),
             "failed_statuses": ",".join(sorted(set(group.loc[group["status"] != "ok", "status"]))),
             "settings": settings_text(group.iloc[0]),
+            **learning_summary(ok),
         }
         for column in figures:
             summary = summarize(pd.to_numeric(ok[column], errors="coerce"))
@@ -223,6 +244,26 @@ def aggregate(cells):
     frame["not_comparable"] = [notes.get(task, "") for task in frame["task"]]
     figure_columns = [c for c in frame.columns if c not in LEADING_COLUMNS]
     return frame[list(LEADING_COLUMNS) + figure_columns]
+
+
+def learning_summary(ok) -> dict:
+    """The learning checks over a group's ok cells: learned unless one failed; None when none was checked."""
+    if "learned" not in ok:
+        return {"learned": None, "not_learned_seeds": "", "learning_reasons": None, "learning_detail": None}
+    checked = ok[ok["learned"].notna()]
+    failed = checked[checked["learned"] == False]  # noqa: E712  (an object column of True, False, None)
+    codes = [c for text in failed["learning_reasons"] if isinstance(text, str) for c in text.split(",")]
+    return {
+        "learned": None if checked.empty else failed.empty,
+        "not_learned_seeds": ",".join(str(s) for s in sorted(failed["seed"])),
+        "learning_reasons": ",".join(dict.fromkeys(codes)) or None,
+        "learning_detail": " ".join(
+            f"seed {seed}: {text}" if len(checked) > 1 else text
+            for seed, text in zip(failed["seed"], failed["learning_detail"])
+            if text
+        )
+        or None,
+    }
 
 
 def comparability(cells) -> dict[str, str]:
@@ -274,6 +315,7 @@ def _mark_best(frame, items: PairedItems):
     frame["noise_vs_best"] = None
     frame["noise_test"] = None
     frame["noise_p_value"] = math.nan
+    frame["noise_scope"] = None
     frame["within_noise_of"] = ""
     frame["rank_in_task"] = math.nan
     if frame.empty or "primary_value_mean" not in frame:
@@ -307,6 +349,7 @@ def _mark_best(frame, items: PairedItems):
                     frame.loc[other, "within_noise_of_best"] = verdict.verdict != DIFFERS
                     frame.loc[other, "noise_test"] = verdict.test
                     frame.loc[other, "noise_p_value"] = math.nan if verdict.p_value is None else verdict.p_value
+                    frame.loc[other, "noise_scope"] = verdict.scope
         for index, names in ties.items():
             frame.loc[index, "within_noise_of"] = ",".join(sorted(names))
     return frame

@@ -48,6 +48,7 @@ class CellResult:
     model_kind: str | None = None
     params: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
+    learning: dict[str, Any] | None = None  # did a tuned cell learn (harness.results.learning)
     weights: dict[str, Any] | None = None
     items: dict[str, Any] | None = None  # the per-item file's record (harness.results.items)
     forgetting: dict[str, Any] | None = None  # loss on general text after tuning ([forgetting])

@@ -7,8 +7,13 @@ the same evaluation items in the same order. Seeds are combined, never averaged 
 - items with a score (token F1, chrF, per-item loss for perplexity): a paired bootstrap over items
   of the mean difference (the same resampled items for every seed), two-sided, centred at the
   observed difference: p = (1 + #{|T* - T| >= |T|}) / (1 + B).
-Two strategies differ when p < LEVEL. A paired test needs MIN_SEEDS seeds in common; with fewer,
-or without per-item results, the interval rule of `harness.results.aggregate` decides.
+Two strategies differ when p < LEVEL. Between strategies of a run, a paired test over seeds needs
+MIN_SEEDS seeds in common; with one common seed the same test still says whether the two differ
+beyond the noise of sampling the eval items (`seeds` = 1: the seed-to-seed noise stays unknown).
+Without per-item results, the interval rule of `harness.results.aggregate` decides.
+
+Macro-F1 does not split into items (it is not a mean of per-item figures): compared against a fixed
+reference (`harness.results.learning`), it gets a paired bootstrap of macro-F1 itself over items.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import numpy as np
 from harness.results.items import CORRECT, SCORE
 
 LEVEL = 0.05
-MIN_SEEDS = 2
+MIN_SEEDS = 2  # for a verdict that covers seed noise; one seed covers eval-sampling noise only
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 MCNEMAR, BOOTSTRAP = "McNemar exact test", "paired bootstrap"
@@ -83,13 +88,15 @@ def _values(items: list[dict], measure: str) -> list[float] | None:
     return numbers
 
 
-def paired_test(a: dict[int, list[dict]], b: dict[int, list[dict]], measure: str | None) -> PairedTest | None:
+def paired_test(
+    a: dict[int, list[dict]], b: dict[int, list[dict]], measure: str | None, min_seeds: int = MIN_SEEDS
+) -> PairedTest | None:
     """The paired test of strategy A against B from their per-item results by seed, or None when they
-    do not pair (fewer than MIN_SEEDS common seeds, different items, or no per-item measure)."""
+    do not pair (fewer than `min_seeds` common seeds, different items, or no per-item measure)."""
     if measure not in (CORRECT, SCORE):
         return None
     seeds = sorted(set(a) & set(b))
-    if len(seeds) < MIN_SEEDS:
+    if len(seeds) < max(1, min_seeds):
         return None
     for seed in seeds:
         ids_a, ids_b = [i.get("id") for i in a[seed]], [i.get("id") for i in b[seed]]
@@ -106,3 +113,45 @@ def paired_test(a: dict[int, list[dict]], b: dict[int, list[dict]], measure: str
         only_b = int(np.sum((values_a == 0) & (values_b == 1)))
         return PairedTest(MCNEMAR, mcnemar_p(only_a, only_b), len(seeds), values_a.shape[1])
     return PairedTest(BOOTSTRAP, paired_bootstrap_p(values_a - values_b), len(seeds), values_a.shape[1])
+
+
+def macro_f1_bootstrap_p(
+    predictions_a, predictions_b, references, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> float:
+    """Two-sided paired bootstrap p-value of macro-F1(A) - macro-F1(B) = 0 on the same items: every
+    resample draws the same items for both, and macro-F1 is computed on the drawn items as
+    `harness.metrics.macro_f1` computes it (classes seen in the drawn references or predictions)."""
+    labels = sorted({*map(str, references), *map(str, predictions_a), *map(str, predictions_b)})
+    code = {label: i for i, label in enumerate(labels)}
+    refs = np.array([code[str(r)] for r in references])
+    a = np.array([code[str(p)] for p in predictions_a])
+    b = np.array([code[str(p)] for p in predictions_b])
+    if not (len(refs) == len(a) == len(b)) or len(refs) == 0:
+        raise ValueError("macro_f1_bootstrap_p needs equally many predictions and references, at least one")
+
+    def macro_f1(index) -> np.ndarray:  # index: resamples x items; macro-F1(A) - macro-F1(B) per resample
+        ref = refs[index]
+        sides = (a[index], b[index])
+        scores, present = np.zeros((2, len(index))), np.zeros((2, len(index)))
+        for label in range(len(labels)):
+            actual = ref == label
+            for side, pred in enumerate(sides):
+                claimed = pred == label
+                hits = (actual & claimed).sum(axis=1)
+                total = actual.sum(axis=1) + claimed.sum(axis=1)
+                scores[side] += np.where(hits > 0, 2 * hits / np.maximum(total, 1), 0.0)
+                present[side] += total > 0  # a class seen in the drawn references or this side's predictions
+        return scores[0] / np.maximum(present[0], 1) - scores[1] / np.maximum(present[1], 1)
+
+    observed = float(macro_f1(np.arange(len(refs))[None, :])[0])
+    if observed == 0:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    totals = np.concatenate(
+        [
+            macro_f1(rng.integers(0, len(refs), size=(min(1000, resamples - start), len(refs))))
+            for start in range(0, resamples, 1000)
+        ]
+    )
+    extreme = int(np.sum(np.abs(totals - observed) >= abs(observed)))
+    return (1 + extreme) / (1 + resamples)

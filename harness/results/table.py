@@ -9,6 +9,7 @@ import harness.measure  # noqa: F401  (registers the built-in trackers' figures)
 from harness.figures import FIGURES
 from harness.results.aggregate import aggregate as aggregate_cells
 from harness.results.io import read_results
+from harness.results.learning import learning_columns
 from harness.values import missing
 
 # The leading columns, in this order; then every other registered figure, then EXTRA_COLUMNS, then metrics.
@@ -31,6 +32,9 @@ COLUMNS = (
     "cell_id",
 )
 EXTRA_COLUMNS = (
+    "learned",  # a tuned cell passed the learning checks (harness.results.learning); None for `none` and failures
+    "learning_reasons",  # the checks it failed, as codes: below_reference, constant_predictions, loss_flat, ...
+    "learning_detail",  # those reasons in a sentence each, with what to do
     "strategy_type",
     "search_role",  # "trial" for a learning-rate search trial (scored on validation), "final" for its chosen cell
     "contended",  # other processes used the CPU during the train or eval phase: throughput under contention
@@ -160,11 +164,13 @@ def load_results(run_dir: str | Path, aggregate: bool = False):
 
     if aggregate:
         return load_aggregates(run_dir)
-    rows = [flatten(r, run_dir) for r in read_results(Path(run_dir))]
-    frame = pd.DataFrame(rows)
+    results = read_results(Path(run_dir))
+    frame = pd.DataFrame([flatten(r, run_dir) for r in results])
     for column in columns():
         if column not in frame:
             frame[column] = None
+    if len(frame):
+        frame = frame.assign(**learning_columns(frame, results))
     metric_columns = sorted(c for c in frame.columns if c.startswith("metric."))
     frame = frame[columns() + settings_columns(frame) + metric_columns]
     if frame["general_text_loss"].notna().any():  # only runs that measure it get the column

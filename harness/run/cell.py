@@ -26,6 +26,7 @@ from harness.measure.throughput import Throughput, ThroughputTracker
 from harness.metrics import compute, higher_is_better, per_item
 from harness.models import load_tokenizer, local_source, model_kind
 from harness.results.items import write_items
+from harness.results.learning import cell_learning
 from harness.run.train import TrainHooks, device_defaults, resolved_precision, train
 from harness.run.watch import TrainingWatch
 from harness.scenarios import SCENARIOS
@@ -200,7 +201,20 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
                 model, texts, task.forgetting.max_length, training.eval_batch_size, device
             )
         forgetting = {"general_text_loss": loss, "texts": len(texts), "tokens": tokens, "source": task.forgetting.text}
-    items = _save_items(task, evaluation, eval_rows, cell_dir)
+    item_values = per_item(task.primary_metric, evaluation.predictions, evaluation.references, evaluation.item_scores)
+    items = _save_items(task, evaluation, eval_rows, cell_dir, item_values)
+    learning = (  # did it learn? (harness.results.learning; load_results adds the untuned row's verdict)
+        cell_learning(
+            task.primary_metric,
+            metrics[task.primary_metric],
+            evaluation,
+            training_summary,
+            labels="labels" in scenario_class.provides,
+            item_values=item_values,
+        )
+        if strategy.trains
+        else None
+    )
     weights = None
     if strategy.trains and training.save_weights:
         weights = _save_weights(model, cell_dir / "weights")
@@ -215,6 +229,7 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         "model_kind": kind,
         "params": params,
         "training": training_summary,
+        "learning": learning,
         **{tracker.key: tracker.summary() for tracker in trackers},
         "weights": weights,
         "items": items,
@@ -283,11 +298,9 @@ def _metrics(task, evaluation) -> dict[str, float]:
     }
 
 
-def _save_items(task, evaluation, eval_rows: list[dict], cell_dir: Path) -> dict:
+def _save_items(task, evaluation, eval_rows: list[dict], cell_dir: Path, item_values: tuple) -> dict:
     """Each evaluation item's prediction, reference and primary-metric figure, for paired tests."""
-    measure, values = per_item(
-        task.primary_metric, evaluation.predictions, evaluation.references, evaluation.item_scores
-    )
+    measure, values = item_values
     items = []
     for index, (row, prediction, reference) in enumerate(
         zip(eval_rows, evaluation.predictions, evaluation.references, strict=True)

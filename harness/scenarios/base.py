@@ -49,6 +49,8 @@ class Evaluation:
     scores: dict[str, float] = field(default_factory=dict)  # model metrics, e.g. perplexity
     item_scores: dict[str, list[float]] = field(default_factory=dict)  # a model metric item by item (paired tests)
     details: dict[str, Any] = field(default_factory=dict)  # e.g. examples, a confusion matrix
+    # the trivial reference a tuned model must beat: (what it is, its prediction for each eval row)
+    trivial: tuple[str, list] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,11 @@ class Scenario(abc.ABC):
 
     @classmethod
     def check_options(cls, options: Any) -> list[tuple[str, str]]:
+        return []
+
+    @classmethod
+    def data_notes(cls, options: Any, train_rows: list[dict]) -> list[str]:
+        """What the training rows decide under these options, in words (`validate` and `list` print it)."""
         return []
 
     @classmethod

@@ -1,4 +1,10 @@
-"""Sequence classification: text -> one label; accuracy and macro-F1."""
+"""Sequence classification: text -> one label; accuracy and macro-F1.
+
+Imbalanced classes are weighed by default: with `class_weights = "auto"` (the default), training labels
+whose majority class holds more than IMBALANCED_SHARE of the rows get balanced class weights, so no
+strategy's score hangs on whether a short run escapes predicting the majority class; every strategy of
+the task is weighed alike.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,22 @@ from harness.scenarios.base import SCENARIOS, Batch, Evaluation, Scenario, new_h
 from harness.scenarios.packing import Packing
 from harness.schema import field
 
+IMBALANCED_SHARE = 0.6  # majority share of the training labels above which "auto" weighs the classes
+
+
+def class_weighting(option: str, labels: list[str]) -> tuple[str, str]:
+    """The weighting that applies ("balanced" or "none") for a class_weights option and the training
+    labels, and why, in words."""
+    if not labels:
+        return "none", "no training labels"
+    label, count = Counter(labels).most_common(1)[0]
+    share = f"the majority class {label!r} holds {count / len(labels):.0%} of the {len(labels)} training rows"
+    if option != "auto":
+        return option, f'class_weights = "{option}" set by the task ({share})'
+    if count / len(labels) > IMBALANCED_SHARE:
+        return "balanced", f"auto: {share}, above {IMBALANCED_SHARE:.0%}"
+    return "none", f"auto: {share}, at most {IMBALANCED_SHARE:.0%}"
+
 
 @SCENARIOS.register("classification")
 class Classification(Scenario):
@@ -25,10 +47,11 @@ class Classification(Scenario):
 
     @dataclass(frozen=True)
     class Options:
-        class_weights: Literal["none", "balanced"] = field(
-            "none",
+        class_weights: Literal["auto", "none", "balanced"] = field(
+            "auto",
             help="balanced: weight each class's training loss by rows / (classes x its rows), so a rare class "
-            "counts as much as a common one (every strategy alike); none: plain cross-entropy",
+            "counts as much as a common one (every strategy alike); none: plain cross-entropy; auto: balanced "
+            f"when the majority class holds more than {IMBALANCED_SHARE:.0%} of the training rows, else none",
         )
 
     def __init__(self, task, tokenizer, kind, train_rows, eval_rows) -> None:
@@ -39,20 +62,31 @@ class Classification(Scenario):
             raise ValueError(f"{task.path}: evaluation labels never seen in training: {', '.join(unseen)}")
         self.label_ids = {label: i for i, label in enumerate(self.labels)}
         self.class_weights = None
-        if self.options.class_weights == "balanced":
+        self.weighting = class_weighting(self.options.class_weights, [str(row["label"]) for row in train_rows])
+        if self.weighting[0] == "balanced":
             counts = Counter(str(row["label"]) for row in train_rows)
             self.class_weights = torch.tensor(
                 [len(train_rows) / (len(self.labels) * counts[label]) for label in self.labels]
             )
 
+    @classmethod
+    def data_notes(cls, options, train_rows: list[dict]) -> list[str]:
+        weighting, why = class_weighting(options.class_weights, [str(row["label"]) for row in train_rows])
+        return [f"class weights {weighting} ({why})"]
+
     def prepare_training(self, model) -> dict:
-        """Packed training batches ([training] packing) where the model allows them."""
+        """Packed training batches ([training] packing) where the model allows them; the class weighting."""
+        weighting = {"class_weights": self.weighting[0], "class_weights_why": self.weighting[1]}
         if not self.task.training.packing:
-            return {"packed": False, "why_not_packed": "[training] packing = false"}
+            return {"packed": False, "why_not_packed": "[training] packing = false", **weighting}
         if self.kind != "encoder":
-            return {"packed": False, "why_not_packed": f"{self.kind} models classify from their last token"}
+            return {
+                "packed": False,
+                "why_not_packed": f"{self.kind} models classify from their last token",
+                **weighting,
+            }
         self.packing, why_not = Packing.for_encoder(model)
-        return {"packed": self.packing is not None, **({"why_not_packed": why_not} if why_not else {})}
+        return {"packed": self.packing is not None, **({"why_not_packed": why_not} if why_not else {}), **weighting}
 
     def training_loss(self, model, inputs: dict):
         layout = inputs.pop("layout", None)
@@ -117,4 +151,5 @@ class Classification(Scenario):
             references,
             {"majority_class_accuracy": rate, "majority_class_macro_f1": majority_f1},
             details={"confusion_matrix": {"labels": self.labels, "counts": counts}},
+            trivial=(f"the majority class ({majority!r} for every row)", [majority] * len(references)),
         )

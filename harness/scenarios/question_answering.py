@@ -186,4 +186,9 @@ class ExtractiveQA(Scenario):
             {"input": r["question"], "reference": ref[0], "prediction": p}
             for r, ref, p in list(zip(self.eval_rows, references, predictions))[: self.task.generation.keep_examples]
         ]
-        return Evaluation(predictions, references, details={"examples": examples})
+        return Evaluation(
+            predictions,
+            references,
+            details={"examples": examples},
+            trivial=("the empty answer", [""] * len(references)),
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import inspect
 import math
+from collections import Counter
 
 import torch
 
@@ -267,8 +268,14 @@ class TextToText(Scenario):
             {"input": self.messages(r)[-1]["content"], "reference": self._first(ref), "prediction": pred}
             for r, ref, pred in list(zip(self.eval_rows, references, predictions))[: self.task.generation.keep_examples]
         ]
+        constant = Counter(self._first(self.target(r)) for r in self.train_rows).most_common(1)[0][0]
         return Evaluation(
-            predictions, references, scores=scores, item_scores=item_scores, details={"examples": examples}
+            predictions,
+            references,
+            scores=scores,
+            item_scores=item_scores,
+            details={"examples": examples},
+            trivial=(f"one constant answer for every prompt ({constant[:40]!r})", [constant] * len(references)),
         )
 
 
