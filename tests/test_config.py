@@ -191,7 +191,8 @@ def test_suite_selects_tasks_strategies_seeds_and_profile(tmp_path, tiny_bert_di
 def test_shipped_tasks_validate(capsys):
     from tests.helpers import ROOT
 
-    assert main(["validate", str(ROOT / "tasks"), str(ROOT / "tasks/suites/default.toml")]) == 0
+    suites = [str(ROOT / "tasks/suites" / name) for name in ("default.toml", "heldout.toml")]
+    assert main(["validate", str(ROOT / "tasks"), *suites]) == 0
     assert "valid under every profile" in capsys.readouterr().out
 
 

@@ -401,13 +401,34 @@ def test_every_cell_of_a_task_sees_the_same_rows_and_reports_the_source(data_pac
 
 # ---------------------------------------------------------------- shipped tasks
 
-SHIPPED = sorted([*ROOT.glob("tasks/*.toml"), *ROOT.glob("tasks/generated/*.toml"), *ROOT.glob("tasks/hub/*.toml")])
+SHIPPED = sorted(p for folder in ("", "generated/", "hub/", "heldout/") for p in ROOT.glob(f"tasks/{folder}*.toml"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "tasks")))
 def test_every_shipped_task_names_its_data_source_citation_and_licence(path):
     data = tomllib.loads(path.read_text(encoding="utf-8"))["data"]
     assert all(isinstance(data.get(key), str) and data[key] for key in ("source", "citation", "licence"))
+
+
+def test_held_out_tasks_use_real_data_no_shipped_task_uses_and_leave_the_kept_folder_alone():
+    def data_files(path):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))["data"]
+        return {data[key] for key in ("train", "eval") if key in data}
+
+    shipped = set().union(*(data_files(p) for p in ROOT.glob("tasks/*.toml")))
+    suite = tomllib.loads((ROOT / "tasks/suites/heldout.toml").read_text(encoding="utf-8"))["suite"]
+    held_out = [(ROOT / "tasks/suites" / relative).resolve() for relative in suite["tasks"]]
+    assert sorted(held_out) == sorted(ROOT.glob("tasks/heldout/*.toml")) and len(held_out) >= 4
+    scenarios = []
+    for task in held_out:
+        files = data_files(task)
+        assert files and all(f.startswith("package:") for f in files), task  # real published data
+        assert not files & shipped, task
+        assert not any("hutto_ICWSM_2014" in f for f in files), task  # kept for checks made outside
+        config = tomllib.loads(task.read_text(encoding="utf-8"))
+        assert "learning_rate" not in config.get("training", {}) and "class_weights" not in config.get("scenario", {})
+        scenarios.append(config["task"]["scenario"])
+    assert scenarios.count("classification") >= 2 and set(scenarios) - {"classification"}  # and a generative one
 
 
 def test_the_default_suite_runs_real_data_wherever_a_source_exists():
