@@ -252,3 +252,19 @@ def test_a_training_cell_records_its_class_weighting(tiny_bert_dir, tmp_path):
     result = json.loads(next((run_dir / "cells").glob("*.json")).read_text())
     assert result["training"]["class_weights"] == "none"
     assert result["training"]["class_weights_why"].startswith("auto: the majority class")
+
+
+def test_a_flat_loss_is_a_warning_where_the_eval_shows_learning_and_a_reason_where_it_does_not():
+    from harness.results.learning import Comparison, verdict, with_untuned
+
+    flat, _ = loss_reasons({"loss_curve": [0.694] * 5 + [0.637] * 5})  # spam, adapter at 3e-4: macro-F1 0.952
+    learned = verdict([], flat, ["the majority class"], {})
+    assert learned["learned"] and learned["reasons"] == [] and learned["warnings"][0]["code"] == "loss_flat"
+    unproven = verdict([], flat, [], {})  # no reference beaten (e.g. perplexity: no trivial reference)
+    assert not unproven["learned"] and unproven["reasons"][0]["code"] == "loss_flat"
+    # the untuned row settles it at load time, either way
+    beats = Comparison("the untuned model (none)", 43.0, 57.6, "paired bootstrap on 16 items", 0.002)
+    loses = Comparison("the untuned model (none)", 43.0, 44.0, "paired bootstrap on 16 items", 0.6)
+    assert with_untuned(unproven, beats, "perplexity")["learned"]
+    after = with_untuned(learned, loses, "accuracy")
+    assert not after["learned"] and [r["code"] for r in after["reasons"]] == ["below_reference", "loss_flat"]

@@ -10,6 +10,8 @@ A cell records the checks it can make alone (`learning` in its result, made by `
   is lower (classification), or one output answers >= 90% of the prompts (generation);
 - `loss_flat` / `loss_diverged`: its final training loss (the mean of the last LOSS_WINDOW steps) is
   above 90% of the first (the mean of the first LOSS_WINDOW), or not finite / above 1.5x the first.
+  These fail a cell only where the eval checks do not show it learned (`verdict`); otherwise they are
+  kept as `warnings`.
 `load_results` completes them across cells (`with_untuned`): `below_reference` also when the cell does
 not beat the untuned `none` cell of the same task, seed and eval items beyond eval noise. Its
 columns `learned`, `learning_reasons` (codes) and `learning_detail` (a sentence each) carry the whole
@@ -159,35 +161,64 @@ def below_reference_reason(comparison: Comparison, metric: str) -> dict:
     )
 
 
+def verdict(evaluation_reasons: list[dict], loss_findings: list[dict], beaten: list[str], checks: dict) -> dict:
+    """The learning record from its parts. A flat or diverging loss fails a cell unless the eval evidence
+    shows it learned (it beat a reference beyond eval noise and no evaluation check failed): then the
+    finding is kept as a warning, since a loss that fell 8% can come with a macro-F1 of 0.95 whose margins
+    are still small."""
+    shown = not evaluation_reasons and bool(beaten)
+    reasons = evaluation_reasons + ([] if shown else loss_findings)
+    return {
+        "learned": not reasons,
+        "reasons": reasons,
+        "warnings": loss_findings if shown else [],
+        "loss_findings": loss_findings,
+        "beaten": beaten,
+        "checks": checks,
+    }
+
+
 def cell_learning(
     metric: str, value: float, evaluation, training: dict | None, labels: bool, item_values: tuple[str | None, list]
 ) -> dict:
-    """The checks a tuned cell makes alone: `learned`, `reasons` and what each check measured."""
+    """The checks a tuned cell makes alone: `learned`, `reasons` (and `warnings`) and what each check
+    measured; `beaten` lists the references it beat beyond eval noise."""
     higher = higher_is_better(metric)
-    reasons, checks = [], {}
-    found, checks["loss"] = loss_reasons(training)
-    reasons += found
-    found, checks["predictions"] = constant_reasons(evaluation.predictions, evaluation.references, labels)
-    reasons += found
+    checks: dict = {}
+    loss_findings, checks["loss"] = loss_reasons(training)
+    reasons, checks["predictions"] = constant_reasons(evaluation.predictions, evaluation.references, labels)
+    beaten = []
     if evaluation.trivial is not None and metric in METRICS and METRICS.get(metric).compute is not None:
         name, trivial = evaluation.trivial
         values = (value, compute(metric, trivial, evaluation.references))
         comparison = compare(metric, name, values, evaluation.predictions, trivial, evaluation.references, item_values)
         if comparison is not None:
             checks["trivial_reference"] = comparison.record()
-            if not comparison.beats(higher):
+            if comparison.beats(higher):
+                beaten.append(name)
+            else:
                 reasons.append(below_reference_reason(comparison, metric))
-    return {"learned": not reasons, "reasons": reasons, "checks": checks}
+    return verdict(reasons, loss_findings, beaten, checks)
 
 
 def with_untuned(learning: dict | None, comparison: Comparison | None, metric: str) -> dict | None:
     """A cell's `learning` record completed with its comparison against the untuned `none` cell."""
     if learning is None:
         return None
-    reasons = list(learning.get("reasons") or [])
-    if comparison is not None and not comparison.beats(higher_is_better(metric)):
-        reasons.append(below_reference_reason(comparison, metric))
-    return {**learning, "learned": not reasons, "reasons": reasons}
+    loss_codes = {"loss_flat", "loss_diverged"}
+    findings = learning.get("loss_findings")
+    if findings is None:  # a record without the parts: its reasons stand as written
+        findings = [r for r in learning.get("reasons") or [] if r["code"] in loss_codes]
+    evaluation = [r for r in learning.get("reasons") or [] if r["code"] not in loss_codes]
+    beaten = list(learning.get("beaten") or [])
+    checks = dict(learning.get("checks") or {})
+    if comparison is not None:
+        checks["untuned"] = comparison.record()
+        if comparison.beats(higher_is_better(metric)):
+            beaten.append(comparison.reference)
+        else:
+            evaluation.append(below_reference_reason(comparison, metric))
+    return verdict(evaluation, findings, beaten, checks)
 
 
 def untuned_comparison(
@@ -244,5 +275,9 @@ def learning_columns(frame, results: list[dict]) -> dict[str, list]:
         reasons = (record or {}).get("reasons") or []
         learned.append(None if record is None else bool(record["learned"]))
         codes.append(",".join(dict.fromkeys(r["code"] for r in reasons)) or None)
-        detail.append(" ".join(f"{r['code']}: {r['message']}" for r in reasons) or None)
+        warnings = (record or {}).get("warnings") or []
+        notes = [f"{r['code']}: {r['message']}" for r in reasons] + [
+            f"warning, {r['code']}: {r['message']}" for r in warnings
+        ]
+        detail.append(" ".join(notes) or None)
     return {"learned": learned, "learning_reasons": codes, "learning_detail": detail}
