@@ -136,7 +136,9 @@ def test_classification_packs_its_training_batches_unless_told_not_to(tiny_bert_
     scenario = _classification(tmp_path, tiny_bert_dir)
     model, _ = scenario.load_model(str(tiny_bert_dir))
     padded = list(scenario.train_batches(16, torch.Generator().manual_seed(0)))
-    assert scenario.prepare_training(model) == {"packed": True}
+    decided = scenario.prepare_training(model)
+    assert decided["packed"] is True and "why_not_packed" not in decided
+    assert decided["class_weights"] == "none"  # and why: the tiny task's classes are balanced
     packed = list(scenario.train_batches(16, torch.Generator().manual_seed(0)))
 
     def efficiency(batches) -> float:
@@ -148,7 +150,8 @@ def test_classification_packs_its_training_batches_unless_told_not_to(tiny_bert_
     assert loss.requires_grad and torch.isfinite(loss)
 
     off = _classification(tmp_path, tiny_bert_dir, body="packing = false\n")
-    assert off.prepare_training(model) == {"packed": False, "why_not_packed": "[training] packing = false"}
+    assert off.prepare_training(model)["packed"] is False
+    assert off.prepare_training(model)["why_not_packed"] == "[training] packing = false"
     assert all("layout" not in b.inputs for b in off.train_batches(16, torch.Generator().manual_seed(0)))
 
 
