@@ -25,7 +25,7 @@ def test_each_strategy_brings_its_learning_rate_and_a_task_overrides_only_what_i
     task = write_task(tmp_path, "defaults", tiny_bert_dir)
     task.write_text(task.read_text().replace("learning_rate = 1e-3\n", ""))
     rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([task]).cells}
-    assert rates == {"none": 1e-4, "full": 1e-4, "frozen-lower": 3e-4, "adapter": 3e-3, "lora": 3e-3}  # encoder
+    assert rates == {"none": 1e-4, "full": 1e-4, "frozen-lower": 3e-4, "adapter": 1e-3, "lora": 3e-3}  # encoder
     task.write_text(task.read_text() + "\n[strategies.lora.training]\nlearning_rate = 2e-3\n")
     rates = {c.strategy: c.task.training.learning_rate for c in load_matrix([task]).cells}
     assert rates["lora"] == 2e-3 and rates["full"] == 1e-4

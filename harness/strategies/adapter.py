@@ -97,9 +97,11 @@ class AdapterOptions:
 @STRATEGIES.register("adapter")
 class BottleneckAdapters(Strategy):
     name = "adapter"
-    # a few freshly initialised weights: large steps. Chosen by the recorded search, tasks/suites/search.toml
-    defaults = {"learning_rate": 3e-3}
-    kind_defaults = {"encoder": {"learning_rate": 3e-3}, "causal": {"learning_rate": 1e-3}}
+    # a few freshly initialised weights: large steps. Chosen by the recorded search (tasks/suites/search.toml),
+    # rerun for the published recipe on spam, sentiment and medical: 1e-3 keeps every encoder task's best
+    # (3e-3 sent sentiment to the majority class); see the README, "Adapters as published"
+    defaults = {"learning_rate": 1e-3}
+    kind_defaults = {"encoder": {"learning_rate": 1e-3}, "causal": {"learning_rate": 1e-3}}
     search_grid = (3e-4, 1e-3, 3e-3, 1e-2)
     Options = AdapterOptions
 
