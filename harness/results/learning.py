@@ -39,7 +39,8 @@ FIXES = {
         'or, on imbalanced classes, weigh them ([scenario] class_weights = "balanced")'
     ),
     "constant_predictions": (
-        'weigh the classes ([scenario] class_weights = "balanced") and search the learning rate (`--search`)'
+        'weigh the classes ([scenario] class_weights = "balanced", where they are not weighed yet), search the '
+        "learning rate (`--search`), or train more steps"
     ),
     "loss_flat": "search the learning rate (`--search`: it may be too low) or train more steps ([training] epochs)",
     "loss_diverged": "lower the learning rate or search it (`--search`)",
