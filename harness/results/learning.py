@@ -231,9 +231,9 @@ def untuned_comparison(
         return None
     mine = (measure, [i.get(measure) for i in items]) if measure else None
     other = (measure, [i.get(measure) for i in untuned]) if measure else None
-    if mine is None or other is None or any(v is None for v in mine[1] + other[1]):
-        if metric != "macro_f1":
-            return None
+    complete = mine is not None and other is not None and all(v is not None for v in mine[1] + other[1])
+    if not complete and metric != "macro_f1":  # macro-F1 reads predictions, not item figures
+        return None
     return compare(
         metric,
         "the untuned model (none)",
