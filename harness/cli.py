@@ -251,6 +251,8 @@ def cmd_merge(args) -> int:
         f"merged {merged['cells']} cell(s) from {len(merged['sources'])} folder(s){shards} into {args.out}",
         file=sys.stderr,
     )
+    for line in merged["kept_apart"]:
+        print(line, file=sys.stderr)
     return EXIT_OK
 
 

@@ -234,7 +234,9 @@ def test_a_model_source_without_config_names_the_subfolder_that_has_one(tmp_path
         resolve_source("package:weightpkg", tmp_path)
     message = str(error.value)
     assert "\n" not in message
-    assert message.endswith("has no config.json in " + str(package) + "; found config.json in model/: use package:weightpkg/model")
+    assert message.endswith(
+        "has no config.json in " + str(package) + "; found config.json in model/: use package:weightpkg/model"
+    )
     with pytest.raises(ValueError, match=r"found config.json in model/: use package:weightpkg/model$"):
         resolve_source("package:weightpkg/model/missing", tmp_path)  # a folder that is not there: its parent
     local = tmp_path / "checkpoint"

@@ -14,6 +14,7 @@ from harness.cli import build_parser, main
 from harness.config import load_matrix
 from harness.results.io import read_results, write_result
 from harness.results.items import write_items
+from harness.results.table import load_aggregates
 from harness.run.shard import parse_shard, shard
 from tests.helpers import ROOT, write_task
 from tests.report_fixtures import GiB, cell_result, three_seed_results
@@ -102,6 +103,43 @@ def test_merge_refuses_folders_of_different_configs_unless_forced(tmp_path, caps
     assert "different configs" in capsys.readouterr().err
     assert main(["merge", str(tmp_path / "out"), str(a), str(b), "--force"]) == 0
     assert len(read_results(tmp_path / "out")) == 2
+
+
+def _with_rate(result: dict, rate: float, cell_id: str, **extra) -> dict:
+    config = {**result["config"], "task": {"training": {"learning_rate": rate, "epochs": 3}}}
+    return {**result, "config": config, "cell_id": cell_id, **extra}
+
+
+def test_merge_force_keeps_a_searched_rate_apart_from_the_default_rate(tmp_path, capsys):
+    """A matrix and the search run of its adapter, merged with --force: two rows, never 'seeds 0,0'."""
+    adapter = cell_result("t", "adapter", 0, 0.40, memory=GiB, tokens_per_s=1.0)
+    main_run = _run_folder(
+        tmp_path / "main",
+        [_with_rate(adapter, 1e-3, "a" * 16), cell_result("t", "full", 0, 0.9, memory=GiB, tokens_per_s=1.0)],
+    )
+    searched = cell_result("t", "adapter", 0, 0.85, memory=GiB, tokens_per_s=1.0)
+    search_run = _run_folder(
+        tmp_path / "search",
+        [
+            _with_rate(searched, 3e-3, "b" * 16, search={"role": "final"}),
+            _with_rate(searched, 1e-2, "c" * 16, search={"role": "trial"}),  # a trial: never a row
+        ],
+    )
+    (main_run / "run.json").write_text(json.dumps({"matrix_digest": "aaaa"}))
+    (search_run / "run.json").write_text(json.dumps({"matrix_digest": "bbbb"}))
+    assert main(["merge", str(tmp_path / "out"), str(main_run), str(search_run), "--force"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "t/adapter: cells of different configs kept apart as adapter-learning_rate=0.001, "
+        "adapter-learning_rate=0.003" in err
+    )
+    rows = load_aggregates(tmp_path / "out").set_index("strategy")
+    assert sorted(rows.index) == ["adapter-learning_rate=0.001", "adapter-learning_rate=0.003", "full"]
+    assert (rows["n"] == 1).all() and (rows["seeds"] == "0").all()
+    assert rows.loc["adapter-learning_rate=0.003", "primary_value_mean"] == pytest.approx(0.85)
+    assert rows.loc["adapter-learning_rate=0.001", "primary_value_mean"] == pytest.approx(0.40)
+    # one config per (task, strategy), as in an ordinary run: names untouched
+    assert sorted(load_aggregates(main_run)["strategy"]) == ["adapter", "full"]
 
 
 # ---------------------------------------------------------------- compare

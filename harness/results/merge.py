@@ -1,7 +1,9 @@
 """`tunebench merge OUT RUN_DIR...`: one run folder from several (e.g. the shards of one matrix).
 
 A cell id found in several folders must have the same result there; folders of different configs
-(their manifests' matrix digests differ) are refused unless forced. Nothing is written before every
+(their manifests' matrix digests differ) are refused unless forced. Forced, cells of one (task,
+strategy) whose configs differ beyond the seed are never pooled: the tables keep them apart as rows
+named after the setting that differs (`harness.results.variants`), and the merge says which. Nothing is written before every
 check has passed, and each file is copied atomically.
 """
 
@@ -14,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from harness.results.io import cell_result_path, read_result, write_json_atomic
+from harness.results.variants import kept_apart
 from harness.run.shard import MANIFEST, read_manifest
 
 
@@ -29,7 +32,8 @@ def _differing_keys(a: dict, b: dict) -> list[str]:
 
 def merge_runs(out: Path, sources: list[Path], force: bool = False) -> dict:
     """Merge `sources` into `out` (created if missing; cells already in it take part in the checks).
-    Returns {"cells": n, "sources": [...], "shards": [...]}; raises MergeError on conflicts."""
+    Returns {"cells": n, "sources": [...], "shards": [...], "kept_apart": [line, ...]}; raises MergeError
+    on conflicts."""
     out = Path(out)
     folders = [out, *sources] if (out / "cells").is_dir() else list(sources)
     manifests = {str(folder): read_manifest(folder) for folder in folders}
@@ -66,7 +70,12 @@ def merge_runs(out: Path, sources: list[Path], force: bool = False) -> dict:
         out / MANIFEST,
         {**first, "shards": shards, "merged_from": [str(s) for s in sources]},
     )
-    return {"cells": len(chosen), "sources": [str(s) for s in sources], "shards": shards}
+    return {
+        "cells": len(chosen),
+        "sources": [str(s) for s in sources],
+        "shards": shards,
+        "kept_apart": kept_apart([result for _, result in chosen.values()]),
+    }
 
 
 def _copy_file(source: Path, target: Path) -> None:

@@ -10,6 +10,7 @@ from harness.figures import FIGURES
 from harness.results.aggregate import aggregate as aggregate_cells
 from harness.results.io import read_results
 from harness.results.learning import learning_columns
+from harness.results.variants import variant_names
 from harness.values import missing
 
 # The leading columns, in this order; then every other registered figure, then EXTRA_COLUMNS, then metrics.
@@ -158,7 +159,9 @@ def columns() -> list[str]:
 def load_results(run_dir: str | Path, aggregate: bool = False):
     """A pandas DataFrame with one row per cell of the run in `run_dir`.
 
-    With aggregate=True, one row per (task, strategy) instead: see `harness.load_aggregates`.
+    With aggregate=True, one row per (task, strategy) instead: see `harness.load_aggregates`. Cells of
+    one (task, strategy) whose configs differ beyond the seed get strategy names of their own
+    (`harness.results.variants`), so that no row pools them as seeds.
     """
     import pandas as pd
 
@@ -166,6 +169,8 @@ def load_results(run_dir: str | Path, aggregate: bool = False):
         return load_aggregates(run_dir)
     results = read_results(Path(run_dir))
     frame = pd.DataFrame([flatten(r, run_dir) for r in results])
+    if variants := variant_names(results):
+        frame["strategy"] = [variants.get(c, s) for c, s in zip(frame["cell_id"], frame["strategy"])]
     for column in columns():
         if column not in frame:
             frame[column] = None

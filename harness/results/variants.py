@@ -1,0 +1,84 @@
+"""Cells are what they are: cells of one (task, strategy) whose configs differ beyond the seed are never
+pooled as seeds of one row.
+
+That happens when folders of different configs are merged with `--force` (a matrix and the search
+run of one of its strategies, say), or when result files are copied together by hand. Each config
+then becomes a row of its own, its strategy renamed after the settings that tell them apart
+(`adapter-learning_rate=0.001`, `adapter-learning_rate=0.003`), as a named variant would be. Search
+trials are left alone: they are scored on validation rows and never enter the aggregate rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+LABELLED_SETTINGS = 2  # more differing settings than this: the variant is named by a digest of its config
+
+
+def config_key(result: dict) -> str:
+    """The cell's config without its seed, as canonical JSON: equal for the seeds of one row."""
+    config = {k: v for k, v in (result.get("config") or {}).items() if k != "seed"}
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _leaves(value, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        leaves: dict[str, str] = {}
+        for key, inner in value.items():
+            leaves.update(_leaves(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return leaves
+    return {prefix: json.dumps(value, sort_keys=True, default=str)}
+
+
+def differing_settings(configs: list[dict]) -> list[str]:
+    """The dotted config paths whose values are not the same in every one of `configs`."""
+    flat = [_leaves(c) for c in configs]
+    paths = sorted(set().union(*flat))
+    return [p for p in paths if len({f.get(p, "<absent>") for f in flat}) > 1]
+
+
+def _value_text(text: str) -> str:
+    value = json.loads(text) if text != "<absent>" else "unset"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def variant_names(results: list[dict]) -> dict[str, str]:
+    """cell_id -> the row name for every non-trial cell whose (task, strategy) holds more than one config;
+    cells of a single config keep their strategy name (and are not listed)."""
+    groups: dict[tuple[str, str], dict[str, list[dict]]] = {}
+    for result in results:
+        if (result.get("search") or {}).get("role") == "trial":
+            continue
+        groups.setdefault((result["task"], result["strategy"]), {}).setdefault(config_key(result), []).append(result)
+    names: dict[str, str] = {}
+    for (_, strategy), by_config in groups.items():
+        if len(by_config) < 2:
+            continue
+        configs = {
+            key: {k: v for k, v in (cells[0].get("config") or {}).items() if k != "seed"}
+            for key, cells in by_config.items()
+        }
+        paths = differing_settings(list(configs.values()))
+        for key, cells in by_config.items():
+            leaves = _leaves(configs[key])
+            if 0 < len(paths) <= LABELLED_SETTINGS:
+                label = ",".join(f"{p.rsplit('.', 1)[-1]}={_value_text(leaves.get(p, '<absent>'))}" for p in paths)
+            else:
+                label = "config=" + hashlib.sha256(key.encode()).hexdigest()[:8]
+            for cell in cells:
+                names[cell["cell_id"]] = f"{strategy}-{label}"
+    return names
+
+
+def kept_apart(results: list[dict]) -> list[str]:
+    """One line per (task, strategy) whose cells hold several configs: what differs, and the rows made."""
+    names = variant_names(results)
+    rows: dict[tuple[str, str], set[str]] = {}
+    for result in results:
+        if result["cell_id"] in names:
+            rows.setdefault((result["task"], result["strategy"]), set()).add(names[result["cell_id"]])
+    return [
+        f"{task}/{strategy}: cells of different configs kept apart as {', '.join(sorted(variants))}"
+        for (task, strategy), variants in sorted(rows.items())
+    ]
