@@ -3,8 +3,8 @@
 A cell id found in several folders must have the same result there; folders of different configs
 (their manifests' matrix digests differ) are refused unless forced. Forced, cells of one (task,
 strategy) whose configs differ beyond the seed are never pooled: the tables keep them apart as rows
-named after the setting that differs (`harness.results.variants`), and the merge says which. Nothing is written before every
-check has passed, and each file is copied atomically.
+named after the setting that differs (`harness.results.variants`), and the merge says which.
+Nothing is written before every check has passed, and each file is copied atomically.
 """
 
 from __future__ import annotations
