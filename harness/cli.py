@@ -325,7 +325,7 @@ def cmd_compare(args) -> int:
 def _constraints(args):
     from harness.report.recommend import Constraints
 
-    return Constraints(args.max_memory, args.min_metric, args.prefer)
+    return Constraints(args.max_memory, args.min_metric, args.prefer, args.allow_contended)
 
 
 def cmd_report(args) -> int:
@@ -385,6 +385,11 @@ def _add_constraint_options(parser: argparse.ArgumentParser) -> None:
         choices=("accuracy", "memory", "speed"),
         default="accuracy",
         help="what decides among the strategies that meet the limits (default: accuracy)",
+    )
+    parser.add_argument(
+        "--allow-contended",
+        action="store_true",
+        help="let --prefer speed rank on throughput measured under contention (it refuses by default)",
     )
 
 

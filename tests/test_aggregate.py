@@ -13,7 +13,16 @@ from report_fixtures import single_seed_results, three_seed_results, write_run
 import harness
 from harness.report.export import export
 from harness.results import COLUMNS
-from harness.results.aggregate import DIFFERS, TIE, UNKNOWN, Summary, noise_verdict, summarize, within_noise
+from harness.results.aggregate import (
+    DIFFERS,
+    TIE,
+    UNKNOWN,
+    Summary,
+    noise_verdict,
+    prediction_half_width,
+    summarize,
+    within_noise,
+)
 
 
 def test_summary_is_mean_sample_std_and_student_t_interval():
@@ -33,10 +42,22 @@ def test_noise_rule_both_ways():
     a = summarize([0.90, 0.91, 0.92])
     assert noise_verdict(a, summarize([0.89, 0.91, 0.90])) == TIE  # intervals overlap
     assert noise_verdict(a, summarize([0.70, 0.71, 0.72])) == DIFFERS  # far apart
-    assert noise_verdict(a, Summary(0.5, math.nan, math.nan, 1)) == UNKNOWN  # single seed: cannot tell
-    assert within_noise(a, Summary(0.5, math.nan, math.nan, 1))
-    assert not within_noise(a, summarize([0.70, 0.71, 0.72]))
+    one = Summary(0.5, math.nan, math.nan, 1)
+    assert noise_verdict(one, Summary(0.6, math.nan, math.nan, 1)) == UNKNOWN  # one seed each: cannot tell
+    assert within_noise(one, Summary(0.6, math.nan, math.nan, 1)) is None  # unknown is never "within noise"
+    assert within_noise(a, summarize([0.89, 0.91, 0.90])) is True
+    assert within_noise(a, summarize([0.70, 0.71, 0.72])) is False
     assert noise_verdict(Summary(1.0, math.nan, math.nan, 1), Summary(1.0, math.nan, math.nan, 1)) == TIE
+
+
+def test_one_seed_against_several_uses_the_prediction_interval_of_the_several():
+    """0.827 from one seed against 0.811 ± 0.017 over three: inside the 3-seed row's 95% prediction
+    interval (t(0.975, 2) · 0.017 · sqrt(1 + 1/3) = 0.0845), so a tie, not a win for the single seed."""
+    three = Summary(0.811, 0.017, 4.302652729911275 * 0.017 / math.sqrt(3), 3)
+    assert prediction_half_width(three) == pytest.approx(4.302652729911275 * 0.017 * math.sqrt(4 / 3))
+    assert noise_verdict(Summary(0.827, math.nan, math.nan, 1), three) == TIE
+    assert noise_verdict(three, Summary(0.811 + 0.0846, math.nan, math.nan, 1)) == DIFFERS  # just outside
+    assert noise_verdict(three, Summary(0.811 - 0.0844, math.nan, math.nan, 1)) == TIE  # just inside
 
 
 @pytest.fixture
@@ -109,7 +130,8 @@ def test_single_seed_says_noise_unknown(tmp_path):
     run_dir = write_run(tmp_path / "run", single_seed_results())
     frame = harness.load_aggregates(run_dir)
     lora = _row(frame, "sentiment", "lora")
-    assert math.isnan(lora.primary_value_std) and lora.noise_vs_best == UNKNOWN and lora.within_noise_of_best
+    assert math.isnan(lora.primary_value_std) and lora.noise_vs_best == UNKNOWN
+    assert lora.within_noise_of_best is None  # unknown noise is stored as null, not as "within noise"
     assert "single seed: noise unknown" in _markdown_row(export(run_dir, "md"), "sentiment", "lora")
 
 

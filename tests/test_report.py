@@ -109,7 +109,8 @@ def test_overview_marks_best_and_ties(run_dir):
     assert rows["full"]["cells"][sentiment]["marker"] == "★"
     assert rows["lora"]["cells"][sentiment]["marker"] == "≈"
     assert rows["adapter"]["cells"][sentiment]["marker"] == ""
-    assert rows["full"]["win_rate"]["sort"] == 1.0  # beats every other strategy on both tasks
+    # beats every other strategy on both tasks, but lora ties it within noise on both: half a win each
+    assert rows["full"]["win_rate"]["sort"] == pytest.approx(((1 + 0.5 + 1) / 3 + (1 + 0.5) / 2) / 2)
 
 
 def test_memory_breakdown_is_drawn_or_said_missing(run_dir, tmp_path):

@@ -100,6 +100,32 @@ def seed_count_text(row) -> str:
     return f"{int(row['n'])}" + (f" (+{failed} failed)" if failed else "")
 
 
+def seeds_header(cells) -> str:
+    """How many seeds each strategy ran, truthfully: '3 seeds', or 'seeds: full 3, lora 3, others 1' when
+    the strategies differ (a count that varies between tasks reads '1-3')."""
+    if not len(cells):
+        return "0 seeds"
+    counts: dict[str, str] = {}
+    for strategy, group in cells.groupby("strategy"):
+        per_task = group.groupby("task")["seed"].nunique()
+        low, high = int(per_task.min()), int(per_task.max())
+        counts[strategy] = str(low) if low == high else f"{low}-{high}"
+    if len(set(counts.values())) == 1:
+        only = next(iter(counts.values()))
+        return f"{only} seed{'' if only == '1' else 's'}"
+    values = list(counts.values())
+    common = max(set(values), key=lambda v: (values.count(v), v))
+    shown = [(name, n) for name, n in counts.items() if values.count(common) < 2 or n != common]
+    listed = ", ".join(f"{name} {n}" for name, n in sorted(shown, key=lambda item: strategy_sort_key(item[0])))
+    return f"seeds: {listed}" + (f", others {common}" if values.count(common) >= 2 else "")
+
+
+def single_seed_rows(aggregates) -> list[str]:
+    """'task/strategy' for every row whose mean rests on one ok cell."""
+    rows = aggregates[aggregates["n"] == 1] if len(aggregates) else aggregates
+    return [f"{row['task']}/{row['strategy']}" for _, row in ordered(rows).iterrows()]
+
+
 def number(value, digits: int = 4) -> str:
     """A figure with `digits` significant digits, thousands grouped for large values; 'n/a' if missing."""
     if missing(value):

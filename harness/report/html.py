@@ -6,12 +6,21 @@ from configs, datasets or model outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from harness.report.compare import cell_deltas
 from harness.report.details import confusion_matrices, examples, failed_cells, provenance
-from harness.report.format import LEGEND_MARKERS, NOISE_LEGEND, number, ordered, strategy_sort_key
+from harness.report.format import (
+    LEGEND_MARKERS,
+    NOISE_LEGEND,
+    number,
+    ordered,
+    seeds_header,
+    single_seed_rows,
+    strategy_sort_key,
+)
 from harness.report.recommend import PREFERENCES, Constraints, recommend
 from harness.report.view import (
     cost_note,
@@ -47,7 +56,7 @@ def _recommendations(aggregates, constraints: Constraints) -> list[dict]:
     """Per task: the pick under the user's constraints, and the pick for each preference under the same limits."""
     by_preference = {}
     for prefer in PREFERENCES:
-        limits = Constraints(constraints.max_memory_bytes, constraints.min_metric, prefer)
+        limits = dataclasses.replace(constraints, prefer=prefer)
         by_preference[prefer] = {item.task: item for item in recommend(aggregates, limits)}
     return [
         {
@@ -127,6 +136,11 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
             "tasks": len(tasks),
             "strategies": len(strategies),
             "seeds": len(seeds),
+            "seeds_text": seeds_header(cells),
+            "single_seed_rows": single_seed_rows(aggregates),
+            "single_seed_best": [
+                f"{row['task']}/{row['strategy']}" for _, row in aggregates.iterrows() if row["best"] and row["n"] == 1
+            ],
             "cells": len(cells),
             "ok": int((cells["status"] == "ok").sum()) if len(cells) else 0,
             "max_n": int(aggregates["n"].max()) if len(aggregates) else 0,

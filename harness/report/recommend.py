@@ -4,10 +4,19 @@ Candidates are the strategies with at least one ok cell, except `none` (the untu
 --max-memory drops those whose mean peak memory is above it, --min-metric those whose mean
 primary metric misses it, and a strategy that did not learn (some ok cell failed the learning
 checks, `harness.results.learning`) is dropped too, unless every candidate left failed them: then
-the pick is made among those and says so. Then --prefer decides: accuracy (the default) takes the
-best mean and, among strategies within noise of it, the one needing the least memory; memory takes
-the least peak memory; speed the most training tokens/s. With one seed, "within noise" is the
-paired test on the eval items (eval-sampling noise only), and the reason says so.
+the pick is made among those and says so. Then --prefer decides:
+
+- accuracy (the default): the rows within noise of the best mean tie, and a tie is the verdict
+  ("full, lora and frozen-lower tie on accuracy; among them lora uses the least peak memory"): it is
+  broken on memory, never on the third decimal. With one seed, "within noise" is the paired test on
+  the eval items (eval-sampling noise only), and the reason says so; a single-seed row against rows
+  of several seeds is judged by their prediction interval (`harness.results.aggregate`), so it never
+  wins only because it has fewer seeds. Where more seeds could separate a tie (or tell rows whose
+  noise is unknown apart), the answer names the cheapest next run.
+- memory: the least peak memory.
+- speed: the most training tokens/s, but only on throughput measured on a quiet machine: if some
+  candidate's cells ran under contention, it refuses and names the cells to re-run, unless
+  --allow-contended, and then it says what the ranking rests on.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from harness.report.format import (
     number,
     strategy_sort_key,
 )
-from harness.results.aggregate import best_index, tied_with
+from harness.results.aggregate import UNKNOWN, best_index, tied_with
 
 PREFERENCES = ("accuracy", "memory", "speed")
 BASELINE_STRATEGY = "none"
@@ -37,6 +46,7 @@ class Constraints:
     max_memory_bytes: int | None = None
     min_metric: float | None = None
     prefer: str = "accuracy"
+    allow_contended: bool = False  # --prefer speed may rank on throughput measured under contention
 
     def __post_init__(self):
         if self.prefer not in PREFERENCES:
@@ -51,6 +61,8 @@ class Constraints:
                 f"primary metric at least {number(self.min_metric)} "
                 f"(at most, for lower-is-better metrics such as perplexity)"
             )
+        if self.allow_contended:
+            parts.append("throughput measured under contention allowed")
         return ", ".join(parts)
 
 
@@ -102,8 +114,55 @@ def _exclusion_text(excluded: dict[str, tuple[str, str]], constraints: Constrain
     return "; ".join(clauses)
 
 
-def _pick(eligible, prefer: str, higher: bool):
-    """The chosen row and a clause saying why it wins."""
+def _listed(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _contended_cells(rows) -> list[str]:
+    """'lora seed 0' for every cell of `rows` whose throughput was measured under contention."""
+    return [
+        f"{row['strategy']} seed {seed}"
+        for _, row in rows.iterrows()
+        for seed in str(row.get("contended_seeds") or "").split(",")
+        if seed
+    ]
+
+
+def _tie_scope(tied, best_accuracy) -> str:
+    """What noise the tie accounts for: 'eval noise only, seed noise unknown: p = 0.41 against full' or
+    'noise over seeds'."""
+    others = tied[tied["strategy"] != best_accuracy["strategy"]]
+    if len(others) and all(eval_noise_only(row) for _, row in others.iterrows()):
+        p_values = [
+            f"p = {row['noise_p_value']:.2g} for {row['strategy']}"
+            for _, row in others.iterrows()
+            if not missing(row.get("noise_p_value"))
+        ]
+        return (
+            f"paired test on the eval items of one seed{': ' + ', '.join(p_values) if p_values else ''}; "
+            "seed noise unknown"
+        )
+    return "within noise over seeds"
+
+
+def _next_seeds(rows, purpose: str) -> str:
+    """'; cheapest next step: run 2 more seeds of frozen-lower (`--seeds 3`) to separate them' for the rows
+    with fewer seeds than the most any has (at least 3); '' when every row has that many."""
+    target = max(3, int(rows["n"].max()))
+    short = sorted(
+        ((row["strategy"], target - int(row["n"])) for _, row in rows.iterrows() if int(row["n"]) < target),
+        key=lambda item: strategy_sort_key(item[0]),
+    )
+    if not short:
+        return ""
+    runs = _listed([f"{more} more seed{'s' if more > 1 else ''} of {name}" for name, more in short])
+    return f"; cheapest next step: run {runs} (`--seeds {target}` with `--strategies`) {purpose}"
+
+
+def _pick(eligible, constraints: Constraints, higher: bool):
+    """The chosen row (None when the ranking is refused) and a clause saying why it wins, or why not."""
+    prefer = constraints.prefer
     metric = eligible["primary_metric"].iloc[0]  # eligible rows all have ok cells
     values = eligible["primary_value_mean"]
     best_accuracy = eligible.loc[best_index(eligible[values.notna()], higher)]
@@ -117,36 +176,52 @@ def _pick(eligible, prefer: str, higher: bool):
     if prefer == "speed":
         speed = eligible["train_tokens_per_s_mean"].dropna()
         if not speed.empty:
+            contended = _contended_cells(eligible.loc[speed.index])
+            if contended and not constraints.allow_contended:
+                return None, (
+                    f"refusing to rank on training speed: the throughput of {_listed(contended)} was measured "
+                    f"under contention (other processes used the CPU, or other cells shared the node), so it "
+                    f"understates the method; re-run those cells on a quiet machine (`tunebench run ... "
+                    f"--exclusive`), or pass --allow-contended to rank on these figures anyway"
+                )
             row = eligible.loc[speed.idxmax()]
+            caution = (
+                f" (caution: ranked with --allow-contended on throughput measured under contention for "
+                f"{_listed(contended)})"
+                if contended
+                else ""
+            )
             return row, (
                 f"it trains fastest ({number(row['train_tokens_per_s_mean'])} tokens/s) "
                 f"and reaches {metric} {metric_value(row['primary_value_mean'])}"
                 + _versus_best(row, best_accuracy, metric)
+                + caution
             )
     tied = eligible[[tied_with(best_accuracy, r) for _, r in eligible.iterrows()]]
     row = tied.loc[memory[tied.index].idxmin()] if len(tied) else best_accuracy
-    if row["strategy"] != best_accuracy["strategy"]:
-        scope = (
-            f"eval noise (p = {row['noise_p_value']:.2g}; one seed: seed noise unknown)"
-            if eval_noise_only(row) and row["noise_vs_best"] and not missing(row.get("noise_p_value"))
-            else "noise"
+    if len(tied) > 1:
+        by_value = sorted(
+            tied.iterrows(),
+            key=lambda item: -item[1]["primary_value_mean"] if higher else item[1]["primary_value_mean"],
+        )
+        values_text = ", ".join(
+            f"{r['strategy']} {metric_value(r['primary_value_mean'], r['primary_value_std'])}" for _, r in by_value
         )
         clause = (
-            f"its {metric} ({metric_value(row['primary_value_mean'], row['primary_value_std'])}) is within "
-            f"{scope} of the best, {best_accuracy['strategy']} "
-            f"({metric_value(best_accuracy['primary_value_mean'], best_accuracy['primary_value_std'])}), "
-            f"and it needs less peak memory ({human_bytes(row['peak_memory_bytes_mean'])} against "
-            f"{human_bytes(best_accuracy['peak_memory_bytes_mean'])})"
+            f"{_listed([r['strategy'] for _, r in by_value])} tie on {metric} ({values_text}; "
+            f"{_tie_scope(tied, best_accuracy)}); among them {row['strategy']} uses the least peak memory "
+            f"({human_bytes(row['peak_memory_bytes_mean'])})"
         )
     else:
-        others = sorted((s for s in tied["strategy"] if s != row["strategy"]), key=strategy_sort_key)
         clause = f"it has the best {metric} ({metric_value(row['primary_value_mean'], row['primary_value_std'])})"
-        if others:
-            listed = others[0] if len(others) == 1 else ", ".join(others[:-1]) + " and " + others[-1]
-            clause += (
-                f", tied within noise with {listed}, and needs the least peak memory of those "
-                f"({human_bytes(row['peak_memory_bytes_mean'])})"
-            )
+    unknown = eligible[eligible["noise_vs_best"] == UNKNOWN]
+    if len(unknown):
+        clause += (
+            f"; against {_listed(sorted(unknown['strategy'], key=strategy_sort_key))} the noise is unknown "
+            f"(single seeds without per-item results)"
+        )
+    if len(tied) > 1 or len(unknown):
+        clause += _next_seeds(eligible.loc[[*tied.index, *unknown.index]], "to separate them")
     return row, clause + ("" if prefer == "accuracy" else " (no training throughput was measured)")
 
 
@@ -186,7 +261,9 @@ def recommend_task(task: str, group, constraints: Constraints) -> Recommendation
     if eligible.empty:
         reason = "No strategy meets the constraints" + (f": {excluded_text}." if excluded_text else ".")
         return Recommendation(task, None, reason, excluded)
-    row, clause = _pick(eligible, constraints.prefer, higher)
+    row, clause = _pick(eligible, constraints, higher)
+    if row is None:
+        return Recommendation(task, None, clause[0].upper() + clause[1:] + ".", excluded)
     reason = f"Pick {row['strategy']}: {clause}" + (f"; {excluded_text}" if excluded_text else "") + "." + warning
     caveat = group["not_comparable"].iloc[0] if "not_comparable" in group else ""
     if caveat:

@@ -30,7 +30,7 @@ from harness.report.svg import (
     scatter_chart,
     stacked_bars,
 )
-from harness.results.aggregate import BEST, TIE, UNKNOWN
+from harness.results.aggregate import BEST, TIE, UNKNOWN, tied_with
 
 
 def strategy_colors(strategies: list[str]) -> dict[str, str]:
@@ -53,7 +53,8 @@ def _shade(value, low, high, higher: bool) -> str:
 
 
 def _win_rate_and_rank(aggregates, strategy: str) -> tuple[float | None, float | None]:
-    """HELM-style mean win rate (share of other strategies beaten per task, ties count half) and mean rank."""
+    """HELM-style mean win rate (share of other strategies beaten per task; a pair within noise of each
+    other, by the aggregate's pairwise noise rule, counts half, as equal means do) and mean rank."""
     rates, ranks = [], []
     for _, group in aggregates.groupby("task"):
         scored = group[group["primary_value_mean"].notna()]
@@ -61,11 +62,16 @@ def _win_rate_and_rank(aggregates, strategy: str) -> tuple[float | None, float |
         if mine.empty or len(scored) < 2:
             continue
         higher = higher_is_better(mine["primary_metric"].iloc[0])
-        value = mine["primary_value_mean"].iloc[0]
-        others = scored.loc[scored["strategy"] != strategy, "primary_value_mean"]
-        beaten = (others < value).sum() if higher else (others > value).sum()
-        rates.append((beaten + 0.5 * (others == value).sum()) / len(others))
-        ranks.append(float(mine["rank_in_task"].iloc[0]))
+        row = mine.iloc[0]
+        wins = 0.0
+        others = scored[scored["strategy"] != strategy]
+        for _, other in others.iterrows():
+            if tied_with(row, other):
+                wins += 0.5
+            elif (other["primary_value_mean"] < row["primary_value_mean"]) == higher:
+                wins += 1.0
+        rates.append(wins / len(others))
+        ranks.append(float(row["rank_in_task"]))
     return (sum(rates) / len(rates) if rates else None), (sum(ranks) / len(ranks) if ranks else None)
 
 

@@ -8,12 +8,19 @@ null in JSON, and tables say "single seed: noise unknown".
 Noise rule: where both strategies have per-item results on the same evaluation items for at least
 two common seeds, a paired test decides (`harness.results.significance`: McNemar on per-item
 correctness, a paired bootstrap on per-item scores; within noise when p >= 0.05). Otherwise two
-strategies are within noise when their 95% intervals overlap. With one common seed and per-item
-results, the same paired test on that seed decides, and covers the noise of sampling the eval items
-only (`noise_scope` says so: the seed-to-seed noise is unknown); without per-item results the noise
-is unknown. Equal means always tie. Each aggregate row says which rule decided its `noise_vs_best`
-(`noise_test`, `noise_p_value`, `noise_scope`) and lists the strategies within noise of it
-(`within_noise_of`), compared pair by pair.
+strategies with two or more seeds each are within noise when their 95% intervals overlap. A
+single-seed row against a row of two or more seeds is within noise when its value lies inside that
+row's 95% prediction interval for one more seed (mean ± t·s·sqrt(1 + 1/n)): the multi-seed row's
+spread stands in for the seed noise the single seed cannot show, so a row never wins only because
+it has fewer seeds. Two single-seed rows with per-item results are compared by the same paired
+test on their seed, which covers the noise of sampling the eval items only (`noise_scope` says so:
+the seed-to-seed noise is unknown); without per-item results their noise is unknown, and
+`within_noise_of_best` is then null, never true. Equal means always tie. Each aggregate row says
+which rule decided its `noise_vs_best` (`noise_test`, `noise_p_value`, `noise_scope`) and lists
+the strategies within noise of it (`within_noise_of`), compared pair by pair.
+
+Contention: `contended_seeds` lists the seeds whose throughput was measured while other processes
+used the CPU (or other cells shared the node); their speed and time figures understate the method.
 
 Learning: `learned` is False when some ok cell of the group failed the learning checks
 (`harness.results.learning`), with the seeds (`not_learned_seeds`), the reasons' codes and sentences.
@@ -55,6 +62,7 @@ LEADING_COLUMNS = (
     "not_learned_seeds",
     "learning_reasons",
     "learning_detail",
+    "contended_seeds",
 )
 # Settings that must match between a task's strategies for the table to compare methods alone (the
 # learning rate and the strategy's own options may differ). The untuned baseline is held to the
@@ -113,18 +121,38 @@ def summarize(values) -> Summary:
     return Summary(mean, std, ci95, n)
 
 
+def prediction_half_width(summary: Summary) -> float:
+    """Half-width of the 95% prediction interval for one more seed: t(0.975, n-1) · s · sqrt(1 + 1/n)."""
+    from scipy import stats
+
+    if summary.n < 2:
+        return math.nan
+    return float(stats.t.ppf(0.975, summary.n - 1)) * summary.std * math.sqrt(1 + 1 / summary.n)
+
+
 def noise_verdict(a: Summary, b: Summary) -> str:
-    """TIE when a and b are within noise, UNKNOWN when either has n < 2 (and means differ), else DIFFERS."""
+    """TIE when a and b are within noise, UNKNOWN when both have n < 2 (and means differ), else DIFFERS.
+    Two or more seeds each: the 95% intervals of the means overlap. One seed against two or more: the
+    single value lies inside the other's 95% prediction interval."""
     if a.n == 0 or b.n == 0:
         raise ValueError("noise_verdict needs at least one value on each side")
     if a.mean == b.mean:
         return TIE
-    if a.n < 2 or b.n < 2:
+    if a.n < 2 and b.n < 2:
         return UNKNOWN
+    if a.n < 2 or b.n < 2:
+        single, several = (a, b) if a.n < 2 else (b, a)
+        return TIE if abs(single.mean - several.mean) <= prediction_half_width(several) else DIFFERS
     return TIE if a.low <= b.high and b.low <= a.high else DIFFERS
 
 
 INTERVALS = "95% intervals of the mean over seeds"
+
+
+def prediction_test(a: Summary, b: Summary) -> str:
+    """How `noise_verdict` compared a single seed with a row of several: the rule, in words."""
+    several = a if a.n >= 2 else b
+    return f"single seed against the 95% prediction interval of the {several.n}-seed row"
 
 
 @dataclass(frozen=True)
@@ -161,12 +189,15 @@ class PairedItems:
         if paired is not None:
             return Verdict(DIFFERS if paired.differs else TIE, paired.describe(), paired.p_value, SEEDS_SCOPE)
         verdict = noise_verdict(summary_a, summary_b)
-        if verdict == UNKNOWN:  # fewer than two seeds: the items of a common seed still tell eval noise
+        if verdict == UNKNOWN:  # one seed each: the items of their seed still tell eval noise
             paired = self._paired(task, a, b, 1)
             if paired is not None:
                 verdict = DIFFERS if paired.differs else TIE
                 return Verdict(verdict, f"{paired.describe()}; eval-sampling noise only", paired.p_value, EVAL_SCOPE)
-        return Verdict(verdict, UNKNOWN if verdict == UNKNOWN else INTERVALS)
+            return Verdict(UNKNOWN, UNKNOWN)
+        if min(summary_a.n, summary_b.n) < 2:
+            return Verdict(verdict, prediction_test(summary_a, summary_b), scope=SEEDS_SCOPE)
+        return Verdict(verdict, INTERVALS)
 
     def _paired(self, task: str, a: str, b: str, min_seeds: int):
         files_a, files_b = self.files.get((task, a), {}), self.files.get((task, b), {})
@@ -192,9 +223,11 @@ class PairedItems:
         return self._read[path]
 
 
-def within_noise(a: Summary, b: Summary) -> bool:
-    """The noise rule: True when the two cannot be told apart (CIs overlap, or noise unknown)."""
-    return noise_verdict(a, b) != DIFFERS
+def within_noise(a: Summary, b: Summary) -> bool | None:
+    """The noise rule without per-item results: True when the two cannot be told apart, False when they
+    differ, None when the noise is unknown (one seed each)."""
+    verdict = noise_verdict(a, b)
+    return None if verdict == UNKNOWN else verdict == TIE
 
 
 def _numeric_columns(cells) -> list[str]:
@@ -230,6 +263,7 @@ def aggregate(cells):
             "failed_statuses": ",".join(sorted(set(group.loc[group["status"] != "ok", "status"]))),
             "settings": settings_text(group.iloc[0]),
             **learning_summary(ok),
+            "contended_seeds": _contended_seeds(ok),
         }
         for column in figures:
             summary = summarize(pd.to_numeric(ok[column], errors="coerce"))
@@ -244,6 +278,13 @@ def aggregate(cells):
     frame["not_comparable"] = [notes.get(task, "") for task in frame["task"]]
     figure_columns = [c for c in frame.columns if c not in LEADING_COLUMNS]
     return frame[list(LEADING_COLUMNS) + figure_columns]
+
+
+def _contended_seeds(ok) -> str:
+    """'0,2': the seeds of the ok cells whose throughput and times were measured under contention."""
+    if "contended" not in ok:
+        return ""
+    return ",".join(str(seed) for seed, flag in zip(ok["seed"], ok["contended"]) if flag is True or flag == True)  # noqa: E712
 
 
 def learning_summary(ok) -> dict:
@@ -310,8 +351,10 @@ def group_summary(row, column: str = "primary_value") -> Summary:
 
 
 def _mark_best(frame, items: PairedItems):
+    import pandas as pd
+
     frame["best"] = False
-    frame["within_noise_of_best"] = False
+    frame["within_noise_of_best"] = pd.Series([False] * len(frame), index=frame.index, dtype=object)
     frame["noise_vs_best"] = None
     frame["noise_test"] = None
     frame["noise_p_value"] = math.nan
@@ -346,7 +389,9 @@ def _mark_best(frame, items: PairedItems):
                 other = second if first == best_row else first if second == best_row else None
                 if other is not None:
                     frame.loc[other, "noise_vs_best"] = verdict.verdict
-                    frame.loc[other, "within_noise_of_best"] = verdict.verdict != DIFFERS
+                    frame.loc[other, "within_noise_of_best"] = (
+                        None if verdict.verdict == UNKNOWN else verdict.verdict == TIE
+                    )
                     frame.loc[other, "noise_test"] = verdict.test
                     frame.loc[other, "noise_p_value"] = math.nan if verdict.p_value is None else verdict.p_value
                     frame.loc[other, "noise_scope"] = verdict.scope
