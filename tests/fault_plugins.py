@@ -41,3 +41,17 @@ class HogsMemory(Strategy):
         while True:
             hoard.append(bytearray(64 * 2**20))
             hoard[-1][::4096] = b"\x01" * len(hoard[-1][::4096])  # touch every page
+
+
+@STRATEGIES.register("slow-steps")
+class SlowSteps(Strategy):
+    """Full fine-tuning whose every training forward pass sleeps 0.3 s: long enough to watch a cell's steps."""
+
+    name, Options = "slow-steps", _NoOptions
+    defaults = {"learning_rate": 1e-4}
+
+    def apply(self, model, context) -> Applied:
+        import time
+
+        model.register_forward_pre_hook(lambda module, args: time.sleep(0.3) if module.training else None)
+        return Applied(model, trainable={name for name, _ in model.named_parameters()})

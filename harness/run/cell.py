@@ -27,7 +27,8 @@ from harness.metrics import compute, higher_is_better, per_item
 from harness.models import load_tokenizer, local_source, model_kind
 from harness.results.items import write_items
 from harness.results.learning import cell_learning
-from harness.run.train import TrainHooks, device_defaults, resolved_precision, train
+from harness.run.progress import ProgressFile
+from harness.run.train import TrainHooks, device_defaults, planned_steps, resolved_precision, train
 from harness.run.watch import TrainingWatch
 from harness.scenarios import SCENARIOS
 from harness.scenarios.base import Batch
@@ -130,6 +131,8 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
     precision = resolved_precision(training.precision, device)
     peak = device_peak(device, precision) if strategy.trains else None  # before any timed phase
 
+    progress = ProgressFile(cell_dir)  # for the runner's display (harness.run.progress)
+    progress.phase("load", None)
     with phase(trackers, "load"):
         source = local_source(task.model, task.path.parent)
         kind = model_kind(source, task.model.kind, task.model.revision, task.model.trust_remote_code)
@@ -164,8 +167,9 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         hooks = TrainHooks(
             step_context=measured_step(throughput, breakdown),
             watch_optimizer=breakdown.watch,
-            after_step=watch.after_step,
+            after_step=lambda step, batch: progress.step(batch.n_tokens) or watch.after_step(step, batch),
         )
+        progress.phase("train", planned_steps(len(scenario.train_rows), training))
         with phase(trackers, "train"):
             training_summary = {
                 **train(model, scenario, training, device, cell.seed, hooks),
@@ -177,13 +181,15 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
             preflight["at_measured_shape"] = _preflight(model, params, kind, task, rows, seq_len)
 
     model.eval()
+    progress.phase("eval", None)
     with phase(trackers, "eval"):
         evaluation = scenario.evaluate(
             model,
             training.eval_batch_size,
             device,
-            lambda batch: throughput.step(batch.n_samples, batch.n_tokens, batch.slots),
+            progress.on_batch(lambda batch: throughput.step(batch.n_samples, batch.n_tokens, batch.slots)),
         )
+    progress.close()
     metrics = _metrics(task, evaluation)
     if task.lm_eval is not None:
         from harness.metrics.lm_eval_bridge import evaluate_in_process

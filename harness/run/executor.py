@@ -19,7 +19,9 @@ from harness.data import warm_cache
 from harness.models import prepare_models
 from harness.results.io import cell_result_path, read_result, write_json_atomic, write_result
 from harness.run.cell import TRACEBACK_LINES, failed_result
+from harness.run.eta import Eta
 from harness.run.launch import CellProcess, launch, wait_until_warm, warm_up
+from harness.run.progress import ProgressDisplay
 from harness.specs import CellSpec, Matrix
 
 POLL_S = 0.2
@@ -121,6 +123,16 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
     return verdict[0]
 
 
+def _eta_text(eta: Eta, pending: list[CellSpec]) -> str:
+    """'ETA 12m30s' from the pending cells' own estimates (harness.run.eta); 'done' when none is left."""
+    if not pending:
+        return "done"
+    seconds, unknown = eta.remaining([(cell.resolved(), cell.task.name) for cell in pending])
+    if unknown == len(pending):
+        return "ETA unknown"
+    return f"ETA {_duration(seconds)}" + (f" (+{unknown} cell(s) not yet estimable)" if unknown else "")
+
+
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
@@ -200,7 +212,8 @@ def run_matrix(
     executor: Executor | None = None,
 ) -> list[Outcome]:
     """Run every cell not already finished ok in `run_dir` (through `executor`, default: local with
-    `runner`), printing progress with an ETA."""
+    `runner`), printing a line per finished cell with the run's ETA (harness.run.eta) and, on a terminal,
+    the running cell's progress under it (harness.run.progress)."""
     stream = stream or sys.stderr
     executor = executor or LocalExecutor(runner)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -221,18 +234,26 @@ def run_matrix(
     if outcomes:
         print(f"resuming: {len(outcomes)} of {total} cells already done in {run_dir}", file=stream)
     timed: list[float] = []
-    started = last = time.monotonic()
+    last = time.monotonic()
+    eta = Eta()
+    pending = {cell.cell_id: cell for cell in todo}
+    if todo and (first := _eta_text(eta, todo)) != "ETA unknown":
+        print(f"before the first cell: {first}, from the recorded times of these configs", file=stream)
     finished = executor.run(todo, run_dir, matrix) if todo else iter(())
-    for index, (cell, status) in enumerate(finished, start=len(outcomes) + 1):
-        now = time.monotonic()
-        timed.append(now - last)  # with parallel executors: the time since the previous cell finished
-        last = now
-        outcomes.append(Outcome(cell, status, timed[-1]))
-        remaining = len(todo) - len(timed)
-        eta = f"ETA {_duration((now - started) / len(timed) * remaining)}" if remaining else "done"
-        print(
-            f"[{index:>{len(str(total))}}/{total}] {status:<7} {cell.label:<40} {_duration(timed[-1]):>7}  {eta}",
-            file=stream,
-            flush=True,
-        )
+    with ProgressDisplay(stream, [(c.label, run_dir / "cells" / c.cell_id) for c in todo]) as display:
+        for index, (cell, status) in enumerate(finished, start=len(outcomes) + 1):
+            now = time.monotonic()
+            timed.append(now - last)  # with parallel executors: the time since the previous cell finished
+            last = now
+            outcomes.append(Outcome(cell, status, timed[-1]))
+            pending.pop(cell.cell_id, None)
+            result_path = cell_result_path(run_dir, cell.cell_id)
+            eta.finished(
+                cell.resolved(), cell.task.name, timed[-1], read_result(result_path) if result_path.exists() else None
+            )
+            display.finished(
+                cell.label,
+                f"[{index:>{len(str(total))}}/{total}] {status:<7} {cell.label:<40} {_duration(timed[-1]):>7}  "
+                f"{_eta_text(eta, list(pending.values()))}",
+            )
     return outcomes
