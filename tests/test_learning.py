@@ -216,7 +216,11 @@ def test_one_seed_within_eval_noise_lets_recommend_take_the_cheaper_row(tmp_path
     write_cell(tmp_path, "adapter", set(range(75)), 1 * GiB, LEARNED)
     pick = recommend(load_aggregates(tmp_path), Constraints())[0]
     assert pick.strategy == "adapter"
-    assert "within eval noise (p = 0.25; one seed: seed noise unknown) of the best, full" in pick.reason
+    assert pick.reason.startswith(
+        "Pick adapter: full and adapter tie on accuracy (full 0.780, adapter 0.750; paired test on the eval "
+        "items of one seed: p = 0.25 for adapter; seed noise unknown); among them adapter uses the least peak "
+        "memory (1 GiB)"
+    )
 
 
 def test_class_weights_auto_weighs_imbalanced_labels_only(tiny_bert_dir, tmp_path):
@@ -268,3 +272,17 @@ def test_a_flat_loss_is_a_warning_where_the_eval_shows_learning_and_a_reason_whe
     assert with_untuned(unproven, beats, "perplexity")["learned"]
     after = with_untuned(learned, loses, "accuracy")
     assert not after["learned"] and [r["code"] for r in after["reasons"]] == ["below_reference", "loss_flat"]
+
+
+def test_generation_has_a_constant_answer_only_where_a_training_answer_repeats():
+    """Unique titles have no commonest answer: the first row's would be an arbitrary reference."""
+    from harness.scenarios.generation import Generation
+
+    scenario = object.__new__(Generation)
+    scenario.train_rows = [{"target": t} for t in ("A title", "Another title", "A third one")]
+    assert scenario.constant_answer(4) is None
+    scenario.train_rows = [{"target": t} for t in ("Depression", "Pain", "Depression", "Acne")]
+    assert scenario.constant_answer(3) == (
+        "the commonest training answer for every prompt ('Depression', 2 rows)",
+        ["Depression"] * 3,
+    )

@@ -33,7 +33,8 @@ def test_a_pending_cell_is_estimated_from_its_own_config_not_from_a_mean():
     quick = CellCost(load_s=1.0, train_steps=0, train_step_s=0.0, eval_s=9.0)  # 10 s
     recorded = {config_digest(_config("t", "full")): slow, config_digest(_config("t", "none")): quick}
     recorded[config_digest(_config("u", "lora"))] = slow
-    eta = Eta(recorded=recorded)
+    eta = Eta(recorded=recorded, similar={("w", "lora", "default"): quick})
+    assert eta.estimate(_config("w", "lora") | {"options": {"r": 16}}, "w") == pytest.approx(12.0)  # edited config
     assert eta.estimate(_config("t", "none"), "t") == pytest.approx(10.0 + START_UP_S)  # nothing measured yet
     assert eta.estimate(_config("v", "lora"), "v") is None  # neither recorded nor measured
     assert eta.remaining([(_config("t", "none"), "t"), (_config("v", "lora"), "v")]) == (
@@ -51,6 +52,7 @@ def test_a_pending_cell_is_estimated_from_its_own_config_not_from_a_mean():
     assert eta.estimate(_config("u", "lora"), "u") == pytest.approx(100.0 * ratio + 2.0)  # start-up measured: 2 s
     assert eta.estimate(_config("t", "full", seed=1), "t") == 200.0  # another seed of a measured config
     assert eta.estimate(_config("t", "adapter"), "t") == 200.0  # no record: the task's finished cells
+    assert eta.estimate(_config("w", "lora"), "w") == pytest.approx(10.0 * ratio + 2.0)  # recorded elsewhere
 
 
 def test_the_record_is_written_from_a_run_and_read_back(tmp_path):

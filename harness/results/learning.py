@@ -3,7 +3,8 @@ so it is marked wherever results are shown and `recommend` does not pick it.
 
 A cell records the checks it can make alone (`learning` in its result, made by `cell_learning`):
 - `below_reference`: its primary metric does not beat the task's trivial reference (the majority class
-  for classification, one constant answer for generation, the empty answer for extractive QA) beyond
+  for classification, the commonest training answer for generation where one repeats, the empty answer
+  for extractive QA) beyond
   eval noise: a paired test on the same items at the 5% level (McNemar on right/wrong items, a paired
   bootstrap on item scores, a paired bootstrap of macro-F1 itself for macro-F1);
 - `constant_predictions`: one class takes >= 95% of its predictions while the eval data's majority share

@@ -8,7 +8,9 @@ around them. For a pending cell it is taken from, in order:
    the cell's config without its seed), scaled by how fast this machine runs compared with the machine
    that recorded them: the ratio of measured to recorded seconds over the finished cells that have a
    record, shrunk towards 1 until CALIBRATION_S seconds of such cells have run;
-3. the mean of the finished cells of the same task, then of every finished cell.
+3. the recorded time of the same task, strategy and profile under another config (a shipped task with
+   an edited setting), scaled the same way;
+4. the mean of the finished cells of the same task, then of every finished cell.
 
 A cell none of these covers has no estimate: the ETA then says how many cells it leaves out. The
 estimate is the cells' summed time: with a parallel executor (Ray) it is an upper bound.
@@ -73,11 +75,23 @@ class CellCost:
 
 def read_recorded(path: Path = RECORDED_TIMES) -> dict[str, CellCost]:
     """The shipped record: config digest -> cost; empty when the file is missing."""
+    return {digest: cost for digest, (_, cost) in _recorded_entries(path).items()}
+
+
+def read_recorded_by_name(path: Path = RECORDED_TIMES) -> dict[tuple[str, str, str], CellCost]:
+    """The shipped record by (task, strategy, profile): the cost of that cell under its recorded config."""
+    return {name: cost for name, cost in _recorded_entries(path).values()}
+
+
+def _recorded_entries(path: Path) -> dict[str, tuple[tuple[str, str, str], CellCost]]:
     if not path.is_file():
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
     return {
-        digest: CellCost(entry["load_s"], entry["train_steps"], entry["train_step_s"], entry["eval_s"])
+        digest: (
+            (entry["task"], entry["strategy"], entry["profile"]),
+            CellCost(entry["load_s"], entry["train_steps"], entry["train_step_s"], entry["eval_s"]),
+        )
         for digest, entry in data["cells"].items()
     }
 
@@ -123,6 +137,7 @@ class Eta:
     """Estimates of the remaining time of a run, updated as cells finish."""
 
     recorded: dict[str, CellCost] = field(default_factory=read_recorded)
+    similar: dict[tuple[str, str, str], CellCost] = field(default_factory=read_recorded_by_name)
     measured: dict[str, list[float]] = field(default_factory=dict)  # config digest -> wall seconds
     by_task: dict[str, list[float]] = field(default_factory=dict)
     start_up: list[float] = field(default_factory=list)
@@ -151,9 +166,12 @@ class Eta:
         digest = config_digest(config)
         if digest in self.measured:
             return statistics.fmean(self.measured[digest])
-        if digest in self.recorded:
+        recorded = self.recorded.get(digest) or self.similar.get(
+            (task, str(config.get("strategy")), str(config.get("profile")))
+        )
+        if recorded is not None:
             start_up = statistics.fmean(self.start_up) if self.start_up else START_UP_S
-            return self.recorded[digest].seconds * self.speed_ratio + start_up
+            return recorded.seconds * self.speed_ratio + start_up
         if task in self.by_task:
             return statistics.fmean(self.by_task[task])
         every = [s for values in self.by_task.values() for s in values]
