@@ -1,7 +1,9 @@
 """Compare mode: per-cell deltas against a baseline run, matched by (task, strategy, seed).
 
 A delta is flagged beyond noise when the two runs' 95% intervals for that (task, strategy)
-do not overlap; with a single seed on either side the noise is unknown and said so.
+do not overlap; a single seed on one side against several on the other is judged by their 95%
+prediction interval, as the gate does; with a single seed on both sides the noise is unknown and
+said so.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from harness.report.format import missing, strategy_sort_key
 from harness.results.aggregate import DIFFERS, TIE, UNKNOWN, group_summary, noise_verdict
 
 MATCH_KEYS = ("task", "strategy", "seed")
-VERDICT_TEXT = {DIFFERS: "beyond noise", TIE: "within noise", UNKNOWN: "single seed: noise unknown"}
+VERDICT_TEXT = {DIFFERS: "beyond noise", TIE: "within noise", UNKNOWN: "single seed on both sides: noise unknown"}
 
 
 def _relative(now, before):

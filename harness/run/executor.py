@@ -182,6 +182,11 @@ class Executor(abc.ABC):
         (a warm cell server, a cluster connection) overlaps with it. By default there is none."""
         return None
 
+    def ready(self) -> None:
+        """Called just before the first cell, once data and models are prepared: wait out what `prepare`
+        started, so that the first cell's time (and the ETA built on it) holds that cell alone."""
+        return None
+
     @abc.abstractmethod
     def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
         """Run `cells`, yielding (cell, status) as each finishes, its result file written."""
@@ -198,8 +203,11 @@ class LocalExecutor(Executor):
     def prepare(self) -> None:
         warm_up()  # the cell server imports torch while the data and models are prepared
 
-    def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
+    def ready(self) -> None:
         wait_until_warm()  # so that the first cell's start-up figure is its own, as every other's
+
+    def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
+        self.ready()  # at once when run_matrix has already waited
         for cell in cells:
             yield cell, self.runner(cell, run_dir, matrix)
 
@@ -233,8 +241,10 @@ def run_matrix(
     prepare_models([cell.task for cell in todo], stream)  # and de-quantise GGUF models before any cell
     if outcomes:
         print(f"resuming: {len(outcomes)} of {total} cells already done in {run_dir}", file=stream)
+    if todo:
+        executor.ready()
     timed: list[float] = []
-    last = time.monotonic()
+    last = time.monotonic()  # from here, each cell's time is its own
     eta = Eta()
     pending = {cell.cell_id: cell for cell in todo}
     if todo and (first := _eta_text(eta, todo)) != "ETA unknown":
