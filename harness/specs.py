@@ -6,6 +6,7 @@ checked by harness.schema.build when a file is loaded (harness.config).
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -285,7 +286,12 @@ class CellSpec:
         return self.strategy_type or self.strategy
 
     def resolved(self) -> dict[str, Any]:
-        """The resolved config as plain data (what the cell id hashes)."""
+        """The resolved config as plain data (what the cell id hashes); a copy of what the first call found,
+        so that it holds after the task folder moved (a Ray working_dir)."""
+        return copy.deepcopy(self._resolved)
+
+    @functools.cached_property
+    def _resolved(self) -> dict[str, Any]:
         task = to_plain(self.task)
         task["path"] = self.task.path.name
         if self.is_trial:  # a trial never reads the eval split, so its id does not depend on it
@@ -300,6 +306,13 @@ class CellSpec:
             "profile": self.profile,
             "data_sha256": _data_digest(self.task),
         }
+
+    @functools.cached_property
+    def config_digest(self) -> str:
+        """A digest of the resolved config without the seed: equal for the seeds of one row."""
+        from harness.results.variants import config_digest
+
+        return config_digest(self.resolved())
 
     @functools.cached_property
     def cell_id(self) -> str:

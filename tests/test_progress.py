@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from harness.run.eta import CALIBRATION_S, START_UP_S, CellCost, Eta, config_digest, read_recorded, record
+from harness.results.variants import config_digest
+from harness.run.eta import CALIBRATION_S, START_UP_S, CellCost, Eta, read_recorded, record
 from harness.run.progress import PROGRESS_FILE, ProgressDisplay, ProgressFile, describe, read_progress
 from tests.helpers import ROOT, write_task
 from tests.report_fixtures import GiB, cell_result, write_run
@@ -26,33 +27,33 @@ def _config(task: str, strategy: str, seed: int = 0) -> dict:
     return {"task": {"name": task}, "strategy": strategy, "seed": seed, "profile": "default"}
 
 
+def _key(task: str, strategy: str, seed: int = 0, **extra) -> tuple[str, tuple[str, str, str]]:
+    return config_digest(_config(task, strategy, seed) | extra), (task, strategy, "default")
+
+
 def test_a_pending_cell_is_estimated_from_its_own_config_not_from_a_mean():
     """Recorded: a 100 s train cell and a 10 s eval-only cell. This machine runs the first one in 200 s
     (twice as slow): the other recorded cells are estimated twice as long, shrunk towards 1 for CALIBRATION_S."""
     slow = CellCost(load_s=1.0, train_steps=30, train_step_s=3.0, eval_s=9.0)  # 100 s
     quick = CellCost(load_s=1.0, train_steps=0, train_step_s=0.0, eval_s=9.0)  # 10 s
-    recorded = {config_digest(_config("t", "full")): slow, config_digest(_config("t", "none")): quick}
-    recorded[config_digest(_config("u", "lora"))] = slow
+    recorded = {_key("t", "full")[0]: slow, _key("t", "none")[0]: quick, _key("u", "lora")[0]: slow}
     eta = Eta(recorded=recorded, similar={("w", "lora", "default"): quick})
-    assert eta.estimate(_config("w", "lora") | {"options": {"r": 16}}, "w") == pytest.approx(12.0)  # edited config
-    assert eta.estimate(_config("t", "none"), "t") == pytest.approx(10.0 + START_UP_S)  # nothing measured yet
-    assert eta.estimate(_config("v", "lora"), "v") is None  # neither recorded nor measured
-    assert eta.remaining([(_config("t", "none"), "t"), (_config("v", "lora"), "v")]) == (
-        pytest.approx(12.0),
-        1,
-    )
+    assert eta.estimate(*_key("w", "lora", options={"r": 16})) == pytest.approx(12.0)  # an edited config
+    assert eta.estimate(*_key("t", "none")) == pytest.approx(10.0 + START_UP_S)  # nothing measured yet
+    assert eta.estimate(*_key("v", "lora")) is None  # neither recorded nor measured
+    assert eta.remaining([_key("t", "none"), _key("v", "lora")]) == (pytest.approx(12.0), 1)
     result = {
         "status": "ok",
         "timing": {"load_seconds": 1.0, "train_seconds": 180.0, "eval_seconds": 17.0},
         "training": {"steps": 30},
     }
-    eta.finished(_config("t", "full"), "t", 200.0, result)
+    eta.finished(_key("t", "full")[0], "t", 200.0, result)
     ratio = (200.0 + CALIBRATION_S) / (100.0 + START_UP_S + CALIBRATION_S)
     assert eta.speed_ratio == pytest.approx(ratio)
-    assert eta.estimate(_config("u", "lora"), "u") == pytest.approx(100.0 * ratio + 2.0)  # start-up measured: 2 s
-    assert eta.estimate(_config("t", "full", seed=1), "t") == 200.0  # another seed of a measured config
-    assert eta.estimate(_config("t", "adapter"), "t") == 200.0  # no record: the task's finished cells
-    assert eta.estimate(_config("w", "lora"), "w") == pytest.approx(10.0 * ratio + 2.0)  # recorded elsewhere
+    assert eta.estimate(*_key("u", "lora")) == pytest.approx(100.0 * ratio + 2.0)  # start-up measured: 2 s
+    assert eta.estimate(*_key("t", "full", seed=1)) == 200.0  # another seed of a measured config
+    assert eta.estimate(*_key("t", "adapter")) == 200.0  # no record: the task's finished cells
+    assert eta.estimate(*_key("w", "lora")) == pytest.approx(10.0 * ratio + 2.0)  # recorded elsewhere
 
 
 def test_the_record_is_written_from_a_run_and_read_back(tmp_path):
@@ -77,7 +78,7 @@ def test_the_shipped_record_covers_the_default_suite():
 
     matrix = load_matrix([ROOT / "tasks" / "suites" / "default.toml"])
     recorded = read_recorded()
-    missing = [c.label for c in matrix.cells if config_digest(c.resolved()) not in recorded]
+    missing = [c.label for c in matrix.cells if c.config_digest not in recorded]
     assert not missing, f"no recorded time for {missing}: rerun `python -m harness.run.eta RUN_DIR` after make bench"
 
 

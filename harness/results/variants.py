@@ -22,6 +22,11 @@ def config_key(result: dict) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
+def config_digest(config: dict) -> str:
+    """A short digest of a cell's config without its seed (the key of the recorded times, harness.run.eta)."""
+    return hashlib.sha256(config_key({"config": config}).encode()).hexdigest()[:16]
+
+
 def _leaves(value, prefix: str = "") -> dict[str, str]:
     if isinstance(value, dict):
         leaves: dict[str, str] = {}

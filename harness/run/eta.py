@@ -19,7 +19,6 @@ estimate is the cells' summed time: with a parallel executor (Ray) it is an uppe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 import sys
@@ -27,16 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.results.io import read_results, write_json_atomic
-from harness.results.variants import config_key
+from harness.results.variants import config_digest
 
 RECORDED_TIMES = Path(__file__).with_name("recorded_times.json")
 CALIBRATION_S = 60.0  # seconds of recorded cells after which the measured speed ratio counts fully
 START_UP_S = 2.0  # spawn and hand-over around a cell's phases, until this run has measured its own
-
-
-def config_digest(config: dict) -> str:
-    """A short digest of a cell's config without its seed: the key of the recorded times."""
-    return hashlib.sha256(config_key({"config": config}).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -144,9 +138,9 @@ class Eta:
     recorded_s: float = 0.0  # over the finished cells that have a record: recorded seconds ...
     measured_s: float = 0.0  # ... and what they took here
 
-    def finished(self, config: dict, task: str, wall_s: float, result: dict | None) -> None:
-        """A cell of this config took `wall_s` seconds (as the runner saw it); `result` is its result file."""
-        digest = config_digest(config)
+    def finished(self, digest: str, task: str, wall_s: float, result: dict | None) -> None:
+        """A cell whose config has this digest (`CellSpec.config_digest`) took `wall_s` seconds, as the
+        runner saw it; `result` is its result file."""
         self.measured.setdefault(digest, []).append(wall_s)
         self.by_task.setdefault(task, []).append(wall_s)
         cost = CellCost.of(result) if result else None
@@ -161,14 +155,13 @@ class Eta:
         """Measured over recorded seconds, shrunk towards 1 while few recorded seconds have run."""
         return (self.measured_s + CALIBRATION_S) / (self.recorded_s + CALIBRATION_S)
 
-    def estimate(self, config: dict, task: str) -> float | None:
-        """Seconds the cell of this config should take here; None when nothing covers it."""
-        digest = config_digest(config)
+    def estimate(self, digest: str, name: tuple[str, str, str]) -> float | None:
+        """Seconds a cell should take here, from its config digest and (task, strategy, profile); None when
+        nothing covers it."""
+        task = name[0]
         if digest in self.measured:
             return statistics.fmean(self.measured[digest])
-        recorded = self.recorded.get(digest) or self.similar.get(
-            (task, str(config.get("strategy")), str(config.get("profile")))
-        )
+        recorded = self.recorded.get(digest) or self.similar.get(name)
         if recorded is not None:
             start_up = statistics.fmean(self.start_up) if self.start_up else START_UP_S
             return recorded.seconds * self.speed_ratio + start_up
@@ -177,11 +170,12 @@ class Eta:
         every = [s for values in self.by_task.values() for s in values]
         return statistics.fmean(every) if every else None
 
-    def remaining(self, pending: list[tuple[dict, str]]) -> tuple[float, int]:
-        """(seconds, cells without an estimate) for the pending cells, given as (config, task)."""
+    def remaining(self, pending: list[tuple[str, tuple[str, str, str]]]) -> tuple[float, int]:
+        """(seconds, cells without an estimate) for the pending cells, as (config digest, (task, strategy,
+        profile))."""
         total, unknown = 0.0, 0
-        for config, task in pending:
-            seconds = self.estimate(config, task)
+        for digest, name in pending:
+            seconds = self.estimate(digest, name)
             if seconds is None:
                 unknown += 1
             else:

@@ -123,11 +123,15 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
     return verdict[0]
 
 
+def _name(cell: CellSpec) -> tuple[str, str, str]:
+    return (cell.task.name, cell.strategy, cell.profile)
+
+
 def _eta_text(eta: Eta, pending: list[CellSpec]) -> str:
     """'ETA 12m30s' from the pending cells' own estimates (harness.run.eta); 'done' when none is left."""
     if not pending:
         return "done"
-    seconds, unknown = eta.remaining([(cell.resolved(), cell.task.name) for cell in pending])
+    seconds, unknown = eta.remaining([(cell.config_digest, _name(cell)) for cell in pending])
     if unknown == len(pending):
         return "ETA unknown"
     return f"ETA {_duration(seconds)}" + (f" (+{unknown} cell(s) not yet estimable)" if unknown else "")
@@ -259,7 +263,10 @@ def run_matrix(
             pending.pop(cell.cell_id, None)
             result_path = cell_result_path(run_dir, cell.cell_id)
             eta.finished(
-                cell.resolved(), cell.task.name, timed[-1], read_result(result_path) if result_path.exists() else None
+                cell.config_digest,
+                cell.task.name,
+                timed[-1],
+                read_result(result_path) if result_path.exists() else None,
             )
             display.finished(
                 cell.label,
