@@ -167,7 +167,7 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         hooks = TrainHooks(
             step_context=measured_step(throughput, breakdown),
             watch_optimizer=breakdown.watch,
-            after_step=lambda step, batch: progress.step(batch.n_tokens) or watch.after_step(step, batch),
+            after_step=progress.after_step(watch.after_step),
         )
         progress.phase("train", planned_steps(len(scenario.train_rows), training))
         with phase(trackers, "train"):

@@ -44,6 +44,16 @@ class ProgressFile:
         if self.clock() - self._written >= WRITE_EVERY_S or self.state["step"] == self.state["planned"]:
             self._write()
 
+    def after_step(self, watch):
+        """A training `after_step` hook (harness.run.train.TrainHooks) that counts the step, then asks
+        `watch` (budgets, targets) whether to stop."""
+
+        def after_step(step: int, batch) -> bool:
+            self.step(batch.n_tokens)
+            return watch(step, batch)
+
+        return after_step
+
     def on_batch(self, inner):
         """An evaluation `on_batch` context manager that also counts the batch (harness.scenarios.base)."""
 
