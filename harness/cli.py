@@ -348,6 +348,34 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_pick(args) -> int:
+    """The race, the finals and the pick for one task; the answer on standard output, pick.json and the
+    report in the run folder. Exit 0 with a pick, 1 without one."""
+    from harness.report.export import export
+    from harness.report.html import write_html
+    from harness.run.lock import RunFolderBusy, run_folder_lock
+    from harness.run.pick import pick
+
+    strategies = _strategies(args.strategies) or tuple(s for s in DEFAULT_STRATEGIES if s != "none")
+    matrix = load_matrix([args.task], strategies, 1, args.profile, tuple(args.plugin))
+    run_dir = Path(args.out) if args.out else _new_run_dir(Path("reports"))
+    print(f"picking among {', '.join(strategies)} for {args.task} into {run_dir}", file=sys.stderr)
+    try:
+        with run_folder_lock(run_dir):
+            record = pick(matrix, run_dir, _constraints(args), args.budget_hours)
+            for fmt in ("csv", "md"):
+                write_text_atomic(run_dir / f"results.{fmt}", export(run_dir, fmt))
+            write_html(run_dir, constraints=_constraints(args))
+    except RunFolderBusy as exc:
+        print(f"tunebench: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ValueError as exc:
+        print(f"tunebench pick: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print("\n".join(record["answer"]))
+    return EXIT_OK if record["pick"] else EXIT_CELLS_FAILED
+
+
 def cmd_recommend(args) -> int:
     """One line per task: the strategy to pick under the constraints and why; exit 1 if some task has none."""
     from harness.report.recommend import recommend, recommendation_lines
@@ -495,6 +523,25 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("run_dir")
     _add_constraint_options(recommend)
     recommend.set_defaults(func=cmd_recommend)
+    chooser = command(
+        "pick",
+        help="which strategy for this task, with evidence: a race of (strategy, learning rate) on validation "
+        "rows, then eval finals where they decide",
+    )
+    chooser.add_argument("task", help="a task file")
+    chooser.add_argument(
+        "--strategies", help=f"comma-separated; default: {','.join(s for s in DEFAULT_STRATEGIES if s != 'none')}"
+    )
+    chooser.add_argument("--profile", help=f"one of {', '.join(PROFILES)}")
+    chooser.add_argument(
+        "--budget-hours",
+        type=float,
+        metavar="H",
+        help="stop promoting in the race once its cells have taken H cell-hours; report the best so far",
+    )
+    chooser.add_argument("--out", help="run folder; an existing one is resumed (finished cells are kept)")
+    _add_constraint_options(chooser)
+    chooser.set_defaults(func=cmd_pick)
     return parser
 
 

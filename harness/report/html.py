@@ -27,6 +27,7 @@ from harness.report.view import (
     learning_curves,
     memory_breakdown_chart,
     overview,
+    race_section,
     search_section,
     strategy_colors,
     task_charts,
@@ -78,6 +79,9 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
     """Everything the template shows, computed from the result files of `run_dir` (and `baseline`)."""
     results = read_results(run_dir)
     trials = [r for r in results if is_trial(r)]  # search trials: scored on validation rows, shown apart
+    picked = race_section(run_dir, {})
+    raced = set(picked["race_cells"]) if picked else set()
+    trials = [r for r in trials if r["cell_id"] not in raced]  # a pick's race is drawn as the race, not a grid
     results = [r for r in results if not is_trial(r)]
     cells = load_results(run_dir)
     cells = cells[cells["search_role"] != "trial"]
@@ -152,6 +156,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
         "constraints": constraints.describe(),
         "preferred": constraints.prefer,
         "recommendations": _recommendations(aggregates, constraints),
+        "picked": race_section(run_dir, colors) if picked else None,
         "tasks": task_sections,
         "failed": failed_cells(results),
         "provenance": provenance(results),

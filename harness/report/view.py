@@ -430,3 +430,42 @@ def search_section(task: str, trials: list[dict], colors: dict[str, str]) -> dic
         f"the searched range are left out)."
     )
     return {"chart": chart, "rows": rows, "note": note, "metric": metric}
+
+
+def race_section(run_dir, colors: dict[str, str]) -> dict | None:
+    """`tunebench pick`'s answer and its race, from RUN_DIR/pick.json (harness.run.race): the answer's
+    lines and a chart of validation score against training steps, one line per (strategy, rate), the
+    pairs dropped by the race in grey; None when the run was not a pick."""
+    import json
+    from pathlib import Path
+
+    from harness.run.race import PICK_FILE
+
+    path = Path(run_dir) / PICK_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    race = record.get("race") or {}
+    series = []
+    for pair in race.get("pairs", []):
+        points = [(float(steps), score) for steps, score in pair["scores"].items() if score is not None]
+        dropped = pair.get("pruned_after_steps") is not None
+        name = f"{pair['strategy']} lr={pair['learning_rate']:g}" + (" (dropped)" if dropped else "")
+        series.append((name, "#c8c8c8" if dropped else colors.get(pair["strategy"], "#888"), sorted(points)))
+    series.sort(key=lambda item: item[1] != "#c8c8c8")  # dropped pairs first, drawn under the others
+    chart = line_chart(
+        series,
+        title=f"{record.get('task')}: the race on validation rows (pick)",
+        x_label="training steps of the rung",
+        y_label="primary metric on validation",
+        x_format=lambda v: f"{v:.0f}",
+        y_format=lambda v: f"{v:.4g}",
+    )
+    return {
+        "answer": record.get("answer") or [],
+        "chart": chart,
+        "excluded": race.get("excluded") or {},
+        "not_run": race.get("not_run") or [],
+        "cost": record.get("cost") or {},
+        "race_cells": sorted({c for pair in race.get("pairs", []) for c in pair.get("cells", {}).values()}),
+    }

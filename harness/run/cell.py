@@ -61,6 +61,7 @@ def search_record(cell: CellSpec) -> dict | None:
         return {
             "role": "trial",
             "learning_rate": cell.task.training.learning_rate,
+            "max_steps": cell.task.training.max_steps,  # a race's rung budget, or the task's own cap
             "validation": cell.task.data.validation,
         }
     return {"role": "final", **cell.selection} if cell.selection else None

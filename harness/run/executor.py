@@ -142,24 +142,30 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def _slot(task: str, strategy: str, seed: int, trial_rate: float | None) -> tuple:
-    """What one result stands for in the tables: a (task, strategy, seed), or a search trial of one."""
-    return (task, strategy, seed, trial_rate)
+def _slot(task: str, strategy: str, seed: int, trial: tuple | None) -> tuple:
+    """What one result stands for in the tables: a (task, strategy, seed), or a search trial of one at its
+    (learning rate, step budget): a race's rungs are trials of one rate at several budgets."""
+    return (task, strategy, seed, trial)
 
 
 def set_aside_stale(matrix: Matrix, run_dir: Path, stream: TextIO) -> None:
     """Move results of an earlier config of the same (task, strategy, seed, trial) to RUN_DIR/stale/, so that
     tables never mix two configs of one cell; nothing is deleted."""
     wanted = {
-        _slot(c.task.name, c.strategy, c.seed, c.task.training.learning_rate if c.is_trial else None): c.cell_id
+        _slot(
+            c.task.name,
+            c.strategy,
+            c.seed,
+            (c.task.training.learning_rate, c.task.training.max_steps) if c.is_trial else None,
+        ): c.cell_id
         for c in matrix.cells
     }
     moved = 0
     for path in sorted((run_dir / "cells").glob("*.json")):
         result = read_result(path)
         search = result.get("search") or {}
-        trial_rate = search.get("learning_rate") if search.get("role") == "trial" else None
-        key = _slot(result["task"], result["strategy"], result["seed"], trial_rate)
+        trial = (search.get("learning_rate"), search.get("max_steps")) if search.get("role") == "trial" else None
+        key = _slot(result["task"], result["strategy"], result["seed"], trial)
         if key in wanted and wanted[key] != result["cell_id"]:
             stale = run_dir / "stale"
             stale.mkdir(exist_ok=True)

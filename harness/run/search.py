@@ -57,7 +57,7 @@ def plan(matrix: Matrix) -> list[Group]:
     return list(groups.values())
 
 
-def _resolve(cell: CellSpec, seed: int, extra: dict[str, Any]) -> CellSpec:
+def resolve_cell(cell: CellSpec, seed: int, extra: dict[str, Any]) -> CellSpec:
     """`cell` re-resolved from its task file with more overrides (as its worker will resolve it)."""
     problems: list = []
     overrides = {**dict(cell.overrides), **extra}
@@ -69,7 +69,7 @@ def _resolve(cell: CellSpec, seed: int, extra: dict[str, Any]) -> CellSpec:
 
 def trial_cell(group: Group, learning_rate: float) -> CellSpec:
     extra = {"training.learning_rate": learning_rate, "data.validation": group.spec.validation}
-    return _resolve(group.cell, group.spec.seed, extra)
+    return resolve_cell(group.cell, group.spec.seed, extra)
 
 
 def _score(run_dir: Path, cell: CellSpec) -> float | None:
@@ -102,7 +102,7 @@ def final_cell(cell: CellSpec, selection: dict[str, Any]) -> CellSpec:
     """`cell` with the chosen rate (re-resolved, so its id is that of the config it runs)."""
     if selection["learning_rate"] is None:
         return dataclasses.replace(cell, selection=selection)
-    chosen = _resolve(cell, cell.seed, {"training.learning_rate": selection["learning_rate"]})
+    chosen = resolve_cell(cell, cell.seed, {"training.learning_rate": selection["learning_rate"]})
     return dataclasses.replace(chosen, search=cell.search, selection=selection)
 
 

@@ -1,0 +1,150 @@
+"""`tunebench pick TASK`: the race (harness.run.race), the finals, the pick and its cost, as one command."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from harness.report.format import human_bytes, metric_value
+from harness.report.recommend import Constraints, recommend_task
+from harness.run.executor import run_matrix
+from harness.run.race import (
+    PICK_FILE,
+    contenders,
+    final_cells,
+    full_path_seconds,
+    run_race,
+    untuned_cell,
+    write_pick,
+)
+from harness.specs import CellSpec, Matrix, SearchSpec
+from harness.strategies import STRATEGIES
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.3g} cell-hours ({seconds:,.0f} cell-seconds)"
+
+
+def pick(
+    matrix: Matrix,
+    run_dir: Path,
+    constraints: Constraints,
+    budget_hours: float | None = None,
+    stream: TextIO | None = None,
+) -> dict:
+    """Race, run the finals, pick; write RUN_DIR/pick.json and return its record (with `answer`, the
+    lines the terminal shows)."""
+    from harness.metrics import higher_is_better
+    from harness.results.table import load_aggregates
+
+    stream = stream or sys.stderr
+    bases = [
+        c
+        for c in matrix.cells
+        if c.seed == 0 and STRATEGIES.get(c.registered).trains and STRATEGIES.get(c.registered).search_grid
+    ]
+    if not bases:
+        raise ValueError("pick needs at least one strategy that trains and has a learning-rate grid")
+    higher = higher_is_better(bases[0].task.primary_metric)
+    spent: dict[str, float] = {"race": 0.0, "finals": 0.0}
+
+    def run(cells: list[CellSpec], phase: str) -> None:
+        if cells:
+            for outcome in run_matrix(dataclasses.replace(matrix, cells=tuple(cells)), run_dir, stream):
+                spent[phase] += _seconds(run_dir, outcome.cell)
+
+    budget_s = None if budget_hours is None else budget_hours * 3600
+    state = run_race(
+        bases,
+        lambda cells: run(cells, "race"),
+        run_dir,
+        SearchSpec().validation,
+        constraints.max_memory_bytes,
+        budget_s,
+    )
+    leader, p_values = contenders(state, run_dir, higher)
+    record: dict = {"task": bases[0].task.name, "constraints": constraints.describe(), "race": state.record()}
+    finals: list[CellSpec] = []
+    if state.stopped_by_budget or leader is None:
+        record["pick"] = None
+        best = {s: state.best(s, higher) for s in {b.strategy for b in bases} if s not in state.excluded}
+        shown = sorted(((s, b) for s, b in best.items() if b), key=lambda item: -item[1][1] if higher else item[1][1])
+        so_far = "; ".join(f"{s} at {e.rate:g}: {metric_value(v)}" for s, (e, v) in shown) or "nothing finished"
+        record["answer"] = [
+            f"budget of {budget_hours:g} cell-hours reached during the race: no finals were run",
+            f"best so far on validation (not eval): {so_far}",
+            "not run: " + (", ".join(state.not_run) or "nothing"),
+        ]
+    else:
+        finals = final_cells(bases, state, leader, p_values, higher) + [untuned_cell(bases[0])]
+        run(finals, "finals")
+        aggregates = load_aggregates(run_dir)
+        choice = recommend_task(record["task"], aggregates[aggregates["task"] == record["task"]], constraints)
+        record["pick"] = choice.strategy
+        record["reason"] = choice.reason
+        record["answer"] = _answer(choice, aggregates, state, p_values, leader, higher)
+    grids = {b.strategy: len(STRATEGIES.get(b.registered).search_grid) for b in bases}
+    full = full_path_seconds(state, run_dir, finals, state.planned, grids) if finals else None
+    used = spent["race"] + spent["finals"]
+    record["cost"] = {
+        "cell_seconds": {**spent, "total": used},
+        "full_path_cell_seconds": full,
+        "ratio": (used / full["total"]) if full and full["total"] else None,
+        "note": "cell-seconds: each cell's load, train and evaluation phases, as its result records them; the "
+        "full path (every grid rate trained in full on the carve, then 3 seeds per strategy) is estimated "
+        "from this run's own per-step, load and evaluation times",
+    }
+    if full:
+        record["answer"].append(
+            f"cost: {_hours(used)} (race {spent['race']:,.0f} s, finals {spent['finals']:,.0f} s); the full path "
+            f"would take about {_hours(full['total'])}: {used / full['total']:.2f}x"
+        )
+    write_pick(run_dir, record)
+    return record
+
+
+def _seconds(run_dir: Path, cell: CellSpec) -> float:
+    from harness.results.io import cell_result_path, read_result
+
+    path = cell_result_path(run_dir, cell.cell_id)
+    if not path.exists():
+        return 0.0
+    timing = read_result(path).get("timing") or {}
+    return sum(float(v) for k, v in timing.items() if k.endswith("_seconds") and isinstance(v, (int, float)))
+
+
+def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:
+    """'pick lora (lr 0.003): macro_f1 0.930 ± 0.010 over 3 seeds; ...' and the lines that support it."""
+    rows = aggregates.set_index("strategy")
+    lines = []
+    if choice.strategy is None:
+        lines.append(f"no pick: {choice.reason}")
+    else:
+        row = rows.loc[choice.strategy]
+        found = state.best(choice.strategy, higher)
+        rate = f" (lr {found[0].rate:g})" if found else ""
+        lines.append(
+            f"pick {choice.strategy}{rate}: {row['primary_metric']} "
+            f"{metric_value(row['primary_value_mean'], row['primary_value_std'])} over {int(row['n'])} seed(s), "
+            f"{human_bytes(row.get('peak_memory_bytes_mean'))} peak memory"
+        )
+        lines.append(choice.reason)
+    for strategy in sorted(set(rows.index) - {"none"}):
+        row = rows.loc[strategy]
+        if row.get("learned") is False or row.get("learned") == False:  # noqa: E712
+            found = state.best(strategy, higher)
+            rate = f" at its best rate of those tried ({found[0].rate:g})" if found else ""
+            lines.append(f"{strategy} did not learn{rate}: {row.get('learning_reasons')}")
+    for strategy, why in sorted(state.excluded.items()):
+        lines.append(f"{strategy} left the race: {why}")
+    contending = [s for s, p in p_values.items() if p is None or p >= 0.05]
+    lines.append(
+        f"race: leader on validation {leader}; within validation noise of it: {', '.join(sorted(contending)) or 'none'}"
+        f" (3 seeds each on eval); others 1 seed"
+    )
+    return lines
+
+
+__all__ = ["PICK_FILE", "pick"]
