@@ -233,3 +233,42 @@ def test_pick_runs_the_finals_and_prints_the_answer_with_its_cost(tmp_path, tiny
     finals = [r for r in json.loads((tmp_path / "run" / "pick.json").read_text())["race"]["pairs"]]
     assert len(finals) == 8
     _ = Constraints()
+
+
+def test_the_report_opens_with_the_pick_and_draws_the_race(tmp_path, tiny_bert_dir, train_file):
+    """The pick section and its race chart render in headless Chromium, before the overview."""
+    from chromium_page import png_pixels, screenshot_png
+
+    from harness.report.html import render_html
+    from harness.run.race import write_pick
+    from tests.test_report import CHROMIUM, PAGE_HEIGHT, PAGE_WIDTH, _open, _problems
+
+    task = _split_task(tmp_path, tiny_bert_dir, train_file)
+    scores = {("frozen-lower", r): v for r, v in zip((3e-5, 1e-4, 3e-4, 1e-3), (0.60, 0.70, 0.80, 0.65))}
+    scores |= {("lora", r): v for r, v in zip((3e-4, 1e-3, 3e-3, 1e-2), (0.50, 0.55, 0.52, 0.40))}
+    run_dir = tmp_path / "run"
+    run, _ = _fake_runner(run_dir, scores)
+    state = run_race(_bases(task), run, run_dir)
+    answer = ["pick frozen-lower (lr 0.0003): accuracy 0.812 over 3 seed(s)", "race: leader on validation frozen-lower"]
+    write_pick(run_dir, {"task": "raced", "pick": "frozen-lower", "answer": answer, "race": state.record()})
+    page_html = render_html(run_dir)
+    assert page_html.index('id="picked"') < page_html.index('id="overview"')
+    assert "pick frozen-lower (lr 0.0003)" in page_html and "the race on validation rows" in page_html
+    assert page_html.count('stroke="#c8c8c8"') >= 6  # the six dropped pairs in grey
+    assert "Learning-rate search" not in page_html  # the race's trials are not drawn as a grid search
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium for the browser half")
+    path = tmp_path / "report.html"
+    path.write_text(page_html, encoding="utf-8")
+    page = _open(path, tmp_path / "profile")
+    try:
+        assert _problems(page, path.resolve().as_uri()) == ([], [])
+        top = page.evaluate("document.querySelector('#picked svg').getBoundingClientRect().top")
+        assert 0 < top < page.evaluate("document.querySelector('#overview').getBoundingClientRect().top")
+        page.evaluate("document.querySelector('#picked').scrollIntoView()")
+        png = screenshot_png(page, PAGE_WIDTH, PAGE_HEIGHT)
+        (tmp_path / "pick.png").write_bytes(png)
+        _, _, rows = png_pixels(png)
+        assert len({row[i : i + 3] for row in rows[::4] for i in range(0, len(row), 12)}) > 20  # drawn, not blank
+    finally:
+        page.close()

@@ -9,7 +9,8 @@ around them. For a pending cell it is taken from, in order:
    that recorded them: the ratio of measured to recorded seconds over the finished cells that have a
    record, shrunk towards 1 until CALIBRATION_S seconds of such cells have run;
 3. the recorded time of the same task, strategy and profile under another config (a shipped task with
-   an edited setting), scaled the same way;
+   an edited setting), scaled the same way; never for a search trial or a race rung, which train on
+   other rows for other budgets;
 4. the mean of the finished cells of the same task, then of every finished cell.
 
 A cell none of these covers has no estimate: the ETA then says how many cells it leaves out. The

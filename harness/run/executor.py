@@ -124,7 +124,9 @@ def run_one(cell: CellSpec, run_dir: Path, matrix: Matrix) -> str:
 
 
 def _name(cell: CellSpec) -> tuple[str, str, str]:
-    return (cell.task.name, cell.strategy, cell.profile)
+    """What a cell's recorded time may stand in for when its own config has none; a trial (a search or a
+    race rung, on other rows and budgets) stands for nothing recorded."""
+    return (cell.task.name, cell.strategy, "trial" if cell.is_trial else cell.profile)
 
 
 def _eta_text(eta: Eta, pending: list[CellSpec]) -> str:
@@ -258,7 +260,7 @@ def run_matrix(
     eta = Eta()
     pending = {cell.cell_id: cell for cell in todo}
     if todo and (first := _eta_text(eta, todo)) != "ETA unknown":
-        print(f"before the first cell: {first}, from the recorded times of these configs", file=stream)
+        print(f"before the first cell: {first}, from recorded times", file=stream)
     finished = executor.run(todo, run_dir, matrix) if todo else iter(())
     with ProgressDisplay(stream, [(c.label, run_dir / "cells" / c.cell_id) for c in todo]) as display:
         for index, (cell, status) in enumerate(finished, start=len(outcomes) + 1):
