@@ -135,7 +135,12 @@ def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:
         row = rows.loc[strategy]
         if row.get("learned") is False or row.get("learned") == False:  # noqa: E712
             found = state.best(strategy, higher)
-            rate = f" at its best rate of those tried ({found[0].rate:g})" if found else ""
+            rate = (
+                f" at the rate the race chose ({found[0].rate:g}, best on validation after "
+                f"{max(b for b, v in state.scores[found[0]].items() if v is not None)} of {state.planned} steps)"
+                if found
+                else ""
+            )
             lines.append(f"{strategy} did not learn{rate}: {row.get('learning_reasons')}")
     for strategy, why in sorted(state.excluded.items()):
         lines.append(f"{strategy} left the race: {why}")
