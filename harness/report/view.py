@@ -450,7 +450,7 @@ def race_section(run_dir, colors: dict[str, str]) -> dict | None:
     for pair in race.get("pairs", []):
         points = [(float(steps), score) for steps, score in pair["scores"].items() if score is not None]
         dropped = pair.get("pruned_after_steps") is not None
-        name = f"{pair['strategy']} lr={pair['learning_rate']:g}" + (" (dropped)" if dropped else "")
+        name = f"{pair['strategy']} {pair['learning_rate']:g}" + (" ×" if dropped else "")  # legend is narrow
         series.append((name, "#c8c8c8" if dropped else colors.get(pair["strategy"], "#888"), sorted(points)))
     series.sort(key=lambda item: item[1] != "#c8c8c8")  # dropped pairs first, drawn under the others
     chart = line_chart(
