@@ -154,7 +154,10 @@ def run_race(
 ) -> RaceState:
     """Race every base cell's strategy over its grid (see the module docstring); `run` runs a list of
     cells (skipping those already finished in `run_dir`)."""
-    import optuna
+    try:
+        import optuna
+    except ImportError:
+        raise ValueError("the race needs optuna: pip install 'tunebench[search]'") from None
 
     from harness.metrics import higher_is_better
 
