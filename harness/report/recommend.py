@@ -106,9 +106,8 @@ def _exclusion_text(excluded: dict[str, tuple[str, str]], constraints: Constrain
     for kind, verb in verbs.items():
         names = [f"{s} ({figure})" for s, (k, figure) in ordered if k == kind]
         if names:
-            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
             clauses.append(
-                f"{listed} {'is' if len(names) == 1 else 'are'} excluded because "
+                f"{_listed(names)} {'is' if len(names) == 1 else 'are'} excluded because "
                 f"{'its' if len(names) == 1 else 'their'} {verb}"
             )
     return "; ".join(clauses)

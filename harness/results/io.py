@@ -96,3 +96,10 @@ def read_results(run_dir: Path) -> list[dict]:
         raise FileNotFoundError(f"{run_dir}: not a run folder (no cells/ inside)")
     results = [read_result(p) for p in sorted(folder.glob("*.json"))]
     return sorted(results, key=lambda r: (r["task"], r["strategy"], r["seed"]))
+
+
+def phase_seconds(result: dict | None) -> float:
+    """A cell's time as its result records it: the sum of its phases' seconds (load, train, eval, ...);
+    0 for a result without timing."""
+    timing = (result or {}).get("timing") or {}
+    return sum(float(v) for k, v in timing.items() if k.endswith("_seconds") and isinstance(v, (int, float)))

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from harness.report.format import human_bytes, metric_value
+from harness.report.format import did_not_learn, human_bytes, metric_value
 from harness.report.recommend import Constraints, recommend_task
+from harness.results.io import cell_result_path, phase_seconds, read_result
+from harness.results.significance import LEVEL
 from harness.run.executor import run_matrix
 from harness.run.race import (
     PICK_FILE,
@@ -53,7 +55,8 @@ def pick(
     def run(cells: list[CellSpec], phase: str) -> None:
         if cells:
             for outcome in run_matrix(dataclasses.replace(matrix, cells=tuple(cells)), run_dir, stream):
-                spent[phase] += _seconds(run_dir, outcome.cell)
+                path = cell_result_path(run_dir, outcome.cell.cell_id)
+                spent[phase] += phase_seconds(read_result(path)) if path.exists() else 0.0
 
     budget_s = None if budget_hours is None else budget_hours * 3600
     state = run_race(
@@ -105,16 +108,6 @@ def pick(
     return record
 
 
-def _seconds(run_dir: Path, cell: CellSpec) -> float:
-    from harness.results.io import cell_result_path, read_result
-
-    path = cell_result_path(run_dir, cell.cell_id)
-    if not path.exists():
-        return 0.0
-    timing = read_result(path).get("timing") or {}
-    return sum(float(v) for k, v in timing.items() if k.endswith("_seconds") and isinstance(v, (int, float)))
-
-
 def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:
     """'pick lora (lr 0.003): macro_f1 0.930 ± 0.010 over 3 seeds; ...' and the lines that support it."""
     rows = aggregates.set_index("strategy")
@@ -133,7 +126,7 @@ def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:
         lines.append(choice.reason)
     for strategy in sorted(set(rows.index) - {"none"}):
         row = rows.loc[strategy]
-        if row.get("learned") is False or row.get("learned") == False:  # noqa: E712
+        if did_not_learn(row):
             found = state.best(strategy, higher)
             rate = (
                 f" at the rate the race chose ({found[0].rate:g}, best on validation after "
@@ -144,7 +137,7 @@ def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:
             lines.append(f"{strategy} did not learn{rate}: {row.get('learning_reasons')}")
     for strategy, why in sorted(state.excluded.items()):
         lines.append(f"{strategy} left the race: {why}")
-    contending = [s for s, p in p_values.items() if p is None or p >= 0.05]
+    contending = [s for s, p in p_values.items() if p is None or p >= LEVEL]
     lines.append(
         f"race: leader on validation {leader}; within validation noise of it: {', '.join(sorted(contending)) or 'none'}"
         f" (3 seeds each on eval); others 1 seed"

@@ -27,14 +27,13 @@ ran, listing what did not.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.results.io import cell_result_path, read_result, write_json_atomic
+from harness.results.io import cell_result_path, phase_seconds, read_result, write_json_atomic
 from harness.run.search import final_cell, resolve_cell
 from harness.specs import CellSpec, SearchSpec
 from harness.strategies import STRATEGIES
@@ -128,11 +127,6 @@ def _result(run_dir: Path, cell: CellSpec) -> dict | None:
     return read_result(path) if path.exists() else None
 
 
-def _cell_seconds(result: dict | None) -> float:
-    timing = (result or {}).get("timing") or {}
-    return sum(float(v) for k, v in timing.items() if k.endswith("_seconds") and isinstance(v, (int, float)))
-
-
 def _over_memory(result: dict | None, limit: int | None) -> str | None:
     if limit is None or result is None or result.get("status") != "ok":
         return None
@@ -191,7 +185,7 @@ def run_race(
             break
         run(list(cells.values()))
         results = {e: _result(run_dir, c) for e, c in cells.items()}
-        spent += sum(_cell_seconds(r) for r in results.values())
+        spent += sum(phase_seconds(r) for r in results.values())
         for entry, cell in cells.items():
             result = results[entry]
             score = result.get("primary_value") if result and result["status"] == "ok" else None
@@ -280,7 +274,7 @@ def final_cells(
     bases: list[CellSpec], state: RaceState, leader: str | None, p_values: dict[str, float | None], higher: bool
 ) -> list[CellSpec]:
     """The eval cells: FINAL_SEEDS seeds for the leader and every strategy within validation noise of it
-    (p >= 0.05, or items that do not pair), one seed for the others, one for `none`."""
+    (p >= LEVEL, or items that do not pair), one seed for the others; `none` is `untuned_cell`'s."""
     from harness.results.significance import LEVEL
 
     cells = []
@@ -309,18 +303,7 @@ def final_cells(
 
 def untuned_cell(task_cell: CellSpec) -> CellSpec:
     """The `none` cell of the task, seed 0: the learning checks' reference."""
-    return dataclasses.replace(_resolve_strategy(task_cell, "none"), selection=None)
-
-
-def _resolve_strategy(cell: CellSpec, strategy: str) -> CellSpec:
-    from harness.config import load_task_cells
-    from harness.schema import ConfigError
-
-    problems: list = []
-    found = load_task_cells(cell.task.path, (strategy,), (0,), cell.profile, problems, dict(cell.overrides))
-    if problems or not found:
-        raise ConfigError(problems)
-    return found[0]
+    return resolve_cell(task_cell, 0, {}, strategy="none")
 
 
 def full_path_seconds(
@@ -340,12 +323,12 @@ def full_path_seconds(
                 continue
             train_s = float((measured.get("timing") or {}).get("train_seconds") or 0.0)
             per_step.setdefault(entry.strategy, []).append(train_s / steps)
-            fixed.setdefault(entry.strategy, []).append(_cell_seconds(measured) - train_s)
+            fixed.setdefault(entry.strategy, []).append(phase_seconds(measured) - train_s)
     final_s: dict[str, list[float]] = {}
     for cell in finals:
         result = _result(run_dir, cell)
         if result is not None and result["status"] == "ok" and cell.strategy in grids:
-            final_s.setdefault(cell.strategy, []).append(_cell_seconds(result))
+            final_s.setdefault(cell.strategy, []).append(phase_seconds(result))
     grid = sum(grids[s] * (planned * _mean(per_step[s]) + _mean(fixed[s])) for s in per_step)
     seeds = sum(FINAL_SEEDS * _mean(values) for values in final_s.values())
     return {"grid_search": grid, "final_seeds": seeds, "total": grid + seeds}

@@ -57,11 +57,12 @@ def plan(matrix: Matrix) -> list[Group]:
     return list(groups.values())
 
 
-def resolve_cell(cell: CellSpec, seed: int, extra: dict[str, Any]) -> CellSpec:
-    """`cell` re-resolved from its task file with more overrides (as its worker will resolve it)."""
+def resolve_cell(cell: CellSpec, seed: int, extra: dict[str, Any], strategy: str | None = None) -> CellSpec:
+    """`cell` (or its task under `strategy`) re-resolved from its task file with more overrides, as its
+    worker will resolve it."""
     problems: list = []
     overrides = {**dict(cell.overrides), **extra}
-    found = load_task_cells(cell.task.path, (cell.strategy,), (seed,), cell.profile, problems, overrides)
+    found = load_task_cells(cell.task.path, (strategy or cell.strategy,), (seed,), cell.profile, problems, overrides)
     if problems or not found:
         raise ConfigError(problems)
     return found[0]

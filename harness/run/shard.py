@@ -15,7 +15,7 @@ import json
 import statistics
 from pathlib import Path
 
-from harness.results.io import read_results, write_json_atomic
+from harness.results.io import phase_seconds, read_results, write_json_atomic
 from harness.specs import CellSpec, Matrix
 
 MANIFEST = "run.json"
@@ -41,8 +41,7 @@ def cell_seconds(run_dir: Path) -> dict[tuple[str, str], float]:
     """Mean wall seconds (load + train + eval phases) per (task, strategy) of the ok cells of an earlier run."""
     seconds: dict[tuple[str, str], list[float]] = {}
     for result in read_results(run_dir):
-        timing = result.get("timing") or {}
-        total = sum(v for k, v in timing.items() if k.endswith("_seconds") and isinstance(v, (int, float)))
+        total = phase_seconds(result)
         if result["status"] == "ok" and total > 0:
             seconds.setdefault((result["task"], result["strategy"]), []).append(total)
     return {key: statistics.fmean(values) for key, values in seconds.items()}
