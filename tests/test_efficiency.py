@@ -180,6 +180,24 @@ def test_the_cpu_peak_is_the_best_of_its_rounds(monkeypatch):
     assert flops.measured_cpu_peak(0.03, rounds=3) == 1.95e11
 
 
+@pytest.mark.parametrize("readings", [(7.0e10, 1.8e11), (1.8e11, 7.0e10)])
+def test_a_cell_divides_by_the_higher_of_its_two_peak_readings(tmp_path, tiny_bert_dir, monkeypatch, readings):
+    """One reading before loading, one after training: a dipped reading must not inflate the MFU."""
+    import harness.measure.flops as flops
+    from harness.config import load_matrix
+    from harness.run.cell import run_cell
+    from tests.helpers import write_task
+
+    monkeypatch.delenv("TUNEBENCH_PEAK_FLOPS", raising=False)
+    taken = iter(readings)
+    monkeypatch.setattr(flops, "measured_cpu_peak", lambda: next(taken))
+    matrix = load_matrix([write_task(tmp_path, "peaks", tiny_bert_dir)], strategies=("full",))
+    efficiency = run_cell(matrix.cells[0], tmp_path / "cell")["efficiency"]
+    assert efficiency["peak_flops_per_s"] == 1.8e11 and next(taken, None) is None  # both readings taken
+    assert flops.higher_peak(None, (None, "no peak known")) == (None, "no peak known")
+    assert flops.higher_peak(None, None) is None
+
+
 def test_measuring_the_peak_leaves_the_seeded_random_stream_alone():
     from harness.measure.flops import measured_cpu_peak
 

@@ -19,7 +19,7 @@ from harness.data import load_task_data, read_texts
 from harness.measure import TRACKERS, TrackerContext, phase
 from harness.measure.breakdown import MemoryBreakdown
 from harness.measure.environment import capture
-from harness.measure.flops import device_peak, flops_per_token
+from harness.measure.flops import device_peak, flops_per_token, higher_peak
 from harness.measure.memory import MemoryTracker
 from harness.measure.params import count_parameters, folder_bytes
 from harness.measure.throughput import Throughput, ThroughputTracker
@@ -130,7 +130,7 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
     strategy = STRATEGIES.get(cell.registered)(cell.options)
     device_defaults(device)
     precision = resolved_precision(training.precision, device)
-    peak = device_peak(device, precision) if strategy.trains else None  # before any timed phase
+    peak = device_peak(device, precision) if strategy.trains else None  # outside the timed phases
 
     progress = ProgressFile(cell_dir)  # for the runner's display (harness.run.progress)
     progress.phase("load", None)
@@ -177,6 +177,7 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
                 **watch.summary(),
                 **batching,
             }
+        peak = higher_peak(peak, device_peak(device, precision))  # a second reading, on a warm machine
         if breakdown.activation_shape is not None and len(breakdown.activation_shape) == 2:
             rows, seq_len = breakdown.activation_shape  # the formula at the shape whose activations were measured
             preflight["at_measured_shape"] = _preflight(model, params, kind, task, rows, seq_len)
