@@ -37,6 +37,18 @@ def test_shards_are_disjoint_deterministic_and_cover_the_matrix(tmp_path, tiny_b
     assert [{c.cell_id for c in shard(again, i, 3).cells} for i in (1, 2, 3)] == ids
 
 
+def test_a_searched_pair_keeps_all_its_cells_in_one_shard(tmp_path, tiny_bert_dir):
+    """Its trials choose the rate its final cells use: split across shards, each shard would search alone."""
+    body = "\n[search]\nlearning_rates = [1e-4, 1e-3]\nvalidation = 0.25\n"
+    matrix = load_matrix([write_task(tmp_path, "s", tiny_bert_dir, body=body)], seeds=3)
+    owners: dict[str, set[int]] = {}
+    for index in (1, 2, 3):
+        for cell in shard(matrix, index, 3).cells:
+            if cell.search:
+                owners.setdefault(cell.strategy, set()).add(index)
+    assert len(owners) == 5 and all(len(shards) == 1 for shards in owners.values())
+
+
 def test_known_costs_balance_the_shards(tmp_path, tiny_bert_dir):
     matrix = load_matrix([write_task(tmp_path, "t", tiny_bert_dir)])
     costs = {("t", "full"): 90.0, ("t", "none"): 10.0, ("t", "frozen-lower"): 40.0, ("t", "adapter"): 30.0}
@@ -90,6 +102,8 @@ def test_merge_refuses_a_cell_whose_results_differ(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "t/lora/seed0) differs between" in err and "metrics, primary_value" in err
     assert not (tmp_path / "out" / "cells").exists()  # nothing is written before every check passes
+    assert main(["merge", str(tmp_path / "forced"), str(a), str(b), "--force"]) == 2  # --force is about configs only
+    assert "differs between" in capsys.readouterr().err and not (tmp_path / "forced" / "cells").exists()
     same = _run_folder(tmp_path / "c", [cell_result("t", "lora", 0, 0.80, memory=GiB, tokens_per_s=100.0)])
     assert main(["merge", str(tmp_path / "out"), str(a), str(same)]) == 0  # identical copies are fine
 
@@ -197,6 +211,35 @@ def test_one_seed_uses_the_threshold_alone_and_says_so(tmp_path, capsys):
         runs.append(_run_folder(tmp_path / name, [cell_result("t", "lora", 0, value, memory=GiB, tokens_per_s=9.0)]))
     assert main(["compare", *map(str, runs)]) == 1
     assert "one value on a side: threshold only" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "figure, before, after, verdict",
+    [
+        ("memory", GiB, 2 * GiB, "REGRESSION"),  # more memory is worse
+        ("memory", 2 * GiB, GiB, "improvement"),
+        ("tokens_per_s", 100.0, 50.0, "REGRESSION"),  # fewer tokens/s is worse
+        ("tokens_per_s", 50.0, 100.0, "improvement"),
+    ],
+)
+def test_each_cost_figure_is_judged_in_its_own_direction(tmp_path, capsys, figure, before, after, verdict):
+    runs = []
+    for name, value in (("baseline", before), ("current", after)):
+        figures = {"memory": GiB, "tokens_per_s": 100.0, figure: value}
+        runs.append(_run_folder(tmp_path / name, [cell_result("t", "lora", 0, 0.8, **figures)]))
+    code = main(["compare", *map(str, runs), "--all"])
+    label = "peak memory" if figure == "memory" else "train tokens/s"
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("t/lora") and label in row)
+    assert verdict in line and code == (1 if verdict == "REGRESSION" else 0)
+
+
+def test_a_cell_missing_from_the_current_run_is_a_regression_and_a_new_one_is_not(tmp_path, capsys):
+    lora, full = (cell_result("t", s, 0, 0.8, memory=GiB, tokens_per_s=100.0) for s in ("lora", "full"))
+    both, one = _run_folder(tmp_path / "both", [lora, full]), _run_folder(tmp_path / "one", [lora])
+    assert main(["compare", str(both), str(one)]) == 1
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("t/full"))
+    assert "REGRESSION" in line and "not in the current run" in line
+    assert main(["compare", str(one), str(both)]) == 0  # a cell the baseline lacks is new, not lost
 
 
 def test_different_library_versions_are_refused_unless_allowed(baseline, tmp_path, capsys):

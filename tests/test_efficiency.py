@@ -149,7 +149,8 @@ def test_a_cell_records_padding_efficiency_contention_and_mfu(tmp_path, tiny_ber
     expected = efficiency["flops_per_token"] * result["throughput"]["train_tokens_per_s"]
     assert efficiency["train_mfu_percent"] == pytest.approx(100 * expected / efficiency["peak_flops_per_s"])
     row = harness.load_results(tmp_path / "run").iloc[0]
-    assert row["train_mfu"] == pytest.approx(efficiency["train_mfu_percent"]) and row["contended"] in (True, False)
+    assert row["train_mfu"] == pytest.approx(efficiency["train_mfu_percent"])
+    assert row["contended"] == result["contention"]["contended"]  # the table carries the cell's own mark
 
 
 def test_auto_precision_is_bf16_only_where_the_device_supports_it():
@@ -208,9 +209,9 @@ def test_measuring_the_peak_leaves_the_seeded_random_stream_alone():
     assert torch.equal(torch.rand(4), expected)  # the cell's initialisations do not depend on the benchmark
 
 
-def test_a_cpu_hog_beside_a_cell_gets_it_the_contention_mark_and_alone_it_gets_none(tmp_path, tiny_bert_dir):
-    """Real processes, no mocks: the same cell in this process, once beside busy loops on every core and
-    once alone."""
+def test_a_cpu_hog_beside_a_cell_gets_it_the_contention_mark(tmp_path, tiny_bert_dir):
+    """Real processes, no mocks: the cell beside busy loops on every core. Alone it gets no mark: that needs a
+    quiet machine, so it is checked in benchmarks/test_contention.py, and by injected counters above."""
     import os
     import subprocess
     import sys
@@ -230,8 +231,5 @@ def test_a_cpu_hog_beside_a_cell_gets_it_the_contention_mark_and_alone_it_gets_n
         for hog in hogs:
             hog.kill()
             hog.wait()
-    time.sleep(0.5)
-    alone = run_cell(cell, tmp_path / "alone")["contention"]
     assert beside["contended"] is True and "train" in beside["contended_phases"]
     assert beside["phases"]["train"]["other_cpu_share"] > 0.3  # the loops get about half the CPU beside it
-    assert alone["contended"] is False, alone

@@ -254,14 +254,24 @@ def test_ctrl_c_stops_the_cell_records_nothing_false_and_says_how_to_resume(tmp_
 @pytest.mark.parametrize(
     ("old", "new"), [("max_length = 64", "max_length = 10_000_000"), ("batch_size = 16", "batch_size = 100000")]
 )
-def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path, tiny_bert_dir, old, new, capsys):
+def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path, tiny_bert_dir, old, new, monkeypatch):
+    """The rule, not this machine: RAM is set to 16 GiB, then to 1 PiB, where the batch-size case fits."""
+    import types
+
+    import psutil
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(total=16 * 2**30))
     task = write_task(tmp_path, "absurd", tiny_bert_dir)
     task.write_text(task.read_text().replace(old, new))
     with pytest.raises(ConfigError, match="pre-flight memory estimate .* exceeds this machine's memory") as caught:
         load_matrix([task], strategies=("full",))
     (problem,) = caught.value.problems
     assert problem.path == str(task) and "lower model.max_length or training.batch_size" in problem.message
+    assert "exceeds this machine's memory (16 GiB)" in problem.message
     assert main(["validate", str(task)]) == 2
+    if old.startswith("batch_size"):  # about 80 GiB: it fits a larger machine (10M tokens fit none)
+        monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(total=2**50))
+        assert load_matrix([task], strategies=("full",)).cells
 
 
 def test_a_cell_memory_limit_is_the_bound_when_set(tmp_path, tiny_bert_dir):
@@ -270,6 +280,24 @@ def test_a_cell_memory_limit_is_the_bound_when_set(tmp_path, tiny_bert_dir):
     suite.write_text(f'[suite]\nname = "s"\ntasks = ["{task.name}"]\nstrategies = ["full"]\ncell_memory_limit_mb = 1\n')
     with pytest.raises(ConfigError, match=re.escape("exceeds the cell memory limit (1 MiB)")):
         load_matrix([suite])
+
+
+def test_the_activation_estimate_is_the_papers_formula_by_hand():
+    """Korthikanti et al.: s*b*h*(34 + 5as/h) bytes per block with 16-bit activations, twice that in fp32,
+    plus the logits (b*s*vocab*4 bytes)."""
+    from harness.measure.preflight import estimate
+
+    shape = {"hidden": 8, "blocks": 2, "heads": 4, "intermediate": 32, "vocab": 10}
+    block = 16 * 2 * (34 * 8 + 5 * 4 * 16)  # s = 16, b = 2: 18,944 bytes per block in 16 bits
+    assert block == 18_944
+    assert estimate(shape, 1000, 1000, 2, 16, logits=False).activations_bytes == 2 * block * 2  # 2 blocks, fp32
+    assert estimate(shape, 1000, 1000, 2, 16, precision="bf16", logits=False).activations_bytes == 2 * block
+    assert estimate(shape, 1000, 1000, 2, 16).activations_bytes == 2 * block * 2 + 2 * 16 * 10 * 4
+    assert estimate(shape, 1000, 0, 2, 16, logits=False).activations_bytes == block * 2  # evaluation: one block
+    checkpointed = estimate(shape, 1000, 1000, 2, 16, gradient_checkpointing=True, logits=False)
+    assert checkpointed.activations_bytes == block * 2 + 2 * (16 * 2 * 8 * 4)  # one block + each block's input
+    total = estimate(shape, 1000, 10, 2, 16).record()["total_bytes"]
+    assert total == 4 * 1000 + 4 * 10 + 8 * 10 + 2 * block * 2 + 2 * 16 * 10 * 4  # weights, grads, AdamW, activations
 
 
 def test_each_result_records_the_estimate_next_to_the_measured_peak(tmp_path, tiny_bert_dir, monkeypatch):

@@ -69,6 +69,14 @@ def test_sorted_evaluation_gives_predictions_in_row_order(tiny_bert_dir, tmp_pat
     torch.manual_seed(0)
     model, _ = scenario.load_model(str(tiny_bert_dir))
     model.eval()
+
+    def by_length(module, args, kwargs, output):  # an answer that depends on the row: its length's parity
+        odd = kwargs["attention_mask"].sum(dim=1) % 2
+        output.logits[:, 0] += 100.0 * (1 - odd)
+        output.logits[:, 1] += 100.0 * odd
+        return output
+
+    model.register_forward_hook(by_length, with_kwargs=True)
     seen = []
 
     @contextlib.contextmanager
@@ -80,6 +88,7 @@ def test_sorted_evaluation_gives_predictions_in_row_order(tiny_bert_dir, tmp_pat
     real, padded = sum(r for r, _ in seen), sum(t for _, t in seen)
     one_by_one = scenario.evaluate(model, 1, "cpu", lambda batch: contextlib.nullcontext(batch))  # no padding
     assert batched.predictions == one_by_one.predictions
+    assert len(set(batched.predictions)) > 1  # one class for every row would hide a reordering
     assert batched.references == [str(r["label"]) for r in scenario.eval_rows]
     in_row_order = [
         scenario.training_batch(scenario.eval_rows[i : i + 8]).slots for i in range(0, len(scenario.eval_rows), 8)

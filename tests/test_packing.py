@@ -26,6 +26,7 @@ def test_first_fit_decreasing_places_every_row_once_within_capacity():
     assert all(sum(lengths[i] for i in b) <= 40 for b in bins)
     assert len(bins) <= 1.25 * sum(lengths) / 40  # first fit decreasing stays within 11/9 OPT + 1
     assert first_fit_decreasing([3, 9, 3, 9, 1], 9) == [[1], [3], [0, 2, 4]]
+    assert first_fit_decreasing([5, 4, 4], 8) == [[0], [1, 2]]  # a row that fills a bin's room exactly goes in
 
 
 def _padded_batch(lengths: list[int], vocab: int = 100) -> dict:

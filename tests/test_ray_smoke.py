@@ -14,6 +14,7 @@ from harness.run.executor import run_matrix
 from tests.helpers import ROOT
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # real models, minutes: `make test PYTEST_ARGS="-m slow"`
 
 
 def test_the_smoke_suite_under_ray_matches_the_local_executor(tmp_path, monkeypatch):

@@ -120,3 +120,12 @@ def test_items_file_round_trips_and_names_a_bad_file(tmp_path):
     (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip")
     with pytest.raises(ValueError, match="bad.jsonl.gz: not a per-item results file"):
         read_items(tmp_path / "bad.jsonl.gz")
+
+
+def test_the_paired_bootstrap_resamples_items_not_seed_item_pairs():
+    """Three seeds that agree item by item carry the evidence of one: resampling the 3 x 20 (seed, item)
+    pairs as if independent would shrink the p-value."""
+    row = [1.0] * 6 + [-1.0] * 3 + [0.0] * 11
+    one_seed = paired_bootstrap_p([row])
+    assert paired_bootstrap_p([row, row, row]) == one_seed
+    assert 0.2 < one_seed < 0.6  # mean 0.15 over 20 items with spread 0.67: far from significant
