@@ -277,6 +277,23 @@ def test_a_rolling_baseline_pools_several_runs(tmp_path, capsys):
     assert main(["compare", *map(str, runs)]) == 0
     out = capsys.readouterr().out
     assert "rolling baseline: 3 runs pooled" in out and "within noise" in out
+    far = _run_folder(tmp_path / "far", [cell_result("t", "lora", 0, 0.20, memory=GiB, tokens_per_s=100.0)])
+    assert main(["compare", *map(str, runs[:3]), str(far)]) == 1  # outside the pooled prediction interval
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("t/lora") and "accuracy" in row)
+    assert "REGRESSION" in line and "prediction interval of 3 values" in line
+
+
+def test_the_prediction_interval_p_value_by_hand():
+    """One value against three: t = (x - mean) / (s * sqrt(1 + 1/n)) with n - 1 degrees of freedom."""
+    from scipy import stats
+
+    from harness.results.gate import _prediction_p
+
+    # 0.80, 0.70, 0.90: mean 0.80, s = 0.10. x = 0.20: t = -0.6 / (0.1 * sqrt(4/3)) = -5.196
+    assert _prediction_p([0.80, 0.70, 0.90], 0.20) == pytest.approx(2 * stats.t.sf(0.6 / (0.1 * (4 / 3) ** 0.5), 2))
+    assert _prediction_p([0.80, 0.70, 0.90], 0.20) == pytest.approx(0.0351, abs=1e-4)
+    assert _prediction_p([0.80, 0.70, 0.90], 0.78) == pytest.approx(2 * stats.t.sf(0.02 / (0.1 * (4 / 3) ** 0.5), 2))
+    assert _prediction_p([0.5, 0.5], 0.5) == 1.0 and _prediction_p([0.5, 0.5], 0.6) == 0.0  # no spread
 
 
 def _items_run(folder: Path, correct_by_seed: list[list[bool]], value_shift: float = 0.0) -> Path:
