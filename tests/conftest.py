@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import TINY, word_tokenizer, word_vocab
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ray_temp_dir():
+    """Ray writes a session folder per instance under $RAY_TMPDIR/ray (else /tmp/ray): here a short folder
+    of the suite's own (Ray's socket paths must stay under 107 bytes), removed afterwards, so the Ray
+    tests leave no /tmp/ray/session_* behind."""
+    folder = tempfile.mkdtemp(prefix="tb-ray-")
+    before = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = folder
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
