@@ -129,3 +129,10 @@ def test_the_paired_bootstrap_resamples_items_not_seed_item_pairs():
     one_seed = paired_bootstrap_p([row])
     assert paired_bootstrap_p([row, row, row]) == one_seed
     assert 0.2 < one_seed < 0.6  # mean 0.15 over 20 items with spread 0.67: far from significant
+
+
+def test_the_paired_bootstrap_p_value_against_the_binomial_by_hand():
+    """One item of 20 differs by 1 (observed mean 0.05): a resample lands at least 0.05 from it unless it
+    draws that item exactly once, which Binomial(20, 1/20) gives with 20 * (1/20) * (19/20)^19 = 0.377."""
+    once = 20 * (1 / 20) * (19 / 20) ** 19
+    assert paired_bootstrap_p([[1.0] + [0.0] * 19]) == pytest.approx(1 - once, abs=0.015)
