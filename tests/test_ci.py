@@ -412,3 +412,32 @@ def test_the_workflow_sequence_runs_locally(tmp_path, tiny_bert_dir, monkeypatch
     assert main(["compare", merged, merged, "--markdown", str(tmp_path / "comment.md")]) == 0
     assert "✅ no regression" in summary.read_text() and (tmp_path / "report.html").exists()
     assert "0 regression(s)" in capsys.readouterr().out
+
+
+def test_the_welch_p_value_by_hand():
+    """Welch's t: (mean_a - mean_b) / sqrt(var_a/n_a + var_b/n_b), Welch-Satterthwaite degrees of freedom."""
+    import statistics
+
+    from scipy import stats
+
+    from harness.results.gate import _welch_p
+
+    def welch(a, b):
+        sa, sb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+        t = (statistics.fmean(a) - statistics.fmean(b)) / (sa + sb) ** 0.5
+        df = (sa + sb) ** 2 / (sa**2 / (len(a) - 1) + sb**2 / (len(b) - 1))
+        return 2 * stats.t.sf(abs(t), df)
+
+    a, b = [0.80, 0.82, 0.84, 0.86], [0.70, 0.75]  # unequal sizes and spreads: Student's t would differ
+    assert _welch_p(a, b) == pytest.approx(welch(a, b)) and welch(a, b) == pytest.approx(0.0931, abs=1e-4)
+    assert _welch_p([0.5, 0.5, 0.5], [0.6, 0.7, 0.8]) == pytest.approx(welch([0.5, 0.5, 0.5], [0.6, 0.7, 0.8]))
+    assert _welch_p([0.5] * 3, [0.5] * 2) == 1.0 and _welch_p([0.5] * 3, [0.6] * 2) == 0.0  # no spread at all
+
+
+def test_merge_takes_the_same_cell_written_with_its_keys_in_another_order(tmp_path):
+    result = cell_result("t", "lora", 0, 0.80, memory=GiB, tokens_per_s=100.0)
+    a, b = _run_folder(tmp_path / "a", [result]), _run_folder(tmp_path / "b", [result])
+    copy = next((b / "cells").glob("*.json"))  # as another writer may lay it out: same content, keys reordered
+    text = json.loads(copy.read_text())
+    copy.write_text(json.dumps({**text, "metrics": dict(reversed(list(text["metrics"].items())))}))
+    assert main(["merge", str(tmp_path / "out"), str(a), str(b)]) == 0
