@@ -360,9 +360,15 @@ def cmd_pick(args) -> int:
     matrix = load_matrix([args.task], strategies, 1, args.profile, tuple(args.plugin))
     run_dir = Path(args.out) if args.out else _new_run_dir(Path("reports"))
     print(f"picking among {', '.join(strategies)} for {args.task} into {run_dir}", file=sys.stderr)
+    executor = None
+    if args.executor == "ray":
+        from harness.run.ray_executor import ray_executor
+
+        executor = ray_executor(None, args.ray_address)
+        print(f"executor: ray ({executor.address or 'a local instance'})", file=sys.stderr)
     try:
         with run_folder_lock(run_dir):
-            record = pick(matrix, run_dir, _constraints(args), args.budget_hours)
+            record = pick(matrix, run_dir, _constraints(args), args.budget_hours, executor=executor)
             for fmt in ("csv", "md"):
                 write_text_atomic(run_dir / f"results.{fmt}", export(run_dir, fmt))
             write_html(run_dir, constraints=_constraints(args))
@@ -540,6 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop promoting in the race once its cells have taken H cell-hours; report the best so far",
     )
     chooser.add_argument("--out", help="run folder; an existing one is resumed (finished cells are kept)")
+    chooser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="what runs the rungs and finals (ray: one cell per GPU where there are GPUs, else per CPU)",
+    )
+    chooser.add_argument("--ray-address", help="join this Ray cluster (default: start a local instance)")
     _add_constraint_options(chooser)
     chooser.set_defaults(func=cmd_pick)
     return parser

@@ -351,7 +351,9 @@ class RaySpec:
         None, help="a running cluster, e.g. ray://head:10001 or auto; default: a local instance"
     )
     cpus_per_cell: float = field(1.0, min=0.0, help="CPUs reserved per cell (torch in the cell uses as many threads)")
-    gpus_per_cell: float = field(0.0, min=0.0, help="GPUs per cell: 1 runs one cell per GPU in parallel")
+    gpus_per_cell: float | None = field(
+        None, min=0.0, help="GPUs per cell; default: 1 where the cluster has GPUs (a cell per GPU, in parallel), else 0"
+    )
     memory_per_cell_mb: int | None = field(None, min=1, help="memory reserved per cell (MiB), for Ray's scheduler")
     max_retries: int = field(3, min=0, help="retries when a cell's worker or node is lost (never for errors)")
     num_cpus: int | None = field(None, min=1, help="CPUs of a local instance (default: every CPU)")

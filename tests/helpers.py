@@ -149,3 +149,44 @@ def write_task(
         encoding="utf-8",
     )
     return path
+
+
+def write_split_task(folder, model_dir, train_file, name="raced", strategies_body=""):
+    """A split task (eval rows carved out of the one file, as `sentiment` is): 36 planned trial steps."""
+    path = folder / f"{name}.toml"
+    path.write_text(
+        textwrap.dedent(f"""\
+        [task]
+        name = "{name}"
+        scenario = "classification"
+
+        [model]
+        source = "{model_dir}"
+        max_length = 48
+
+        [data]
+        train = "{train_file}"
+        split = {{ eval = 40, seed = 0 }}
+        fields = {{ text = "review", label = "sentiment" }}
+        max_train_samples = 64
+
+        [metric]
+        names = ["accuracy", "macro_f1"]
+
+        [training]
+        epochs = 9
+        batch_size = 16
+        measure_warmup_steps = 1
+        """)
+        + strategies_body,
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_reviews(folder: Path, rows: int = 120) -> Path:
+    """The first `rows` rows of the shipped sentiment reviews, as a JSONL file in `folder`."""
+    lines = (ROOT / "tasks/data/sentiment/train.jsonl").read_text().splitlines()[:rows]
+    path = folder / "reviews.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path

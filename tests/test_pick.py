@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
@@ -12,51 +11,15 @@ from harness.data import load_task_data
 from harness.results.io import write_result
 from harness.run.executor import run_matrix
 from harness.run.race import REDUCTION, Entry, contenders, final_cells, run_race, rung_budgets
-from tests.helpers import ROOT
+from tests.helpers import write_reviews, write_split_task
 from tests.report_fixtures import GiB, cell_result
 
 pytest.importorskip("optuna")
 
 
-def _split_task(folder, model_dir, train_file, name="raced", strategies_body=""):
-    """A split task (eval rows carved out of the one file, as `sentiment` is): 36 planned trial steps."""
-    path = folder / f"{name}.toml"
-    path.write_text(
-        textwrap.dedent(f"""\
-        [task]
-        name = "{name}"
-        scenario = "classification"
-
-        [model]
-        source = "{model_dir}"
-        max_length = 48
-
-        [data]
-        train = "{train_file}"
-        split = {{ eval = 40, seed = 0 }}
-        fields = {{ text = "review", label = "sentiment" }}
-        max_train_samples = 64
-
-        [metric]
-        names = ["accuracy", "macro_f1"]
-
-        [training]
-        epochs = 9
-        batch_size = 16
-        measure_warmup_steps = 1
-        """)
-        + strategies_body,
-        encoding="utf-8",
-    )
-    return path
-
-
 @pytest.fixture
 def train_file(tmp_path):
-    rows = (ROOT / "tasks/data/sentiment/train.jsonl").read_text().splitlines()[:120]
-    path = tmp_path / "reviews.jsonl"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    return write_reviews(tmp_path)
 
 
 def test_rung_budgets_are_a_ninth_and_a_third_of_the_planned_steps():
@@ -112,7 +75,7 @@ def _bases(task, strategies=("frozen-lower", "lora")):
 def test_the_race_keeps_the_best_third_of_each_strategys_rates_and_never_drops_a_strategy(
     tmp_path, tiny_bert_dir, train_file
 ):
-    task = _split_task(tmp_path, tiny_bert_dir, train_file)
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     scores = {("frozen-lower", r): v for r, v in zip((3e-5, 1e-4, 3e-4, 1e-3), (0.60, 0.70, 0.80, 0.65))}
     scores |= {("lora", r): v for r, v in zip((3e-4, 1e-3, 3e-3, 1e-2), (0.50, 0.55, 0.52, 0.40))}
     run, ran = _fake_runner(tmp_path / "run", scores)
@@ -138,7 +101,7 @@ def test_the_race_keeps_the_best_third_of_each_strategys_rates_and_never_drops_a
 
 
 def test_a_memory_limit_drops_a_strategy_after_its_first_rung_and_says_why(tmp_path, tiny_bert_dir, train_file):
-    task = _split_task(tmp_path, tiny_bert_dir, train_file)
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     scores = {(s, r): 0.5 + r for s in ("frozen-lower", "lora") for r in (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)}
     run, ran = _fake_runner(tmp_path / "run", scores, memory={"frozen-lower": 3 * GiB, "lora": GiB})
     state = run_race(_bases(task), run, tmp_path / "run", max_memory=2 * GiB)
@@ -149,7 +112,7 @@ def test_a_memory_limit_drops_a_strategy_after_its_first_rung_and_says_why(tmp_p
 
 
 def test_a_budget_stops_promoting_and_lists_what_did_not_run(tmp_path, tiny_bert_dir, train_file):
-    task = _split_task(tmp_path, tiny_bert_dir, train_file)
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     scores = {(s, r): 0.5 + r for s in ("frozen-lower", "lora") for r in (3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)}
     run, ran = _fake_runner(tmp_path / "run", scores)
     state = run_race(_bases(task), run, tmp_path / "run", budget_s=10.0)  # rung 0 alone takes 8 x 5 s
@@ -165,7 +128,7 @@ def test_a_budget_stops_promoting_and_lists_what_did_not_run(tmp_path, tiny_bert
 
 def test_the_race_never_reads_eval_rows(tmp_path, tiny_bert_dir, train_file):
     """Every eval label of the split task scrambled: the same rung scores, the same pruning, the same leader."""
-    task = _split_task(tmp_path, tiny_bert_dir, train_file)
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     bases = _bases(task)
     eval_reviews = {row["text"] for row in load_task_data(bases[0].task, ("text", "label")).eval}
     flip = {"positive": "negative", "negative": "positive"}
@@ -180,7 +143,7 @@ def test_the_race_never_reads_eval_rows(tmp_path, tiny_bert_dir, train_file):
         )
     )
     assert sum(r["review"] in eval_reviews for r in rows) == 40
-    scrambled = _split_task(tmp_path / "scrambled", tiny_bert_dir, scrambled_file)
+    scrambled = write_split_task(tmp_path / "scrambled", tiny_bert_dir, scrambled_file)
 
     def race(task_file, run_dir):
         matrix = load_matrix([task_file], strategies=("frozen-lower", "lora"), seeds=1)
@@ -192,7 +155,7 @@ def test_the_race_never_reads_eval_rows(tmp_path, tiny_bert_dir, train_file):
 
 
 def test_a_race_started_again_runs_no_finished_rung_again(tmp_path, tiny_bert_dir, train_file):
-    task = _split_task(tmp_path, tiny_bert_dir, train_file)
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     matrix = load_matrix([task], strategies=("lora",), seeds=1)
     run_dir = tmp_path / "run"
     calls = []
@@ -220,7 +183,7 @@ def test_a_race_started_again_runs_no_finished_rung_again(tmp_path, tiny_bert_di
 def test_pick_runs_the_finals_and_prints_the_answer_with_its_cost(tmp_path, tiny_bert_dir, train_file, capsys):
     from harness.cli import main
 
-    task = _split_task(tmp_path, tiny_bert_dir, train_file)
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     assert main(["pick", str(task), "--strategies", "lora", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "run" / "pick.json").read_text())
@@ -241,7 +204,7 @@ def test_the_report_opens_with_the_pick_and_draws_the_race(tmp_path, tiny_bert_d
     from harness.run.race import write_pick
     from tests.test_report import CHROMIUM, PAGE_HEIGHT, PAGE_WIDTH, _open, _problems
 
-    task = _split_task(tmp_path, tiny_bert_dir, train_file)
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     scores = {("frozen-lower", r): v for r, v in zip((3e-5, 1e-4, 3e-4, 1e-3), (0.60, 0.70, 0.80, 0.65))}
     scores |= {("lora", r): v for r, v in zip((3e-4, 1e-3, 3e-3, 1e-2), (0.50, 0.55, 0.52, 0.40))}
     run_dir = tmp_path / "run"

@@ -15,7 +15,7 @@ from harness.config import load_matrix
 from harness.results.io import read_results
 from harness.run.executor import Executor, run_matrix
 from harness.run.ray_executor import RayExecutor
-from tests.helpers import ROOT, write_task
+from tests.helpers import ROOT, write_reviews, write_split_task, write_task
 
 ray = pytest.importorskip("ray")
 
@@ -118,3 +118,30 @@ def test_an_interrupted_ray_run_resumes_without_rerunning_finished_cells(
     outcomes = run_matrix(matrix, tmp_path / "run", io.StringIO(), executor=second)
     assert set(second.asked) == {c.cell_id for c in matrix.cells} - done
     assert [o.status for o in outcomes] == ["ok"] * 3, [r["error"] for r in read_results(tmp_path / "run")]
+
+
+def test_pick_runs_its_race_and_finals_as_ray_cells(local_ray, tmp_path, tiny_bert_dir, monkeypatch, capsys):
+    """`pick --executor ray`: every rung and final is an ordinary cell on Ray (its result records the
+    executor), and the answer is the same kind as the local one."""
+    from harness.cli import main
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    task = write_split_task(tmp_path, tiny_bert_dir, write_reviews(tmp_path))
+    assert main(["pick", str(task), "--strategies", "lora", "--executor", "ray", "--out", str(tmp_path / "run")]) == 0
+    assert capsys.readouterr().out.startswith("pick lora (lr ")
+    results = read_results(tmp_path / "run")
+    roles = {(r.get("search") or {}).get("role") for r in results}
+    assert len(results) >= 6 and {"trial"} <= roles, roles  # the race's rungs and the finals
+    assert all(r["status"] == "ok" and r["executor"]["name"] == "ray" for r in results)
+
+
+def test_ray_cells_take_a_gpu_each_where_the_cluster_has_gpus():
+    """Unset, gpus_per_cell is one per cell on a cluster with GPUs (so that `--executor ray` on a GPU machine
+    uses every GPU, one cell each) and none without; a set value is kept."""
+    auto, cpu_only = RayExecutor(), RayExecutor(gpus_per_cell=0.0)
+    assert auto.gpus({"CPU": 16.0, "GPU": 8.0}) == 1.0 and auto.gpus({"CPU": 16.0}) == 0.0
+    assert cpu_only.gpus({"CPU": 16.0, "GPU": 8.0}) == 0.0
+    assert RayExecutor(gpus_per_cell=0.5).gpus({"GPU": 1.0}) == 0.5
+    # Slots: the scarcer of CPUs and GPUs over what a cell asks for.
+    assert auto._slots({"CPU": 16.0, "GPU": 8.0}, 1.0) == 8 and auto._slots({"CPU": 2.0}, 0.0) == 2
+    assert RayExecutor(cpus_per_cell=4.0)._slots({"CPU": 16.0, "GPU": 8.0}, 1.0) == 4

@@ -11,7 +11,7 @@ from harness.report.format import did_not_learn, human_bytes, metric_value
 from harness.report.recommend import Constraints, recommend_task
 from harness.results.io import cell_result_path, phase_seconds, read_result
 from harness.results.significance import LEVEL
-from harness.run.executor import run_matrix
+from harness.run.executor import Executor, run_matrix
 from harness.run.race import (
     PICK_FILE,
     contenders,
@@ -35,9 +35,10 @@ def pick(
     constraints: Constraints,
     budget_hours: float | None = None,
     stream: TextIO | None = None,
+    executor: Executor | None = None,
 ) -> dict:
     """Race, run the finals, pick; write RUN_DIR/pick.json and return its record (with `answer`, the
-    lines the terminal shows)."""
+    lines the terminal shows). Rungs and finals are ordinary cells, run by `executor` (default: local)."""
     from harness.metrics import higher_is_better
     from harness.results.table import load_aggregates
 
@@ -54,7 +55,8 @@ def pick(
 
     def run(cells: list[CellSpec], phase: str) -> None:
         if cells:
-            for outcome in run_matrix(dataclasses.replace(matrix, cells=tuple(cells)), run_dir, stream):
+            phase_matrix = dataclasses.replace(matrix, cells=tuple(cells))
+            for outcome in run_matrix(phase_matrix, run_dir, stream, executor=executor):
                 path = cell_result_path(run_dir, outcome.cell.cell_id)
                 spent[phase] += phase_seconds(read_result(path)) if path.exists() else 0.0
 

@@ -164,7 +164,7 @@ class RayExecutor(Executor):
     address: str | None = None
     max_retries: int = 3
     cpus_per_cell: float = 1.0
-    gpus_per_cell: float = 0.0
+    gpus_per_cell: float | None = None  # None: 1 where the cluster has GPUs, else 0 (see gpus())
     memory_per_cell_mb: int | None = None
     num_cpus: int | None = None  # a local instance's size (default: every CPU)
     runtime_env: dict[str, Any] | None = None  # e.g. {"working_dir": "tasks"} to ship task files and data
@@ -189,10 +189,17 @@ class RayExecutor(Executor):
             self._started = True
         return ray
 
-    def _host_options(self) -> dict[str, Any]:
+    def gpus(self, resources: dict[str, float]) -> float:
+        """GPUs per cell: as set, or one per cell when the cluster (`ray.cluster_resources()`) has any, so
+        that `--executor ray` on a GPU machine runs one cell per GPU without further settings."""
+        if self.gpus_per_cell is not None:
+            return self.gpus_per_cell
+        return 1.0 if resources.get("GPU", 0) >= 1 else 0.0
+
+    def _host_options(self, gpus: float) -> dict[str, Any]:
         options: dict[str, Any] = {
             "num_cpus": self.cpus_per_cell,
-            "num_gpus": self.gpus_per_cell,
+            "num_gpus": gpus,
             "max_restarts": -1,  # a host whose process or node is lost comes back (elsewhere if need be) ...
             "max_task_retries": self.max_retries,  # ... and retries its cell, at most this often per cell
             "scheduling_strategy": "SPREAD",  # slots over every node
@@ -201,14 +208,13 @@ class RayExecutor(Executor):
             options["memory"] = self.memory_per_cell_mb * 2**20
         return options
 
-    def _slots(self, ray) -> int:
+    def _slots(self, resources: dict[str, float], gpus: float) -> int:
         """Cells the cluster can run at once with each cell's resources (at most 64)."""
-        resources = ray.cluster_resources()
         slots = [64]
         if self.cpus_per_cell > 0:
             slots.append(int(resources.get("CPU", 0) // self.cpus_per_cell))
-        if self.gpus_per_cell > 0:
-            slots.append(int(resources.get("GPU", 0) // self.gpus_per_cell))
+        if gpus > 0:
+            slots.append(int(resources.get("GPU", 0) // gpus))
         return max(1, min(slots))
 
     def prepare(self) -> None:
@@ -216,8 +222,10 @@ class RayExecutor(Executor):
         prepares data and models."""
         ray = self._connect()
         if not self._hosts:
-            host = ray.remote(**self._host_options())(CellHost)
-            self._hosts = [host.remote() for _ in range(self._slots(ray))]
+            resources = ray.cluster_resources()
+            gpus = self.gpus(resources)
+            host = ray.remote(**self._host_options(gpus))(CellHost)
+            self._hosts = [host.remote() for _ in range(self._slots(resources, gpus))]
 
     def run(self, cells: list[CellSpec], run_dir: Path, matrix: Matrix) -> Iterator[tuple[CellSpec, str]]:
         ray = self._connect()
