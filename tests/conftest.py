@@ -11,23 +11,37 @@ import pytest
 
 from tests.helpers import TINY, word_tokenizer, word_vocab
 
+_TEMP_ROOT = pytest.StashKey[tuple]()
 
-@pytest.fixture(scope="session", autouse=True)
-def _ray_temp_dir():
-    """Ray writes a session folder per instance under $RAY_TMPDIR/ray (else /tmp/ray): here a short folder
-    of the suite's own (Ray's socket paths must stay under 107 bytes), removed afterwards, so the Ray
-    tests leave no /tmp/ray/session_* behind."""
-    folder = tempfile.mkdtemp(prefix="tb-ray-")
-    before = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = folder
-    try:
-        yield folder
-    finally:
-        if before is None:
-            os.environ.pop("RAY_TMPDIR", None)
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Everything the suite writes to a temporary folder goes under one folder of its own, removed when the
+    suite ends, so that /tmp holds nothing new afterwards: pytest's tmp_path folders (unless --basetemp
+    is given), TMPDIR of every process the suite starts (runners, cell servers, the temp folders a
+    SIGKILLed runner cannot remove) and Ray's session folders (RAY_TMPDIR; kept short, since Ray's
+    socket paths must stay under 107 bytes). This process keeps the system's temporary folder: there
+    multiprocessing removes its own folder at exit, after this hook."""
+    tempfile.gettempdir()  # read (and kept) before TMPDIR changes below
+    root = Path(tempfile.mkdtemp(prefix="tb-"))
+    config.stash[_TEMP_ROOT] = (root, {name: os.environ.get(name) for name in ("TMPDIR", "RAY_TMPDIR")})
+    if config.option.basetemp is None:
+        config.option.basetemp = str(root / "pytest")
+    for name, folder in (("TMPDIR", root / "t"), ("RAY_TMPDIR", root / "r")):
+        folder.mkdir()
+        os.environ[name] = str(folder)
+
+
+def pytest_unconfigure(config):
+    if _TEMP_ROOT not in config.stash:
+        return
+    root, before = config.stash[_TEMP_ROOT]
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
         else:
-            os.environ["RAY_TMPDIR"] = before
-        shutil.rmtree(folder, ignore_errors=True)
+            os.environ[name] = value
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
