@@ -343,7 +343,8 @@ def test_each_result_records_the_estimate_next_to_the_measured_peak(tmp_path, ti
     total = result["params"]["total"]
     rows, seq_len = result["preflight"]["input_shape"]  # the largest batch the data can make, packed
     assert 0 < rows <= 16 and 0 < seq_len <= 64  # packing puts a batch's 16 rows into as many or fewer
-    expected = estimate(model_shape(config), total, total, rows, seq_len, logits=False)
+    precision = result["training"]["precision"]  # fp32 on a CPU, bf16 by default on a GPU
+    expected = estimate(model_shape(config), total, total, rows, seq_len, precision, logits=False)
     assert result["preflight"]["total_bytes"] == expected.total_bytes
     assert result["preflight"]["optimizer_bytes"] == 8 * total
     row = harness.load_results(tmp_path / "run").iloc[0]
