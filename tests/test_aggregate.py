@@ -58,6 +58,9 @@ def test_one_seed_against_several_uses_the_prediction_interval_of_the_several():
     assert noise_verdict(Summary(0.827, math.nan, math.nan, 1), three) == TIE
     assert noise_verdict(three, Summary(0.811 + 0.0846, math.nan, math.nan, 1)) == DIFFERS  # just outside
     assert noise_verdict(three, Summary(0.811 - 0.0844, math.nan, math.nan, 1)) == TIE  # just inside
+    two = Summary(0.8, 0.01, 12.706204736174698 * 0.01 / math.sqrt(2), 2)  # two seeds: t(0.975, 1) = 12.706
+    assert prediction_half_width(two) == pytest.approx(12.706204736174698 * 0.01 * math.sqrt(3 / 2))
+    assert math.isnan(prediction_half_width(Summary(0.8, math.nan, math.nan, 1)))  # one seed: no interval
 
 
 @pytest.fixture

@@ -108,6 +108,14 @@ def test_merge_refuses_a_cell_whose_results_differ(tmp_path, capsys):
     assert main(["merge", str(tmp_path / "out"), str(a), str(same)]) == 0  # identical copies are fine
 
 
+def test_a_conflict_names_keys_found_on_one_side_only_and_ignores_key_order():
+    from harness.results.merge import _differing_keys
+
+    a = {"metrics": {"f1": 0.8, "accuracy": 0.9}, "status": "ok"}
+    b = {"metrics": {"accuracy": 0.9, "f1": 0.8}, "status": "ok", "error": "MemoryError"}
+    assert _differing_keys(a, b) == ["error"] and _differing_keys(b, a) == ["error"]
+
+
 def test_merge_refuses_folders_of_different_configs_unless_forced(tmp_path, capsys):
     a = _run_folder(tmp_path / "a", [cell_result("t", "lora", 0, 0.8, memory=GiB, tokens_per_s=1.0)])
     b = _run_folder(tmp_path / "b", [cell_result("t", "full", 0, 0.9, memory=GiB, tokens_per_s=1.0)])

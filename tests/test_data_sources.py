@@ -167,8 +167,16 @@ def test_json_object_of_objects_keeps_keys_as_ids(tmp_path):
     assert read_rows(DataLocation(tmp_path / "d.json")) == [{"id": "c1", "text": "hi"}, {"id": "c2", "text": "yo"}]
 
 
+def test_json_that_is_not_objects_is_refused(tmp_path):
+    for name, value in (("list.json", [1, 2]), ("text.json", "rows")):
+        (tmp_path / name).write_text(json.dumps(value))
+        with pytest.raises(ValueError, match=rf"{name}: expected a list of objects or an object of objects"):
+            read_rows(DataLocation(tmp_path / name))
+
+
 def test_zip_single_file_and_named_member(tmp_path):
     with zipfile.ZipFile(tmp_path / "one.zip", "w") as archive:
+        archive.writestr("data/", "")  # a folder entry is not a member to choose between
         archive.writestr("inner.csv", "text,label\ngood,pos\n")
     with zipfile.ZipFile(tmp_path / "two.zip", "w") as archive:
         archive.writestr("train.tsv", "text\tlabel\ngood\tpos\n")
@@ -187,6 +195,9 @@ def test_folder_per_class_and_non_utf8_text(tmp_path):
         for i, text in enumerate(texts):
             (tmp_path / "news" / label / f"{i:03d}.txt").write_text(text + "\n", encoding="utf-8")
     (tmp_path / "news" / "tech" / "009.txt").write_bytes(b"costs \xa3100")
+    (tmp_path / "news" / ".git").mkdir()  # hidden folders and files are neither labels nor rows
+    (tmp_path / "news" / ".DS_Store").write_bytes(b"\x00")
+    (tmp_path / "news" / "sport" / ".hidden.txt").write_text("not a row")
     location = DataLocation(tmp_path / "news")
     with pytest.raises(
         ValueError,
@@ -195,11 +206,11 @@ def test_folder_per_class_and_non_utf8_text(tmp_path):
     ):
         read_rows(location)
     rows = read_rows(location, encoding_errors="replace")
-    assert [(r["label"], r["text"]) for r in rows] == [
-        ("sport", "goal!"),
-        ("sport", "a draw"),
-        ("tech", "new chip"),
-        ("tech", "costs \ufffd100"),
+    assert [(r["label"], r["text"], r["file"]) for r in rows] == [
+        ("sport", "goal!", "sport/000.txt"),
+        ("sport", "a draw", "sport/001.txt"),
+        ("tech", "new chip", "tech/000.txt"),
+        ("tech", "costs \ufffd100", "tech/009.txt"),
     ]
 
 
@@ -255,6 +266,19 @@ def test_threshold_relabel_keep_and_duplicates():
         "f.csv",
     )
     assert out == [{"r": "2.0", "t": "A", "label": "pos"}, {"r": "1", "t": "c", "label": "pos"}]
+
+
+def test_lettered_options_take_the_last_complete_run_in_order():
+    from harness.data.transforms import _lettered_options
+
+    text = "Pick one. A) red B) green C) blue D) pink"
+    assert _lettered_options(text, "ABCD") == (["red", "green", "blue", "pink"], text.index("A)"))
+    # a letter out of order ends nothing and joins nothing: D follows B, so B's text runs on
+    assert _lettered_options("A) one B) two D) four", "ABCD") == (["one", "two D) four"], 0)
+    # a run is full at the last letter; a later A starts no run of its own
+    assert _lettered_options("A) x B) y A) z", "AB") == (["x", "y A) z"], 0)
+    # the run starts at an A: an A after every B is no option list
+    assert _lettered_options("B) x A) y", "ABCD") == ([], 9)
 
 
 def test_multiple_choice_finds_options_and_answer_text():

@@ -40,6 +40,52 @@ def _padded_batch(lengths: list[int], vocab: int = 100) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids), "labels": labels}
 
 
+def test_the_packed_mask_lets_a_row_see_only_itself_and_padding_only_padding():
+    """Rows of 3, 2 and 3 tokens at capacity 3: bins [row 0], [row 2], [row 1 + one padding position]. The
+    mask, by hand: each real token sees its own row's tokens (all of them: not causal unless asked), the
+    padding position sees only itself; the same as 0 / the dtype's minimum for eager attention."""
+    from harness.scenarios.packing import pack
+
+    inputs = _padded_batch([3, 2, 3])
+    packed, layout, positions = pack(inputs, "bool")
+    assert positions == 9 and packed["attention_mask"].dtype == torch.bool
+    full, own, pad = [True] * 3, [True, True, False], [False, False, True]
+    expected = torch.tensor([[full] * 3, [full] * 3, [own, own, pad]])[:, None]  # bins x heads x query x key
+    assert torch.equal(packed["attention_mask"], expected)
+    assert packed["position_ids"].tolist() == [[0, 1, 2], [0, 1, 2], [0, 1, 0]]
+    assert packed["input_ids"][2].tolist() == [*inputs["input_ids"][1, :2].tolist(), 0]
+    assert torch.equal(packed["labels"], inputs["labels"])  # per-row entries are kept as they are
+    causal, _, _ = pack(inputs, "bool", causal=True)
+    assert torch.equal(causal["attention_mask"], expected & torch.ones(3, 3, dtype=torch.bool).tril())
+    floats, _, _ = pack(inputs, "float")
+    assert floats["attention_mask"].dtype == torch.float32
+    assert torch.equal(floats["attention_mask"] == 0, expected)
+    assert torch.all(floats["attention_mask"][~expected] == torch.finfo(torch.float32).min)
+    moved = layout.to("meta")
+    assert moved.padded_index.device.type == moved.packed_index.device.type == "meta"
+    assert moved.padded_shape == (3, 3) and layout.packed_index.tolist() == list(range(8))
+    assert layout.padded_index.tolist() == [0, 1, 2, 6, 7, 8, 3, 4]  # row 0, row 2, row 1
+
+
+@pytest.mark.parametrize(("attention", "style"), [("sdpa", "bool"), ("eager", "float")])
+def test_a_models_attention_decides_the_mask_it_gets(attention, style):
+    """sdpa takes a boolean mask (a byte per entry), eager an additive float one; a packed batch keeps its
+    row and token counts, which throughput is counted from."""
+    from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
+
+    encoder = BertForSequenceClassification(BertConfig(vocab_size=100, attn_implementation=attention, **TINY))
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=100, num_key_value_heads=2, attn_implementation=attention, **TINY))
+    for packing, _ in (Packing.for_encoder(encoder), Packing.for_causal_lm(lm)):
+        assert packing.mask_style == style
+        inputs = _padded_batch([3, 2, 3])
+        if packing.causal:
+            inputs["labels"] = inputs["input_ids"].clone()
+        packed = packing.pack_batch(Batch(inputs, 3, 8, 9, None))
+        mask = packed.inputs["attention_mask"]
+        assert mask.dtype == (torch.bool if style == "bool" else torch.float32)
+        assert (packed.n_samples, packed.n_tokens, packed.positions) == (3, 8, 9)
+
+
 def _loss_and_grads(model, run) -> tuple[float, list[torch.Tensor]]:
     model.zero_grad()
     loss = run()
@@ -108,7 +154,10 @@ def test_packing_says_why_a_model_cannot_pack():
     from peft import PromptTuningConfig, get_peft_model
 
     no_encoder, why = Packing.for_encoder(tiny_model("gpt2"))
-    assert no_encoder is None and "no `encoder` module" in why
+    assert (
+        no_encoder is None
+        and why == "GPT2ForSequenceClassification has no `encoder` module whose output could be unpacked"
+    )
     prompted = get_peft_model(tiny_model("bert"), PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4))
     virtual, why = Packing.for_encoder(prompted)
     assert virtual is None and "virtual tokens" in why

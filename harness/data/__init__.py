@@ -264,9 +264,9 @@ def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str,
     return TaskData(train, evaluation, record)
 
 
-def load_rows(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> tuple[list[Row], list[Row]]:
+def load_rows(task: TaskSpec, fields: tuple[str, ...]) -> tuple[list[Row], list[Row]]:
     """(train, eval) rows with the scenario's canonical field names."""
-    loaded = load_task_data(task, fields, optional)
+    loaded = load_task_data(task, fields)
     return loaded.train, loaded.eval
 
 
