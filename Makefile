@@ -25,4 +25,5 @@ test: $(VENV)/.installed  ## lint, format and type checks, then the test suite (
 
 mutate: $(VENV)/.installed  ## mutation testing of modules that decide results ([tool.mutmut] in pyproject.toml); not part of make test
 	$(VENV)/bin/pip install --quiet -c constraints.txt mutmut
-	$(VENV)/bin/mutmut run; $(VENV)/bin/mutmut results
+	# one torch thread: mutmut forks a child per mutant, and a forked torch thread pool can hang
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run; $(VENV)/bin/mutmut results

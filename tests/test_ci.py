@@ -57,6 +57,26 @@ def test_known_costs_balance_the_shards(tmp_path, tiny_bert_dir):
     assert sorted(loads) == [100.0, 100.0]
 
 
+def test_shard_costs_are_the_mean_phase_seconds_of_an_earlier_runs_ok_cells(tmp_path, tiny_bert_dir):
+    """`--shard-costs RUN_DIR`: each (task, strategy) costs the mean load + train + eval seconds of its ok
+    cells there (the fixture's cells take 1 + (30 + seed) + 2 s); failed cells do not count."""
+    from harness.run.shard import cell_seconds
+
+    earlier = [cell_result("t", "full", seed, 0.8, memory=GiB, tokens_per_s=100.0) for seed in (0, 1)]
+    earlier += [cell_result("t", "lora", 0, 0.8, memory=GiB, tokens_per_s=100.0)]
+    earlier += [cell_result("t", "adapter", 0, 0.8, memory=GiB, tokens_per_s=100.0, status="failed")]
+    for result in earlier[:2]:
+        result["timing"]["train_seconds"] *= 3  # full is slow: 1 + 90 + 2 and 1 + 93 + 2 s
+    costs = cell_seconds(_run_folder(tmp_path / "earlier", earlier))
+    assert costs == {("t", "full"): pytest.approx(94.5), ("t", "lora"): pytest.approx(33.0)}
+    matrix = load_matrix([write_task(tmp_path, "t", tiny_bert_dir)], strategies=("none", "full", "lora", "adapter"))
+    parts = [{c.strategy for c in shard(matrix, i, 2, costs).cells} for i in (1, 2)]
+    # none and adapter, unmeasured, cost the mean measured one (63.75 s): 94.5 + 33 against 2 x 63.75
+    assert sorted(map(sorted, parts)) == [["adapter", "none"], ["full", "lora"]]
+    by_count = [{c.strategy for c in shard(matrix, i, 2).cells} for i in (1, 2)]
+    assert sorted(map(sorted, by_count)) == [["adapter", "lora"], ["full", "none"]]  # what the costs changed
+
+
 @pytest.mark.parametrize("text", ["0/3", "4/3", "a/b", "2"])
 def test_a_bad_shard_is_a_one_line_usage_error(text, capsys, tmp_path, tiny_bert_dir):
     with pytest.raises(ValueError, match="--shard"):
@@ -228,15 +248,20 @@ def test_one_seed_uses_the_threshold_alone_and_says_so(tmp_path, capsys):
         ("memory", 2 * GiB, GiB, "improvement"),
         ("tokens_per_s", 100.0, 50.0, "REGRESSION"),  # fewer tokens/s is worse
         ("tokens_per_s", 50.0, 100.0, "improvement"),
+        ("train_seconds", 30.0, 60.0, "REGRESSION"),  # a longer training time is worse
+        ("train_seconds", 60.0, 30.0, "improvement"),
     ],
 )
 def test_each_cost_figure_is_judged_in_its_own_direction(tmp_path, capsys, figure, before, after, verdict):
     runs = []
     for name, value in (("baseline", before), ("current", after)):
-        figures = {"memory": GiB, "tokens_per_s": 100.0, figure: value}
-        runs.append(_run_folder(tmp_path / name, [cell_result("t", "lora", 0, 0.8, **figures)]))
+        figures = {"memory": GiB, "tokens_per_s": 100.0} | ({figure: value} if figure != "train_seconds" else {})
+        result = cell_result("t", "lora", 0, 0.8, **figures)
+        if figure == "train_seconds":
+            result["timing"]["train_seconds"] = value
+        runs.append(_run_folder(tmp_path / name, [result]))
     code = main(["compare", *map(str, runs), "--all"])
-    label = "peak memory" if figure == "memory" else "train tokens/s"
+    label = {"memory": "peak memory", "tokens_per_s": "train tokens/s", "train_seconds": "train time (s)"}[figure]
     line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("t/lora") and label in row)
     assert verdict in line and code == (1 if verdict == "REGRESSION" else 0)
 
@@ -259,6 +284,28 @@ def test_different_library_versions_are_refused_unless_allowed(baseline, tmp_pat
     assert main(["compare", str(baseline), str(current)]) == 2
     err = capsys.readouterr().err
     assert "library versions differ: torch 2.13.0+cpu -> 2.14.0" in err and "--allow-mismatch" in err
+    assert main(["compare", str(baseline), str(current), "--allow-mismatch"]) == 0
+
+
+def test_a_different_device_or_task_config_is_refused_unless_allowed(baseline, tmp_path, capsys):
+    gpu = three_seed_results()
+    for result in gpu:
+        if result.get("provenance"):
+            result["provenance"] = {**result["provenance"], "device": "cuda", "device_name": "NVIDIA H200"}
+    current = _run_folder(tmp_path / "gpu", gpu)
+    assert main(["compare", str(baseline), str(current)]) == 2
+    err = capsys.readouterr().err
+    assert "device differ: baseline cpu (x86_64); current cuda (NVIDIA H200)" in err and "--allow-mismatch" in err
+    assert main(["compare", str(baseline), str(current), "--allow-mismatch"]) == 0
+    retuned = three_seed_results()
+    for result in retuned:
+        if result["strategy"] == "lora":
+            result["config"] = {**result["config"], "training": {"learning_rate": 3e-4}}
+    current = _run_folder(tmp_path / "retuned", retuned)
+    assert main(["compare", str(baseline), str(current)]) == 2
+    err = capsys.readouterr().err
+    assert "task config of sentiment/lora differs in: training.learning_rate" in err
+    assert "task config of sentiment/full" not in err  # only what changed is named
     assert main(["compare", str(baseline), str(current), "--allow-mismatch"]) == 0
 
 

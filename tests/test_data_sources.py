@@ -196,6 +196,7 @@ def test_folder_per_class_and_non_utf8_text(tmp_path):
             (tmp_path / "news" / label / f"{i:03d}.txt").write_text(text + "\n", encoding="utf-8")
     (tmp_path / "news" / "tech" / "009.txt").write_bytes(b"costs \xa3100")
     (tmp_path / "news" / ".git").mkdir()  # hidden folders and files are neither labels nor rows
+    (tmp_path / "news" / ".git" / "HEAD").write_text("ref: refs/heads/main")
     (tmp_path / "news" / ".DS_Store").write_bytes(b"\x00")
     (tmp_path / "news" / "sport" / ".hidden.txt").write_text("not a row")
     location = DataLocation(tmp_path / "news")

@@ -158,6 +158,18 @@ def test_packing_says_why_a_model_cannot_pack():
         no_encoder is None
         and why == "GPT2ForSequenceClassification has no `encoder` module whose output could be unpacked"
     )
+    from types import SimpleNamespace
+
+    class Plain(torch.nn.Module):  # no base_model_prefix, and a config that may lack _attn_implementation
+        def __init__(self, **config):
+            super().__init__()
+            self.config = SimpleNamespace(**config)
+
+    assert Packing.for_encoder(Plain()) == (None, "attention implementation None takes no 4D mask")
+    assert Packing.for_encoder(Plain(_attn_implementation="sdpa")) == (
+        None,
+        "Plain has no `encoder` module whose output could be unpacked",
+    )
     prompted = get_peft_model(tiny_model("bert"), PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4))
     virtual, why = Packing.for_encoder(prompted)
     assert virtual is None and "virtual tokens" in why
