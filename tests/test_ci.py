@@ -73,8 +73,6 @@ def test_shard_costs_are_the_mean_phase_seconds_of_an_earlier_runs_ok_cells(tmp_
     parts = [{c.strategy for c in shard(matrix, i, 2, costs).cells} for i in (1, 2)]
     # none and adapter, unmeasured, cost the mean measured one (63.75 s): 94.5 + 33 against 2 x 63.75
     assert sorted(map(sorted, parts)) == [["adapter", "none"], ["full", "lora"]]
-    by_count = [{c.strategy for c in shard(matrix, i, 2).cells} for i in (1, 2)]
-    assert sorted(map(sorted, by_count)) == [["adapter", "lora"], ["full", "none"]]  # what the costs changed
 
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "a/b", "2"])
