@@ -53,6 +53,10 @@ def test_paired_bootstrap_agrees_with_a_paired_t_test_on_a_large_sample():
     assert paired_bootstrap_p(differences) == p  # seeded: the same answer every time
     assert paired_bootstrap_p(np.zeros((2, 5))) == 1.0
     assert paired_bootstrap_p(np.full((2, 50), 0.3)) == pytest.approx(1 / 10_001)  # every resample agrees
+    assert paired_bootstrap_p([[0.5]]) == pytest.approx(1 / 10_001)  # one seed, one item: a valid input
+    for malformed in ([], [[]], [0.1, 0.2]):  # empty, or not seeds x items
+        with pytest.raises(ValueError, match="needs a non-empty seeds x items array"):
+            paired_bootstrap_p(malformed)
 
 
 def test_score_items_use_the_bootstrap_and_do_not_pair_without_shared_items():
