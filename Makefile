@@ -25,5 +25,8 @@ test: $(VENV)/.installed  ## lint, format and type checks, then the test suite (
 
 mutate: $(VENV)/.installed  ## mutation testing of modules that decide results ([tool.mutmut] in pyproject.toml); not part of make test
 	$(VENV)/bin/pip install --quiet -c constraints.txt mutmut
-	# one torch thread: mutmut forks a child per mutant, and a forked torch thread pool can hang
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run; $(VENV)/bin/mutmut results
+	# one torch thread: mutmut forks a child per mutant, and a forked torch thread pool can hang; the
+	# children end without pytest's clean-up, so their temporary folders go to one folder removed after
+	mkdir -p .mutmut-tmp
+	TMPDIR=$(CURDIR)/.mutmut-tmp OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run; \
+	  code=$$?; rm -rf .mutmut-tmp; $(VENV)/bin/mutmut results; exit $$code

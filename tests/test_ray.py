@@ -14,7 +14,7 @@ import pytest
 from harness.config import load_matrix
 from harness.results.io import read_results
 from harness.run.executor import Executor, run_matrix
-from harness.run.ray_executor import RayExecutor
+from harness.run.ray_executor import LOCAL_INSTANCE_CONFIG, RayExecutor
 from tests.helpers import ROOT, write_reviews, write_split_task, write_task
 
 ray = pytest.importorskip("ray")
@@ -24,9 +24,23 @@ ray = pytest.importorskip("ray")
 def local_ray():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYTHONPATH", str(ROOT))  # Ray workers start with the driver's environment
-        ray.init(num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            num_cpus=2,
+            object_store_memory=100 * 2**20,
+            include_dashboard=False,
+            log_to_driver=False,
+            _system_config=LOCAL_INSTANCE_CONFIG,  # as the executor starts a local instance: cells at niceness 0
+        )
         yield
         ray.shutdown()
+
+
+def _phase(run_dir) -> str | None:
+    """The phase a running cell of `run_dir` last reported in its progress file, if any."""
+    from harness.run.progress import read_progress
+
+    states = [read_progress(d) for d in (run_dir / "cells").glob("*") if d.is_dir()]
+    return next((state.get("phase") for state in states if state), None)
 
 
 def _figures(folder):
@@ -45,6 +59,7 @@ def test_ray_gives_the_same_cells_and_metrics_as_the_local_executor(local_ray, t
         assert remote[cell_id][1] == pytest.approx(metrics, rel=1e-6)
     records = [r["executor"] for r in read_results(tmp_path / "ray")]
     assert all(r["name"] == "ray" and r["attempt"] == 1 and r["cells_on_node"] == 1 for r in records)
+    assert all(r["niceness"] == 0 for r in records)  # Ray's default of 15 would let any other process slow them
     assert all(r.get("executor") is None for r in read_results(tmp_path / "local"))
 
 
@@ -67,7 +82,8 @@ def test_a_cell_whose_worker_is_killed_is_retried_and_completes(local_ray, tmp_p
                 except psutil.Error:
                     continue
                 if running:
-                    time.sleep(1.0)  # mid-run, after the attempt has reported itself
+                    while _phase(tmp_path / "run") != "train" and time.monotonic() < deadline:
+                        time.sleep(0.05)  # mid-run: the cell is training (a state, not a delay)
                     process.send_signal(signal.SIGKILL)
                     killed.append(process.pid)
                     return

@@ -32,7 +32,12 @@ def test_a_matrix_runs_on_both_nodes_of_a_cluster_with_its_task_folder_shipped(t
 
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "object_store_memory": 80 * 2**20, "include_dashboard": False},
+        head_node_args={
+            "num_cpus": 1,
+            "object_store_memory": 80 * 2**20,
+            "include_dashboard": False,
+            "_system_config": {"worker_niceness": 0},  # what the README asks of a cluster
+        },
     )
     cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
     try:
