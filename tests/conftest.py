@@ -19,15 +19,17 @@ def pytest_configure(config):
     """Everything the suite writes to a temporary folder goes under one folder of its own, removed when the
     suite ends, so that /tmp holds nothing new afterwards: pytest's tmp_path folders (unless --basetemp
     is given), TMPDIR of every process the suite starts (runners, cell servers, the temp folders a
-    SIGKILLed runner cannot remove) and Ray's session folders (RAY_TMPDIR; kept short, since Ray's
-    socket paths must stay under 107 bytes). This process keeps the system's temporary folder: there
-    multiprocessing removes its own folder at exit, after this hook."""
+    SIGKILLed runner cannot remove), Ray's session folders (RAY_TMPDIR; kept short, since Ray's socket
+    paths must stay under 107 bytes) and torch's compile cache (TORCHINDUCTOR_CACHE_DIR, which torch
+    would otherwise make in this process's temporary folder). This process keeps the system's temporary
+    folder: there multiprocessing removes its own folder at exit, after this hook."""
     tempfile.gettempdir()  # read (and kept) before TMPDIR changes below
     root = Path(tempfile.mkdtemp(prefix="tb-"))
-    config.stash[_TEMP_ROOT] = (root, {name: os.environ.get(name) for name in ("TMPDIR", "RAY_TMPDIR")})
+    folders = {"TMPDIR": root / "t", "RAY_TMPDIR": root / "r", "TORCHINDUCTOR_CACHE_DIR": root / "i"}
+    config.stash[_TEMP_ROOT] = (root, {name: os.environ.get(name) for name in folders})
     if config.option.basetemp is None:
         config.option.basetemp = str(root / "pytest")
-    for name, folder in (("TMPDIR", root / "t"), ("RAY_TMPDIR", root / "r")):
+    for name, folder in folders.items():
         folder.mkdir()
         os.environ[name] = str(folder)
 
