@@ -4,6 +4,7 @@ re-checks the cell id, and run_matrix works the same through any executor."""
 from __future__ import annotations
 
 import io
+import os
 import pickle
 
 import pytest
@@ -108,9 +109,8 @@ def test_a_script_without_a_main_guard_runs_its_matrix_once(tmp_path, tiny_bert_
         "io.StringIO())\n"
         "print('ran', [o.status for o in outcomes])\n"
     )
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT)}
-    )
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}  # the suite's own temporary folders and cache
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=environment)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["ran ['ok']"]
 
