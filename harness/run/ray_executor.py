@@ -37,9 +37,9 @@ from harness.specs import CellSpec, Matrix, RaySpec
 
 # A local instance this executor starts: no prestarted task workers, which cell hosts (actors, each in a
 # worker process of its own) would never use, while they took CPU from the hosts warming up.
-# Ray starts its workers at niceness 15, so that anything else on the machine would slow a cell more than
-# it slows a local one: cells on a local instance run at 0, as the local executor's do (on a cluster, start
-# the nodes with RAY_worker_niceness=0; each result records the niceness its cell ran at).
+# Ray starts its workers at niceness 15, where anything else on the machine slows a cell more than it slows
+# a local one: cells on a local instance run at 0, as the local executor's do (on a cluster, start the nodes
+# with RAY_worker_niceness=0; each result records the niceness its cell ran at).
 LOCAL_INSTANCE_CONFIG = {"enable_worker_prestart": False, "worker_niceness": 0}
 
 
