@@ -67,11 +67,17 @@ def test_shard_costs_are_the_mean_phase_seconds_of_an_earlier_runs_ok_cells(tmp_
     earlier += [cell_result("t", "adapter", 0, 0.8, memory=GiB, tokens_per_s=100.0, status="failed")]
     for result in earlier[:2]:
         result["timing"]["train_seconds"] *= 3  # full is slow: 1 + 90 + 2 and 1 + 93 + 2 s
+    earlier[3]["timing"] = {"train_seconds": 500.0}  # a failed cell's time never counts, even when recorded
+    quick = cell_result("t", "lora", 1, 0.8, memory=GiB, tokens_per_s=100.0)
+    quick["timing"] = {"train_seconds": 0.5, "eval_seconds": 0.0, "load_seconds": 0.0}  # under a second counts
+    untimed = cell_result("t", "lora", 2, 0.8, memory=GiB, tokens_per_s=100.0)
+    untimed["timing"] = {}  # no time recorded: not a zero-second cell
+    earlier += [quick, untimed]
     costs = cell_seconds(_run_folder(tmp_path / "earlier", earlier))
-    assert costs == {("t", "full"): pytest.approx(94.5), ("t", "lora"): pytest.approx(33.0)}
+    assert costs == {("t", "full"): pytest.approx(94.5), ("t", "lora"): pytest.approx((33.0 + 0.5) / 2)}
     matrix = load_matrix([write_task(tmp_path, "t", tiny_bert_dir)], strategies=("none", "full", "lora", "adapter"))
     parts = [{c.strategy for c in shard(matrix, i, 2, costs).cells} for i in (1, 2)]
-    # none and adapter, unmeasured, cost the mean measured one (63.75 s): 94.5 + 33 against 2 x 63.75
+    # none and adapter, unmeasured, cost the mean measured one (55.6 s): 94.5 + 16.75 against 2 x 55.6
     assert sorted(map(sorted, parts)) == [["adapter", "none"], ["full", "lora"]]
 
 
