@@ -190,3 +190,11 @@ def write_reviews(folder: Path, rows: int = 120) -> Path:
     path = folder / "reviews.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def running_phase(run_dir: Path) -> str | None:
+    """The phase (load, train, eval) a running cell of `run_dir` last reported in its progress file."""
+    from harness.run.progress import read_progress
+
+    states = [read_progress(d) for d in (run_dir / "cells").glob("*") if d.is_dir()]
+    return next((state.get("phase") for state in states if state), None)

@@ -17,7 +17,7 @@ from harness.config import ConfigError, load_matrix
 from harness.models import COMPLETE, cache_entry_ready, gguf_cache_folder, materialize_gguf
 from harness.results.io import read_results
 from harness.run.lock import RunFolderBusy, run_folder_lock
-from tests.helpers import ROOT, write_task
+from tests.helpers import ROOT, running_phase, write_task
 
 # ---------------------------------------------------------------- unsafe models
 
@@ -178,14 +178,6 @@ def _wait_for(condition, runner, limit_s: float = 120) -> None:
         time.sleep(0.02)
 
 
-def _phase(run_dir) -> str | None:
-    """The phase (load, train, eval) a running cell last reported in its progress file."""
-    from harness.run.progress import read_progress
-
-    states = [read_progress(d) for d in _running(run_dir)]
-    return next((state.get("phase") for state in states if state), None)
-
-
 def test_killing_the_runner_at_many_moments_loses_and_reruns_nothing(tmp_path, tiny_bert_dir, monkeypatch):
     """SIGKILL the runner's whole process group again and again until its four cells are done. Each kill
     moment is a state of the run folder, not a wall-clock delay, so the test proves as much on a busy
@@ -205,8 +197,8 @@ def test_killing_the_runner_at_many_moments_loses_and_reruns_nothing(tmp_path, t
     moments = {
         "start": lambda: True,
         "cell": lambda: _cell_running(run_dir),
-        "train": lambda: _phase(run_dir) == "train",
-        "eval": lambda: _phase(run_dir) == "eval",
+        "train": lambda: running_phase(run_dir) == "train",
+        "eval": lambda: running_phase(run_dir) == "eval",
         "result": lambda: len(_parses(run_dir)) > len(finished),
     }
     finished: dict[str, str] = {}
@@ -222,9 +214,7 @@ def test_killing_the_runner_at_many_moments_loses_and_reruns_nothing(tmp_path, t
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 120  # guards a hung runner only
-        while not moments[moment]() and runner.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_for(moments[moment], runner)
         if runner.poll() is None:
             mid_cell += _cell_running(run_dir)
             os.killpg(runner.pid, signal.SIGKILL)  # the whole process group
@@ -262,9 +252,7 @@ def test_ctrl_c_stops_the_cell_records_nothing_false_and_says_how_to_resume(tmp_
         lines.append(line)
         if line.startswith("[1/3]"):
             break
-    deadline = time.monotonic() + 120  # the second cell has started (a state of the run folder, not a delay)
-    while _phase(run_dir) != "train" and runner.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _wait_for(lambda: running_phase(run_dir) == "train", runner)  # the second cell trains: a state, not a delay
     cells = [p for p in psutil.Process(runner.pid).children(recursive=True)]
     runner.send_signal(signal.SIGINT)
     rest = runner.stderr.read()

@@ -15,7 +15,7 @@ from harness.config import load_matrix
 from harness.results.io import read_results
 from harness.run.executor import Executor, run_matrix
 from harness.run.ray_executor import LOCAL_INSTANCE_CONFIG, RayExecutor
-from tests.helpers import ROOT, write_reviews, write_split_task, write_task
+from tests.helpers import ROOT, running_phase, write_reviews, write_split_task, write_task
 
 ray = pytest.importorskip("ray")
 
@@ -33,14 +33,6 @@ def local_ray():
         )
         yield
         ray.shutdown()
-
-
-def _phase(run_dir) -> str | None:
-    """The phase a running cell of `run_dir` last reported in its progress file, if any."""
-    from harness.run.progress import read_progress
-
-    states = [read_progress(d) for d in (run_dir / "cells").glob("*") if d.is_dir()]
-    return next((state.get("phase") for state in states if state), None)
 
 
 def _figures(folder):
@@ -82,7 +74,7 @@ def test_a_cell_whose_worker_is_killed_is_retried_and_completes(local_ray, tmp_p
                 except psutil.Error:
                     continue
                 if running:
-                    while _phase(tmp_path / "run") != "train" and time.monotonic() < deadline:
+                    while running_phase(tmp_path / "run") != "train" and time.monotonic() < deadline:
                         time.sleep(0.05)  # mid-run: the cell is training (a state, not a delay)
                     process.send_signal(signal.SIGKILL)
                     killed.append(process.pid)
