@@ -25,11 +25,13 @@ def _strategies(text: str | None) -> tuple[str, ...] | None:
 
 
 def cmd_validate(args) -> int:
+    from harness.data.cards import check_tasks
+
     for profile in PROFILES:  # a profile may override keys, so each is checked
         matrix = load_matrix(args.paths, profile=profile)
-    problems, _ = _read_data(matrix)  # what only reading the data can tell
+    problems, _, _ = check_tasks(matrix)  # what only reading the data can tell
     if not problems:  # the notes under the profile `run` uses unless told otherwise
-        problems, notes = _read_data(load_matrix(args.paths))
+        problems, notes, _ = check_tasks(load_matrix(args.paths))
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return EXIT_CONFIG
@@ -41,33 +43,48 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
-def _read_data(matrix) -> tuple[list[str], dict[str, list[str]]]:
-    """Each task's data read and prepared as its cells will (cached for them): one line per problem, and
-    per task what its training rows decide (e.g. the class weighting)."""
-    from harness.data import load_task_data
-    from harness.scenarios import SCENARIOS
+def cmd_init(args) -> int:
+    """A commented task file proposed from a data file; exit 2 when it cannot propose one, or when the
+    file it wrote does not validate (the problems are printed, the file kept for editing)."""
+    import shlex
 
-    problems, notes, seen = [], {}, set()
-    for cell in matrix.cells:
-        if cell.task.path in seen or cell.task.data.train is None:  # hub data needs the network
-            continue
-        seen.add(cell.task.path)
-        scenario = SCENARIOS.get(cell.task.task.scenario)
-        try:
-            data = load_task_data(cell.task, scenario.required_fields(cell.task.scenario), scenario.fields)
-        except ValueError as exc:
-            problems.append(str(exc).splitlines()[0])
-            continue
-        notes[cell.task.name] = scenario.data_notes(cell.task.scenario, data.train)
-    return problems, notes
+    from harness.propose import ProposalError, init_task
+
+    out = Path(args.out) if args.out else Path(f"{Path(args.data).stem}.toml")
+    if out.exists() and not args.force:
+        print(f"tunebench init: {out} exists; --out another file, or --force to replace it", file=sys.stderr)
+        return EXIT_CONFIG
+    overrides = {}
+    for text in args.field:
+        name, _, column = text.partition("=")
+        if not name or not column:
+            print(f"tunebench init: --field: expected FIELD=COLUMN, got {text!r}", file=sys.stderr)
+            return EXIT_CONFIG
+        overrides[name] = column
+    command = shlex.join(["tunebench", *args.argv])
+    try:
+        plan, problems = init_task(Path(args.data), out, args.scenario, args.model, overrides, args.domain, command)
+    except (ProposalError, ValueError) as exc:
+        print(f"tunebench init: {args.data}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_CONFIG
+    mapping = ", ".join(f"{k} = {v}" for k, v in plan.proposal.fields.items())
+    print(f"wrote {out}: {plan.proposal.scenario} ({mapping}), max_length {plan.max_length}", file=sys.stderr)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(f"tunebench init: {out} was written but does not validate: fix the data or the file", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"next: tunebench list --data {out}; tunebench run {out} --out reports/{plan.name}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_list(args) -> int:
+    from harness.data.cards import check_tasks
+    from harness.data.checks import card_lines
     from harness.models import declared_kind
     from harness.results.table import data_source_text
 
     matrix = load_matrix(args.paths or ["tasks"])
-    problems, notes = _read_data(matrix)
+    problems, notes, cards = check_tasks(matrix, tokens=args.data)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for cell in matrix.cells:
@@ -90,6 +107,7 @@ def cmd_list(args) -> int:
                 "primary_metric": task.primary_metric,
                 "path": str(task.path),
                 "data_notes": notes.get(task.name, []),
+                **({"data_card": cards.get(task.name)} if args.data else {}),
             }
         )
     if args.json:
@@ -102,8 +120,11 @@ def cmd_list(args) -> int:
             )
             print(f"{'':<17} data: {row['dataset']}")
             print(f"{'':<17} {data_source_text(row) or 'source, citation and licence not stated'}")
-            for note in row["data_notes"]:
-                print(f"{'':<17} {note}")
+            lines = row["data_notes"]  # the card holds the notes' class weighting and warnings
+            if args.data:
+                card = row["data_card"]
+                lines = card_lines(card) if card else ["data card: none (hub data is not read here)"]
+            print("\n".join(f"{'':<17} {line}" for line in lines))
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     return EXIT_OK
@@ -158,6 +179,12 @@ def cmd_run(args) -> int:
                 file=sys.stderr,
             )
             return EXIT_CONFIG
+    from harness.data.cards import check_tasks
+
+    problems, _, _ = check_tasks(matrix)  # a data problem refuses the run before any cell starts
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return EXIT_CONFIG
     print(f"running {len(matrix.cells)} cell(s) into {run_dir}", file=sys.stderr)
     try:
         with run_folder_lock(run_dir, args.wait):
@@ -446,9 +473,30 @@ def build_parser() -> argparse.ArgumentParser:
     validate = command("validate", help="check task and suite files; exit 2 on any problem")
     validate.add_argument("paths", nargs="+", help="task files, suite files or folders of task files")
     validate.set_defaults(func=cmd_validate)
+    init = command("init", help="write a commented task file for a data file: scenario, fields, max_length, split")
+    init.add_argument("data", help="a data file (csv, tsv, jsonl, json, parquet, compressed) or a folder per label")
+    init.add_argument(
+        "--scenario", choices=("classification", "question_answering", "generation", "dialogue", "domain")
+    )
+    init.add_argument(
+        "--model", help="model source (default: MiniLM for classification and extractive QA, else SmolLM2)"
+    )
+    init.add_argument("--out", help="task file to write (default: DATA's name with .toml, here)")
+    init.add_argument(
+        "--field", action="append", default=[], metavar="FIELD=COLUMN", help="a field's column (repeatable)"
+    )
+    init.add_argument("--domain", help="the domain's name, for --scenario domain (e.g. medical)")
+    init.add_argument("--force", action="store_true", help="replace an existing --out file")
+    init.set_defaults(func=cmd_init)
     listing = command("list", help="one row per task")
     listing.add_argument("paths", nargs="*", help="default: tasks")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--data",
+        action="store_true",
+        help="each task's data card: rows, labels and majority share, token lengths against max_length (loads "
+        "the tokenizer), eval rows also in train, and the data check's warnings",
+    )
     listing.set_defaults(func=cmd_list)
     run = command("run", help="run every strategy on every task")
     run.add_argument("paths", nargs="+", help="task files, suite files or folders of task files")
@@ -560,6 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for files that say how they were made
     if getattr(args, "seeds", None) is not None and args.seeds < 1:
         print("tunebench: --seeds must be >= 1", file=sys.stderr)
         return EXIT_CONFIG

@@ -119,6 +119,11 @@ class DataSpec:
     )
     max_train_samples: int | None = field(None, min=1, help="use at most this many training rows")
     max_eval_samples: int | None = field(None, min=1, help="use at most this many evaluation rows")
+    checks: dict[str, str] = field(
+        factory=dict,
+        help='the data check: { CHECK = "warn" } reports a check as a warning instead of refusing the data, '
+        "where you know your data is like that (checks: see harness/data/checks.py; the result records it)",
+    )
     validation: float | None = field(
         None,
         help="a learning-rate search trial (set by [search]): hold out this share (0 < x < 1) or count of the "
@@ -126,6 +131,10 @@ class DataSpec:
     )
 
     def problems(self) -> list[tuple[str, str]]:
+        from harness.data.checks import relax_problems
+
+        if relaxing := relax_problems(self.checks):
+            return relaxing
         if self.validation is not None and (problem := _share_or_count("validation", self.validation)):
             return problem
         if self.train is not None and self.validation is not None:  # a trial needs no eval split

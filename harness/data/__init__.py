@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.data.checks import DataCard
 from harness.data.readers import read_rows
 from harness.data.sources import DataLocation, digest, resolve_data
 from harness.data.transforms import apply_transforms, get_path
@@ -29,6 +30,7 @@ from harness.values import missing
 
 Row = dict[str, Any]
 STRUCTURED_FIELDS = frozenset({"answers", "messages", "choices"})  # fields that hold lists or objects
+CARD_VERSION = 1  # bump when the data check changes what a card holds
 CACHE_VERSION = 2  # bump when preparation changes what a cached entry holds (2: scalar fields checked)
 
 
@@ -213,17 +215,38 @@ def _prepare_sources(
         if trial:
             return train, None, where_train
         return train, _canonical(_read_hub(task, data.eval_split), fields, optional, mapping, where_eval), where_train
-    locations = _locations(task)
-    prepared = []
-    for location in locations:
-        rows = read_rows(location, data.format, data.encoding_errors)
-        rows = apply_transforms(rows, data.transforms, str(location))
-        prepared.append(_canonical(rows, fields, optional, mapping, str(location)))
+    return assemble(task, read_tables(task, fields, optional))
+
+
+def read_tables(
+    task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...], dropped: list[dict] | None = None
+) -> list[tuple[str, list[Row]]]:
+    """(where, canonical rows) of each local source file, after its transforms; row N of a table is the
+    file's N-th row after the transforms. What each transform dropped is appended to `dropped`."""
+    tables = []
+    for location in _locations(task):
+        rows = read_rows(location, task.data.format, task.data.encoding_errors)
+        rows = apply_transforms(rows, task.data.transforms, str(location), dropped)
+        tables.append((str(location), _canonical(rows, fields, optional, dict(task.data.fields), str(location))))
+    return tables
+
+
+def assemble(task: TaskSpec, tables: list[tuple[str, list[Row]]]) -> tuple[list[Row], list[Row] | None, str]:
+    """(train, eval or None for a search trial, where the training rows come from) from the source tables:
+    the split where the task carves eval out of train. The rows are the tables' own objects."""
+    data = task.data
+    trial = data.validation is not None
+    (where, first), rest = tables[0], tables[1:]
     if data.split is not None:
         split = data.split
-        train, evaluation = split_rows(prepared[0], split.eval, split.seed, split.stratify, str(locations[0]))
-        return train, None if trial else evaluation, str(locations[0])
-    return prepared[0], None if trial else prepared[1], str(locations[0])
+        train, evaluation = split_rows(first, split.eval, split.seed, split.stratify, where)
+        return train, None if trial else evaluation, where
+    return first, None if trial else rest[0][1], where
+
+
+def capped(task: TaskSpec, train: list[Row], evaluation: list[Row]) -> tuple[list[Row], list[Row]]:
+    """The rows a cell uses: the task's sample caps applied (the same rows, not copies)."""
+    return _cap(train, task.data.max_train_samples), _cap(evaluation, task.data.max_eval_samples)
 
 
 def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> TaskData:
@@ -240,8 +263,7 @@ def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str,
             temporary = cache.with_suffix(f".{os.getpid()}.tmp")
             temporary.write_text(json.dumps({"train": train, "eval": evaluation}, ensure_ascii=False), encoding="utf-8")
             os.replace(temporary, cache)  # atomic: a killed run never leaves half an entry
-    train = _cap(train, data.max_train_samples)
-    evaluation = _cap(evaluation, data.max_eval_samples)
+    train, evaluation = capped(task, train, evaluation)
     if not train or not evaluation:
         side, key = ("training", "data.train") if not train else ("evaluation", "data.eval")
         source = data.train if not train else (data.eval or data.train)
@@ -262,6 +284,38 @@ def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str,
         "eval_sha256": rows_digest(evaluation),
     }
     return TaskData(train, evaluation, record)
+
+
+def data_card(task: TaskSpec, scenario) -> DataCard | None:
+    """The data check of `task` under its registered `scenario` class (harness.data.checks), from a fresh
+    read of the sources so that each finding names its file and row; cached like the rows. None for hub
+    data (the network is not assumed) and for search trials (they never read the eval rows)."""
+    from harness.data.checks import DataCard, Finding, check_rows
+
+    if task.data.train is None or task.data.validation is not None:
+        return None
+    fields, optional = scenario.required_fields(task.scenario), scenario.fields
+    rows_cache = _cache_path(task, fields, optional)
+    assert rows_cache is not None
+    caps = f"{task.data.max_train_samples}-{task.data.max_eval_samples}"
+    cache = rows_cache.with_name(f"{rows_cache.stem}-card{CARD_VERSION}-{caps}.json")
+    if cache.is_file():
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        return DataCard([Finding(**f) for f in saved["errors"]], saved["warnings"], saved["figures"], saved["relaxed"])
+    dropped: list[dict] = []
+    tables = read_tables(task, fields, optional, dropped)
+    train, evaluation, _ = assemble(task, tables)
+    assert evaluation is not None
+    card = check_rows(task, scenario, tables, *capped(task, train, evaluation), dropped)
+    saved = {
+        "errors": [f.__dict__ for f in card.errors],
+        **{k: getattr(card, k) for k in ("warnings", "figures", "relaxed")},
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(saved, ensure_ascii=False), encoding="utf-8")
+    os.replace(temporary, cache)
+    return card
 
 
 def load_rows(task: TaskSpec, fields: tuple[str, ...]) -> tuple[list[Row], list[Row]]:

@@ -292,8 +292,9 @@ def transform_options(spec, key: str, out) -> tuple[Transform, Any] | None:
     return None
 
 
-def apply_transforms(rows: list[Row], specs: tuple, where: str) -> list[Row]:
-    """Run each `[[data.transforms]]` entry on the rows; errors name the file and the transform."""
+def apply_transforms(rows: list[Row], specs: tuple, where: str, dropped: list[dict] | None = None) -> list[Row]:
+    """Run each `[[data.transforms]]` entry on the rows; errors name the file and the transform. Where a
+    transform leaves fewer rows, `dropped` (when given) gets what it dropped and why."""
     from harness.schema import Collector
 
     for index, spec in enumerate(specs):
@@ -302,10 +303,15 @@ def apply_transforms(rows: list[Row], specs: tuple, where: str) -> list[Row]:
         if built is None:
             raise ValueError("; ".join(str(p) for p in out.problems))
         transform, options = built
+        before = len(rows)
         try:
             rows = transform.apply(rows, options)
         except KeyError as exc:
             raise ValueError(f"{where}: data.transforms[{index}]: no column {exc.args[0]!r} in the data") from None
         except ValueError as exc:
             raise ValueError(f"{where}: data.transforms[{index}]: {exc}") from None
+        if dropped is not None and len(rows) < before:
+            why = " ".join((transform.apply.__doc__ or "").split()).split(". ")[0].rstrip(".")  # its first sentence
+            name = f"data.transforms[{index}] ({spec['name']})"
+            dropped.append({"where": where, "transform": name, "rows": before - len(rows), "of": before, "why": why})
     return rows

@@ -118,3 +118,15 @@ def provenance(results: list[dict]) -> dict:
         "packages": [(name, ", ".join(sorted(v))) for name, v in sorted(packages.items())],
         "cells": cells,
     }
+
+
+def data_card(results: list[dict], task: str) -> list[str]:
+    """The task's data card (harness.data.checks) as lines, from the first of its results that records one;
+    empty when none does (results written before the data check, or hub data)."""
+    from harness.data.checks import card_lines
+
+    for result in results:
+        card = (result.get("data") or {}).get("card")
+        if result["task"] == task and card:
+            return card_lines(card)
+    return []

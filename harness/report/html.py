@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from harness.report.compare import cell_deltas
-from harness.report.details import confusion_matrices, examples, failed_cells, provenance
+from harness.report.details import confusion_matrices, data_card, examples, failed_cells, provenance
 from harness.report.format import (
     LEGEND_MARKERS,
     NOISE_LEGEND,
@@ -105,6 +105,7 @@ def report_context(run_dir: Path, baseline: Path | None = None, constraints: Con
                 "scenario": first["scenario"],
                 "primary_metric": first["primary_metric"],
                 "data_source": sources.get(task, "not recorded in these results"),
+                "data_card": data_card(results, task),
                 "cost": cost_note(task, results),
                 "not_comparable": first.get("not_comparable") or "",
                 "contended": [

@@ -15,7 +15,8 @@ from typing import cast
 import numpy as np
 import torch
 
-from harness.data import load_task_data, read_texts
+from harness.data import data_card, load_task_data, read_texts
+from harness.data.checks import with_tokens
 from harness.measure import TRACKERS, TrackerContext, phase
 from harness.measure.breakdown import MemoryBreakdown
 from harness.measure.environment import capture
@@ -132,6 +133,9 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
     precision = resolved_precision(training.precision, device)
     peak = device_peak(device, precision) if strategy.trains else None  # outside the timed phases
 
+    card = data_card(task, scenario_class)  # before the timed load: a data error refuses the cell at once
+    if card is not None and card.errors:
+        raise ValueError(card.errors[0].line())
     progress = ProgressFile(cell_dir)  # for the runner's display (harness.run.progress)
     progress.phase("load", None)
     with phase(trackers, "load"):
@@ -145,6 +149,10 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         applied = strategy.apply(model, ModelContext(head_modules, scenario.peft_task_type))
         model = applied.model.to(device)
         freeze_all_but(model, applied, head_modules if strategy.trains else ())
+    if card is not None:  # outside the timed phases: token lengths of the rows as used, untruncated
+        card = with_tokens(
+            card, scenario.full_lengths(train_rows + eval_rows), task.model.max_length, scenario.over_length
+        )
     batching = scenario.prepare_training(model) if strategy.trains else {}
     params = count_parameters(model)
     rows, seq_len = (  # the largest batch training will build: the estimate at the shapes that will run
@@ -244,7 +252,7 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         "forgetting": forgetting,
         "preflight": preflight,
         "efficiency": _efficiency(model, throughput, peak) if strategy.trains else None,
-        "data": data.record,
+        "data": {**data.record, "card": card.record() if card is not None else None},
         "provenance": capture(device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

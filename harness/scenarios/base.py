@@ -80,6 +80,28 @@ class Scenario(abc.ABC):
         """What the training rows decide under these options, in words (`validate` and `list` print it)."""
         return []
 
+    # ------------------------------------------------------------ the data check (harness.data.checks)
+
+    over_length: ClassVar[str] = "truncated"  # what happens to a row longer than model.max_length
+
+    @classmethod
+    def field_roles(cls, options: Any) -> dict[str, str]:
+        """What each required field holds, for the data check: "label", "target" (what the model learns to
+        produce) or "text" (model input)."""
+        roles = {"label": "label", "target": "target", "answer": "target", "answers": "target"}
+        return {name: roles.get(name, "text") for name in cls.required_fields(options)}
+
+    @classmethod
+    def row_problems(cls, options: Any, row: dict) -> list[tuple[str, str, str, str]]:
+        """(field, check, what is wrong, the fix) for one row, beyond empty fields: none by default."""
+        return []
+
+    @classmethod
+    def input_key(cls, options: Any, row: dict) -> str:
+        """The row's model input as one string: an eval row whose input a training row has is a duplicate."""
+        texts = [f for f, role in cls.field_roles(options).items() if role == "text"]
+        return "\n".join(str(row.get(f, "")) for f in texts)
+
     @classmethod
     def required_fields(cls, options: Any) -> tuple[str, ...]:
         """Fields every row must have under these options."""
@@ -158,6 +180,10 @@ class Scenario(abc.ABC):
         """Non-padding tokens of each row as a training batch holds it: what length grouping sorts by.
         A scenario may count faster; the counts only order rows."""
         return [self.training_batch([row]).n_tokens for row in rows]
+
+    def full_lengths(self, rows: list[dict]) -> list[int]:
+        """Tokens each row would take were nothing cut (the data card compares them with max_length)."""
+        return self.row_lengths(rows)
 
     @functools.cached_property
     def train_lengths(self) -> list[int]:

@@ -123,6 +123,9 @@ class Classification(Scenario):
     def row_lengths(self, rows: list[dict]) -> list[int]:
         return [len(ids) for ids in self._encode(rows)["input_ids"]]
 
+    def full_lengths(self, rows: list[dict]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer([str(r["text"]) for r in rows], verbose=False)["input_ids"]]
+
     def training_batch(self, rows: list[dict]) -> Batch:
         encoded = self._encode(rows, padding=True, return_tensors="pt")
         encoded["labels"] = torch.tensor([self.label_ids[str(r["label"])] for r in rows])

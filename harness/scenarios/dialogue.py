@@ -30,6 +30,33 @@ class Dialogue(TextToText):
     def required_fields(cls, options) -> tuple[str, ...]:
         return ("messages",) if options.turns == "multi" else ("input", "target")
 
+    @classmethod
+    def row_problems(cls, options, row: dict) -> list[tuple[str, str, str, str]]:
+        turns = row.get("messages")
+        if options.turns != "multi" or not isinstance(turns, list) or not turns:
+            return []
+        last = turns[-1] if isinstance(turns[-1], dict) else {}
+        problems = []
+        if last.get("role") != "assistant":
+            problems.append(
+                (
+                    "messages",
+                    "last_turn_not_assistant",
+                    f"the conversation ends with a {last.get('role', 'malformed')!r} turn, not the assistant's",
+                    "end each conversation with the assistant reply to learn (the conversation transform does)",
+                )
+            )
+        if any(isinstance(t, dict) and not str(t.get("content", "")).strip() for t in turns):
+            problems.append(("messages", "empty_text", "a turn has empty content", "drop or fill the empty turn"))
+        return problems
+
+    @classmethod
+    def input_key(cls, options, row: dict) -> str:
+        if options.turns == "single":
+            return str(row.get("input", ""))
+        turns = row.get("messages") or []
+        return "\n".join(str(t.get("content", "")) for t in turns[:-1] if isinstance(t, dict))
+
     def __init__(self, task, tokenizer, kind, train_rows, eval_rows) -> None:
         super().__init__(task, tokenizer, kind, train_rows, eval_rows)
         if self.options.turns == "multi":

@@ -48,6 +48,23 @@ class QuestionAnswering(Scenario):
         return ("question", "context", "answers") if options.style == "extractive" else ("question", "answer")
 
     @classmethod
+    def row_problems(cls, options: QAOptions, row: dict) -> list[tuple[str, str, str, str]]:
+        answers, context = row.get("answers"), str(row.get("context", ""))
+        if options.style != "extractive" or not isinstance(answers, dict):
+            return []  # the scenario refuses answers not in SQuAD format itself
+        absent = [str(a) for a in answers.get("text", ()) if str(a) not in context]
+        if not absent:
+            return []
+        return [
+            (
+                "answers",
+                "answer_not_in_context",
+                f"answer {absent[0][:60]!r} is not in its context",
+                "correct the answer or the context (an extractive model can only point at context text)",
+            )
+        ]
+
+    @classmethod
     def provided(cls, options: QAOptions) -> frozenset[str]:
         return ExtractiveQA.provides if options.style == "extractive" else GenerativeQA.provides
 
@@ -77,6 +94,7 @@ class ExtractiveQA(Scenario):
     provides = frozenset({"text", "spans"})  # answer spans from the context, as text
     kinds = ("encoder",)
     peft_task_type = "QUESTION_ANS"
+    over_length = "split into overlapping windows"
 
     def __init__(self, task, tokenizer, kind, train_rows, eval_rows) -> None:
         super().__init__(task, tokenizer, kind, train_rows, eval_rows)

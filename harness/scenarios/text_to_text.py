@@ -100,6 +100,16 @@ class TextToText(Scenario):
         inputs = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
         return Batch(inputs, len(rows), int(attention.sum()), head_positions=scored)
 
+    def full_lengths(self, rows: list[dict]) -> list[int]:
+        """Prompt and target tokens (with the end-of-text token) as a training row would take them uncut."""
+        tok = self.tokenizer
+        add_special = not self.uses_chat_template or self.kind == "seq2seq"
+        prompts = tok([self.prompt(r) for r in rows], add_special_tokens=add_special, verbose=False)["input_ids"]
+        targets = tok([self._first(self.target(r)) for r in rows], add_special_tokens=False, verbose=False)
+        if self.kind == "seq2seq":  # the prompt and the target are cut apart, each at max_length
+            return [max(len(p), len(t) + 1) for p, t in zip(prompts, targets["input_ids"])]
+        return [len(p) + len(t) + 1 for p, t in zip(prompts, targets["input_ids"])]
+
     @staticmethod
     def _first(target: str | list[str]) -> str:
         return target[0] if isinstance(target, list) else str(target)
