@@ -381,7 +381,7 @@ def _split(plan: Plan) -> tuple[Any, str]:
 def render(plan: Plan, task_dir: Path, command: str) -> str:
     """The task file's text."""
     proposal = plan.proposal
-    style = proposal.options.get("style")
+    style = proposal.options.get("style", "generative")
     metric_key = style if proposal.scenario == "question_answering" else proposal.scenario
     metrics = list(METRICS[metric_key])
     primary_why = {
@@ -544,6 +544,8 @@ def _repeats(rows: list[dict], proposal: Proposal) -> tuple[str, int] | None:
     them; None when none repeat or the input is not one plain column."""
     from harness.data.transforms import DropDuplicatesOptions, drop_duplicates
 
+    if proposal.options.get("style") == "extractive":
+        return None  # one question may be asked of several contexts
     main = next((proposal.fields[f] for f in ("text", "input", "question") if f in proposal.fields), None)
     if main is None or "." in main or any(main not in row for row in rows):
         return None

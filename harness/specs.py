@@ -325,7 +325,9 @@ class CellSpec:
 
     @functools.cached_property
     def cell_id(self) -> str:
-        blob = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        from harness.results.variants import identity
+
+        blob = json.dumps(identity(self.resolved(), seed=True), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property

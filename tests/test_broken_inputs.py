@@ -4,6 +4,7 @@ of the failed cell (raised by the data loader a cell runs)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 
@@ -12,6 +13,7 @@ import pytest
 from harness.cli import main
 from harness.config import ConfigError, load_matrix
 from harness.data import load_task_data
+from harness.results.io import read_results
 from tests.helpers import ROOT, write_task
 
 TRAIN = f"{ROOT}/tasks/data/sentiment/train.jsonl"
@@ -247,3 +249,159 @@ def test_a_model_source_without_config_names_the_subfolder_that_has_one(tmp_path
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match=r"\(config.json missing\)$"):
         resolve_source(str(tmp_path / "empty"), tmp_path)  # nothing nearby: no hint
+
+
+# The data check (harness.data.checks): what would silently skew the comparison. Each defect is one row
+# of a user's CSV; `validate` refuses it with one line naming file, row, field and fix; relaxed through
+# [data] checks, the task runs and its result records the relaxed check.
+def _csv_task(tmp_path, tiny_bert_dir, edit, checks: str = ""):
+    """A CSV task (columns body, tone) over the sentiment rows, with `edit(train, eval)` applied to the rows."""
+    rows = [json.loads(line) for line in open(TRAIN, encoding="utf-8")][:80]
+    train = [{"body": r["review"], "tone": r["sentiment"][:3]} for r in rows[:60]]
+    evaluation = [{"body": r["review"], "tone": r["sentiment"][:3]} for r in rows[60:]]
+    edit(train, evaluation)
+    for name, side in (("train.csv", train), ("eval.csv", evaluation)):
+        with open(tmp_path / name, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["body", "tone"])
+            writer.writeheader()
+            writer.writerows(side)
+    task = write_task(tmp_path, "mine", tiny_bert_dir, fields='{ text = "body", label = "tone" }')
+    text = task.read_text().replace(TRAIN, str(tmp_path / "train.csv")).replace(EVAL, str(tmp_path / "eval.csv"))
+    task.write_text(text.replace("max_eval_samples = 48\n", f"max_eval_samples = 48\n{checks}"))
+    return task
+
+
+def _set(side: str, index: int, **values):
+    return lambda train, evaluation: (train if side == "train" else evaluation)[index].update(values)
+
+
+DATA_DEFECTS = [
+    (
+        "case-variant",
+        _set("train", 4, tone="Pos"),
+        "train.csv: row 5: field label (column 'tone'): 'Pos' differs from 'pos'",
+        "label_variants",
+    ),
+    (
+        "empty-label",
+        _set("train", 6, tone=""),
+        "train.csv: row 7: field label (column 'tone'): label is empty",
+        "empty_label",
+    ),
+    (
+        "empty-text",
+        _set("train", 2, body="  "),
+        "train.csv: row 3: field text (column 'body'): text is empty",
+        "empty_text",
+    ),
+    (
+        "train-eval-duplicate",
+        lambda train, evaluation: evaluation.__setitem__(9, dict(train[11])),
+        "eval.csv: row 10: field text (column 'body'): this evaluation row is also a training row",
+        "train_eval_overlap",
+    ),
+    (
+        "one-row-class",
+        _set("train", 8, tone="mixed"),
+        "train.csv: row 9: field label (column 'tone'): class 'mixed' has 1 training row(s), fewer than 5",
+        "rare_class",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "edit", "fragment", "check"), DATA_DEFECTS, ids=[d[0] for d in DATA_DEFECTS])
+def test_a_data_defect_is_refused_by_validate_in_one_line(tmp_path, tiny_bert_dir, capsys, name, edit, fragment, check):
+    task = _csv_task(tmp_path, tiny_bert_dir, edit)
+    assert main(["validate", str(task)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    (line,) = [e for e in err if f"[{check}]" in e]
+    assert line.startswith(str(tmp_path)) and fragment in line and "; fix: " in line
+    assert line.endswith(f'or relax: [data] checks = {{ {check} = "warn" }}')
+    assert main(["run", str(task), "--strategies", "none", "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()  # refused before any cell ran
+
+
+@pytest.mark.parametrize(("name", "edit", "fragment", "check"), DATA_DEFECTS, ids=[d[0] for d in DATA_DEFECTS])
+def test_a_relaxed_data_check_runs_and_the_result_records_it(
+    tmp_path, tiny_bert_dir, monkeypatch, name, edit, fragment, check
+):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    relaxed = [check, "rare_class"] if check == "label_variants" else [check]  # 'Pos' kept: a class of one row
+    levels = ", ".join(f'{code} = "warn"' for code in relaxed)
+    task = _csv_task(tmp_path, tiny_bert_dir, edit, checks=f"checks = {{ {levels} }}\n")
+    assert main(["validate", str(task)]) == 0
+    run = tmp_path / "run"
+    assert main(["run", str(task), "--strategies", "none", "--out", str(run)]) == 0
+    (result,) = read_results(run)
+    card = result["data"]["card"]
+    assert card["relaxed"] == sorted(relaxed)
+    (warning,) = [w for w in card["warnings"] if f"[{check}]" in w]
+    assert fragment in warning and warning.endswith("relaxed by [data] checks")
+
+
+def test_a_cell_refuses_a_data_defect_itself(tmp_path, tiny_bert_dir, monkeypatch):
+    """A cell started without the command's check (pick, Ray, a plugin) refuses the data the same way."""
+    from harness.run.executor import run_one
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    task = _csv_task(tmp_path, tiny_bert_dir, _set("train", 4, tone="Pos"))
+    matrix = load_matrix([task], strategies=("none",))
+    assert run_one(matrix.cells[0], tmp_path / "run", matrix) == "failed"
+    (result,) = read_results(tmp_path / "run")
+    assert "train.csv: row 5: field label (column 'tone'): 'Pos' differs from 'pos'" in result["error"]["message"]
+
+
+SCENARIO_DEFECTS = [
+    (
+        "squad",
+        lambda row: row["answers"]["text"].__setitem__(0, "nowhere in this context"),
+        "field answers: answer 'nowhere in this context' is not in its context [answer_not_in_context]",
+    ),
+    (
+        "summarization",
+        lambda row: row.update(summary=" "),
+        "field target (column 'summary'): target is empty [empty_target]",
+    ),
+    (
+        "chat",
+        lambda row: row["messages"].append({"role": "user", "content": "one more?"}),
+        "field messages: the conversation ends with a 'user' turn, not the assistant's [last_turn_not_assistant]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "edit", "fragment"), SCENARIO_DEFECTS, ids=[d[0] for d in SCENARIO_DEFECTS])
+def test_each_scenario_checks_its_own_rows(tmp_path, capsys, data, edit, fragment):
+    task = {
+        "squad": "tasks/squad.toml",
+        "summarization": "tasks/generated/summarization.toml",
+        "chat": "tasks/generated/chat.toml",
+    }[data]
+    rows = [
+        json.loads(line)
+        for line in (ROOT / "tasks" / "data" / data / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    edit(rows[2])
+    (tmp_path / "data" / data).mkdir(parents=True)
+    (tmp_path / "data" / data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "data" / data / "eval.jsonl").write_bytes((ROOT / "tasks" / "data" / data / "eval.jsonl").read_bytes())
+    text = (ROOT / task).read_text(encoding="utf-8").replace("../data/", "data/")
+    (tmp_path / "task.toml").write_text(text, encoding="utf-8")
+    assert main(["validate", str(tmp_path / "task.toml")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"{tmp_path / 'data' / data / 'train.jsonl'}: row 3: ") and fragment in line
+
+
+def test_a_check_that_the_scenario_needs_cannot_be_relaxed_and_unknown_checks_are_named(tmp_path, tiny_bert_dir):
+    for checks, key, fragment in (
+        ('{ last_turn_not_assistant = "warn" }', "data.checks.last_turn_not_assistant", "cannot be relaxed"),
+        ('{ dupes = "warn" }', "data.checks.dupes", "unknown check; one of empty_label"),
+        ('{ rare_class = "off" }', "data.checks.rare_class", "must be one of error, warn, got 'off'"),
+    ):
+        task = write_task(tmp_path, "relax", tiny_bert_dir)
+        task.write_text(
+            task.read_text().replace("max_eval_samples = 48\n", f"max_eval_samples = 48\nchecks = {checks}\n")
+        )
+        with pytest.raises(ConfigError) as caught:
+            load_matrix([task])
+        assert any(p.key == key and fragment in p.message for p in caught.value.problems), caught.value

@@ -30,7 +30,7 @@ from harness.values import missing
 
 Row = dict[str, Any]
 STRUCTURED_FIELDS = frozenset({"answers", "messages", "choices"})  # fields that hold lists or objects
-CARD_VERSION = 1  # bump when the data check changes what a card holds
+CARD_VERSION = 2  # bump when the data check changes what a card holds
 CACHE_VERSION = 2  # bump when preparation changes what a cached entry holds (2: scalar fields checked)
 
 
@@ -306,7 +306,7 @@ def data_card(task: TaskSpec, scenario) -> DataCard | None:
     tables = read_tables(task, fields, optional, dropped)
     train, evaluation, _ = assemble(task, tables)
     assert evaluation is not None
-    card = check_rows(task, scenario, tables, *capped(task, train, evaluation), dropped)
+    card = check_rows(task, scenario, tables, train, evaluation, capped(task, train, evaluation), dropped)
     saved = {
         "errors": [f.__dict__ for f in card.errors],
         **{k: getattr(card, k) for k in ("warnings", "figures", "relaxed")},

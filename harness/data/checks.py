@@ -115,20 +115,23 @@ def check_rows(
     tables: list[tuple[str, list[dict]]],
     train: list[dict],
     evaluation: list[dict],
+    used: tuple[list[dict], list[dict]] | None = None,
     dropped: list[dict] | None = None,
 ) -> DataCard:
     """The data check of `task` (a TaskSpec) under `scenario` (its registered class): `tables` are the
-    source files' rows (after transforms, harness.data.read_tables); `train` and `evaluation` the rows the
-    cells use, the tables' own objects (so each names its file and row)."""
+    source files' rows (after transforms, harness.data.read_tables); `train` and `evaluation` the two
+    sides of the data before sample caps, the tables' own objects (so each names its file and row). The
+    checks judge the whole of each side, so that they say the same under every profile; the figures
+    describe the rows the cells use (`used`: the capped sides, default the whole)."""
     options = task.scenario
     levels = dict(task.data.checks)
     mapping = dict(task.data.fields)
     place = {id(row): (where, number) for where, rows in tables for number, row in enumerate(rows, start=1)}
     findings: list[Finding] = []
 
-    def found(check: str, row: dict | None, name: str, message: str, fix: str, where: str | None = None) -> None:
-        at = place.get(id(row), (where or tables[0][0], None)) if row is not None else (where or tables[0][0], None)
-        findings.append(Finding(check, at[0], at[1], name, mapping.get(name, name), message, fix))
+    def found(check: str, row: dict, name: str, message: str, fix: str) -> None:
+        where, number = place.get(id(row), (tables[0][0], None))
+        findings.append(Finding(check, where, number, name, mapping.get(name, name), message, fix))
 
     roles = scenario.field_roles(options)
     empty = {"label": "empty_label", "target": "empty_target", "text": "empty_text"}
@@ -145,10 +148,13 @@ def check_rows(
                     found(empty[role], row, name, f"{role} is empty", fixes[role])
             for name, check, message, fix in scenario.row_problems(options, row):
                 found(check, row, name, message, fix)
-    figures: dict[str, Any] = {"train_rows": len(train), "eval_rows": len(evaluation)}
+    used_train, used_eval = used or (train, evaluation)
+    figures: dict[str, Any] = {"train_rows": len(used_train), "eval_rows": len(used_eval)}
     if "label" in roles:
-        figures.update(_labels(task, scenario, train, evaluation, found))
-    figures.update(_overlap(scenario, options, train, evaluation, found))
+        _label_checks(train, evaluation, found)
+        figures.update(_label_figures(task, used_train, used_eval))
+    _overlap(scenario, options, train, evaluation, found)
+    figures.update(_overlap(scenario, options, used_train, used_eval))
     if dropped:
         figures["dropped"] = dropped
     card = DataCard(figures=figures, relaxed=sorted(c for c, level in levels.items() if level == "warn"))
@@ -175,12 +181,9 @@ def _first_per_check(findings: list[Finding]) -> list[Finding]:
     return out
 
 
-def _labels(task, scenario, train, evaluation, found) -> dict[str, Any]:
-    """The label distribution, and the label checks: variants that differ by case or spacing, rare classes."""
-    from harness.scenarios.classification import class_weighting
-
-    labels = [str(r["label"]) for r in train if not _empty(r.get("label"))]
-    counts = Counter(labels)
+def _label_checks(train: list[dict], evaluation: list[dict], found) -> None:
+    """Labels that differ only by case or surrounding whitespace; classes too small to learn or score."""
+    counts = Counter(str(r["label"]) for r in train if not _empty(r.get("label")))
     variants: dict[str, list[str]] = {}
     for label in sorted(set(counts) | {str(r["label"]) for r in evaluation if not _empty(r.get("label"))}):
         variants.setdefault(label.strip().casefold(), []).append(label)
@@ -207,27 +210,36 @@ def _labels(task, scenario, train, evaluation, found) -> dict[str, Any]:
                 f"class {label!r} has {count} training row(s), fewer than {MIN_CLASS_ROWS}",
                 "add rows of that class, merge it into another, or drop it (a keep transform)",
             )
+
+
+def _label_figures(task, train: list[dict], evaluation: list[dict]) -> dict[str, Any]:
+    """The label distribution of the training rows, the majority share and the class weighting it decides."""
+    from harness.scenarios.classification import class_weighting
+
+    labels = [str(r["label"]) for r in train if not _empty(r.get("label"))]
+    counts = Counter(labels)
     figures: dict[str, Any] = {"labels": dict(counts.most_common())}
     if labels:
         majority, count = counts.most_common(1)[0]
         weighting, why = class_weighting(getattr(task.scenario, "class_weights", "none"), labels)
         figures.update(majority_label=majority, majority_share=count / len(labels), class_weights=weighting)
         figures["class_weights_why"] = why
-    eval_labels = Counter(str(r["label"]) for r in evaluation)
     if evaluation:
+        eval_labels = Counter(str(r["label"]) for r in evaluation)
         figures["eval_majority_share"] = eval_labels.most_common(1)[0][1] / len(evaluation)
     return figures
 
 
-def _overlap(scenario, options, train, evaluation, found) -> dict[str, Any]:
+def _overlap(scenario, options, train, evaluation, found=None) -> dict[str, Any]:
     """Evaluation rows that also appear in train: the same row (every field, whitespace normalised) is an
-    error, for its score rewards memorising; the same input (case, accents and punctuation aside) is a figure."""
+    error (with `found`), for its score rewards memorising; the same input (case, accents and punctuation
+    aside) is a figure."""
     exact = {_row_key(r) for r in train}
     near = {_near(scenario.input_key(options, r)) for r in train}
     duplicates = [r for r in evaluation if _row_key(r) in exact]
-    close = [r for r in evaluation if _near(scenario.input_key(options, r)) in near]
-    for row in duplicates:
-        name = next((f for f, role in scenario.field_roles(options).items() if role == "text"), "text")
+    close = sum(_near(scenario.input_key(options, r)) in near for r in evaluation)
+    name = next((f for f, role in scenario.field_roles(options).items() if role == "text"), "text")
+    for row in duplicates if found is not None else ():
         found(
             "train_eval_overlap",
             row,
@@ -235,7 +247,7 @@ def _overlap(scenario, options, train, evaluation, found) -> dict[str, Any]:
             "this evaluation row is also a training row (every field alike), so its score rewards memorising",
             "remove it from one side (a drop_duplicates transform before the split does)",
         )
-    return {"eval_in_train": len(duplicates), "eval_near_train": len(close)}
+    return {"eval_in_train": len(duplicates), "eval_near_train": close}
 
 
 def _row_key(row: dict) -> str:

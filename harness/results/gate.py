@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.metrics import higher_is_better
+from harness.results.variants import identity
 from harness.schema import field
 from harness.values import missing
 
@@ -98,7 +99,7 @@ def load_side(paths: list[Path]) -> Side:
                 if record:
                     provenance["device"].add(f"{record.get('device')} ({record.get('device_name')})")
                     provenance["libraries"].add(json.dumps(record.get("packages") or {}, sort_keys=True))
-                config = {k: v for k, v in (result.get("config") or {}).items() if k != "seed"}
+                config = identity(result.get("config"))
                 configs.setdefault((result["task"], result["strategy"]), set()).add(json.dumps(config, sort_keys=True))
         elif path.suffix == ".json":
             frame = pd.DataFrame(_read_json(path).get("cells") or [])

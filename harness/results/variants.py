@@ -16,10 +16,19 @@ import json
 LABELLED_SETTINGS = 2  # more differing settings than this: the variant is named by a digest of its config
 
 
+def identity(config: dict | None, seed: bool = False) -> dict:
+    """What of a cell's config decides its result: without the seed (unless `seed`) and without the data
+    check's levels (`task.data.checks`: they refuse or warn, the rows a cell uses are the same)."""
+    out = {k: v for k, v in (config or {}).items() if seed or k != "seed"}
+    task = out.get("task")
+    if isinstance(task, dict) and isinstance(task.get("data"), dict) and "checks" in task["data"]:
+        out["task"] = {**task, "data": {k: v for k, v in task["data"].items() if k != "checks"}}
+    return out
+
+
 def config_key(result: dict) -> str:
     """The cell's config without its seed, as canonical JSON: equal for the seeds of one row."""
-    config = {k: v for k, v in (result.get("config") or {}).items() if k != "seed"}
-    return json.dumps(config, sort_keys=True, default=str)
+    return json.dumps(identity(result.get("config")), sort_keys=True, default=str)
 
 
 def config_digest(config: dict) -> str:
@@ -60,10 +69,7 @@ def variant_names(results: list[dict]) -> dict[str, str]:
     for (_, strategy), by_config in groups.items():
         if len(by_config) < 2:
             continue
-        configs = {
-            key: {k: v for k, v in (cells[0].get("config") or {}).items() if k != "seed"}
-            for key, cells in by_config.items()
-        }
+        configs = {key: identity(cells[0].get("config")) for key, cells in by_config.items()}
         paths = differing_settings(list(configs.values()))
         for key, cells in by_config.items():
             leaves = _leaves(configs[key])
