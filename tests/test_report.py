@@ -256,3 +256,78 @@ def test_report_in_headless_chromium(tmp_path):
     assert before == ["none", "full", "adapter", "lora"]  # strategies in the usual order
     assert ascending == ["none", "adapter", "lora", "full"]  # by mean accuracy 0.50 < 0.71 < 0.90 < 0.91
     assert descending == list(reversed(ascending)) and ascending != before
+
+
+def test_each_task_shows_its_data_card_or_says_it_is_not_recorded(tmp_path):
+    card = {
+        "train_rows": 240,
+        "eval_rows": 60,
+        "labels": {"neg": 146, "pos": 94},
+        "majority_label": "neg",
+        "majority_share": 146 / 240,
+        "class_weights": "balanced",
+        "class_weights_why": "auto: the majority class 'neg' holds 61% of the 240 training rows, above 60%",
+        "eval_in_train": 0,
+        "eval_near_train": 2,
+        "tokens": {"p50": 20, "p90": 41, "p99": 60, "max": 90},
+        "max_length": 64,
+        "longer_share": 0.004,
+        "longer_rows": 1,
+        "longer_means": "truncated",
+        "warnings": ["near-duplicates: 2 of 60 evaluation rows have a training row's input"],
+        "relaxed": ["rare_class"],
+    }
+    results = three_seed_results()
+    for result in results:
+        if result["task"] == "sentiment":
+            result["data"]["card"] = card
+    page = render_html(write_run(tmp_path / "run", results))
+    sentiment = page[page.index('data-task="sentiment"') :]
+    sentiment = sentiment[: sentiment.index("</section>")]
+    assert "<h3>Data card</h3>" in sentiment
+    for text in (
+        "rows: 240 train, 60 eval",
+        "labels: neg 146, pos 94; majority 61%; class weights balanced",
+        "tokens per row: p50 20, p90 41, p99 60, max 90; 0.4% longer than max_length = 64 (truncated)",
+        "eval rows also in train: 0 whole rows; 2 with the same input",
+        "relaxed checks: rare_class",
+        "warning: near-duplicates: 2 of 60 evaluation rows",
+    ):
+        assert text in sentiment, text
+    qa = page[page.index('data-task="qa"') :]
+    assert "Not recorded: these results carry no <code>data.card</code>" in qa[: qa.index("</section>")]
+
+
+@needs_chromium
+def test_every_shipped_task_has_its_data_card_in_list_and_in_the_report(tmp_path, capsys):
+    """`tunebench list --data` gives each shipped task a card with its majority share (classification) and
+    the share of rows longer than max_length; results carrying those cards show them in the report."""
+    assert main(["list", "--data", "--json", "tasks", "tasks/heldout"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 15
+    results = []
+    for row in rows:
+        card = row["data_card"]
+        assert 0 <= card["longer_share"] <= 1 and card["tokens"]["p99"] > 0, row["name"]
+        assert ("majority_share" in card) == (row["scenario"] == "classification"), row["name"]
+        result = cell_result(row["name"], "none", 0, 0.5, memory=1e9, tokens_per_s=None)
+        result["data"]["card"] = card
+        results.append(result)
+    path = tmp_path / "report.html"
+    path.write_text(render_html(write_run(tmp_path / "run", results)), encoding="utf-8")
+    page = _open(path, tmp_path / "profile")
+    try:
+        assert _problems(page, path.resolve().as_uri()) == ([], [])
+        shown = page.evaluate(
+            "Object.fromEntries(Array.from(document.querySelectorAll('section.task')).map(s => [s.dataset.task,"
+            " Array.from(s.querySelectorAll('.data-card li')).map(li => li.textContent)]))"
+        )
+    finally:
+        page.close()
+    assert set(shown) == {row["name"] for row in rows}
+    for row in rows:
+        lines = shown[row["name"]]
+        share = f"{row['data_card']['longer_share']:.1%} longer than max_length = {row['data_card']['max_length']}"
+        assert any(share in line for line in lines), (row["name"], lines)
+        if row["scenario"] == "classification":
+            assert any(f"majority {row['data_card']['majority_share']:.0%}" in line for line in lines), lines
