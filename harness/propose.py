@@ -405,7 +405,7 @@ def render(plan: Plan, task_dir: Path, command: str) -> str:
             f"the majority class {plan.majority[0]!r} holds {plan.majority[1]:.0%} of the rows: balanced enough"
         )
     data_path = os.path.relpath(plan.data.resolve(), task_dir.resolve())
-    if data_path.startswith(".."):  # outside the task's folder: the absolute path reads better
+    if Path(data_path).parts[:3] == ("..",) * 3:  # far from the task's folder: the absolute path reads better
         data_path = str(plan.data.resolve())
     share, split_why = _split(plan)
     classification = proposal.scenario == "classification"
