@@ -385,6 +385,12 @@ def cmd_pick(args) -> int:
 
     strategies = _strategies(args.strategies) or tuple(s for s in DEFAULT_STRATEGIES if s != "none")
     matrix = load_matrix([args.task], strategies, 1, args.profile, tuple(args.plugin))
+    from harness.data.cards import check_tasks
+
+    problems, _, _ = check_tasks(matrix)  # a data problem refuses the pick before any rung runs
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return EXIT_CONFIG
     run_dir = Path(args.out) if args.out else _new_run_dir(Path("reports"))
     print(f"picking among {', '.join(strategies)} for {args.task} into {run_dir}", file=sys.stderr)
     executor = None

@@ -318,6 +318,7 @@ def test_a_data_defect_is_refused_by_validate_in_one_line(tmp_path, tiny_bert_di
     assert line.startswith(str(tmp_path)) and fragment in line and "; fix: " in line
     assert line.endswith(f'or relax: [data] checks = {{ {check} = "warn" }}')
     assert main(["run", str(task), "--strategies", "none", "--out", str(tmp_path / "run")]) == 2
+    assert main(["pick", str(task), "--strategies", "lora", "--out", str(tmp_path / "run")]) == 2
     assert not (tmp_path / "run").exists()  # refused before any cell ran
 
 
