@@ -157,6 +157,11 @@ def cmd_run(args) -> int:
 
     search = SearchSpec() if args.search else None
     matrix = load_matrix(args.paths, _strategies(args.strategies), args.seeds, args.profile, tuple(args.plugin), search)
+    from harness.track import track_problems
+
+    if problems := track_problems(args.track):
+        print("\n".join(f"tunebench: {line}" for line in problems), file=sys.stderr)
+        return EXIT_CONFIG
     if args.price_per_hour is not None:  # the command line wins over the suite's
         matrix = dataclasses.replace(matrix, price_per_device_hour=args.price_per_hour)
     run_dir = Path(args.out) if args.out else _new_run_dir(Path("reports"))
@@ -201,6 +206,7 @@ def _run_locked(args, matrix, full, run_dir: Path) -> int:
     from harness.run.shard import write_manifest
 
     write_manifest(run_dir, full, args.paths, args.shard)
+    publisher = _publisher(run_dir, [*matrix.track, *args.track], args.track_weights, args.paths)
     executor = None
     if (args.executor or matrix.executor) == "ray":
         from harness.run.ray_executor import ray_executor
@@ -208,7 +214,9 @@ def _run_locked(args, matrix, full, run_dir: Path) -> int:
         executor = ray_executor(matrix.ray, args.ray_address)
         print(f"executor: ray ({executor.address or 'a local instance'})", file=sys.stderr)
     try:
-        outcomes = run_with_search(matrix, run_dir, sys.stderr, executor=executor)
+        outcomes = run_with_search(
+            matrix, run_dir, sys.stderr, executor=executor, on_result=publisher.cell_written if publisher else None
+        )
     except KeyboardInterrupt:
         return _interrupted(args, run_dir)
     except OSError as exc:
@@ -222,7 +230,9 @@ def _run_locked(args, matrix, full, run_dir: Path) -> int:
         return EXIT_CELLS_FAILED
     for fmt in ("csv", "md"):
         write_text_atomic(run_dir / f"results.{fmt}", export(run_dir, fmt))
-    write_html(run_dir)  # RUN_DIR/report.html
+    report = write_html(run_dir)  # RUN_DIR/report.html
+    if publisher is not None:
+        publisher.finish(report)
     trials = [o for o in outcomes if o.cell.is_trial]
     if trials:  # a diverged trial is an expected finding of a search, not a failed run
         bad = sum(o.status != "ok" for o in trials)
@@ -230,6 +240,48 @@ def _run_locked(args, matrix, full, run_dir: Path) -> int:
     outcomes = [o for o in outcomes if not o.cell.is_trial]
     failed = [o for o in outcomes if o.status != "ok"]
     print(f"{len(outcomes) - len(failed)} ok, {len(failed)} failed; results in {run_dir}/results.md", file=sys.stderr)
+    return EXIT_CELLS_FAILED if failed else EXIT_OK
+
+
+def _publisher(run_dir: Path, tracks: list[str], weights: bool, paths: list[str]):
+    """A harness.track publisher for these `--track` sinks (and the suite's), started; None without any."""
+    if not tracks:
+        return None
+    from harness.run.shard import read_manifest
+    from harness.track import Publisher
+
+    publisher = Publisher(run_dir, list(dict.fromkeys(tracks)), weights)
+    manifest = read_manifest(run_dir) or {}
+    publisher.start({"run_dir": str(run_dir.resolve()), "paths": " ".join(paths), **manifest})
+    for text, sink in publisher.sinks:
+        print(f"tracking: {text} -> {sink.describe()}", file=sys.stderr)
+    return publisher
+
+
+def cmd_track(args) -> int:
+    """Send a run folder's results to tracking sinks (cells a sink already holds are skipped); exit 1
+    when some could not be sent (tracking.json says which)."""
+    from harness.results.io import read_results
+    from harness.run.lock import RunFolderBusy, run_folder_lock
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "cells").is_dir():
+        print(f"tunebench track: {run_dir}: not a run folder (no cells/)", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        with run_folder_lock(run_dir):
+            publisher = _publisher(run_dir, args.to, args.track_weights, [])
+            assert publisher is not None
+            results = read_results(run_dir)
+            for result in results:
+                publisher.cell_written(result, skip_known=True)
+            report = run_dir / "report.html"
+            publisher.finish(report if report.is_file() else None)
+    except RunFolderBusy as exc:
+        print(f"tunebench: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    failed = publisher.failures()
+    print(f"tracked {len(results)} cell(s) of {run_dir}; {failed} not sent", file=sys.stderr)
     return EXIT_CELLS_FAILED if failed else EXIT_OK
 
 
@@ -434,6 +486,18 @@ def _memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_track_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        metavar="SINK[=TARGET]",
+        help="send each cell as it finishes (repeatable): mlflow (embedded SQLite beside the run folder), "
+        "mlflow=TRACKING_URI, tensorboard (RUN_DIR/tensorboard), or a plugin's sink",
+    )
+    parser.add_argument("--track-weights", action="store_true", help="send each cell's weights folder too")
+
+
 def _add_constraint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-memory",
@@ -548,7 +612,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--shard-costs", metavar="RUN_DIR", help="balance the shards by the cell times measured in this earlier run"
     )
+    _add_track_options(run)
     run.set_defaults(func=cmd_run)
+    track = command("track", help="send a run folder's results to tracking sinks (MLflow, TensorBoard, plugins)")
+    track.add_argument("run_dir")
+    track.add_argument("--to", action="append", required=True, metavar="SINK[=TARGET]", help="e.g. mlflow, mlflow=URI")
+    track.add_argument("--track-weights", action="store_true", help="send each cell's weights folder too")
+    track.set_defaults(func=cmd_track)
     merge = command("merge", help="one run folder from several (e.g. shards); refuses conflicting results")
     merge.add_argument("out", help="the merged run folder (created, or added to)")
     merge.add_argument("run_dirs", nargs="+", help="run folders to merge")

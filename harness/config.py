@@ -528,6 +528,7 @@ def load_matrix(
                 "executor": suite.executor,
                 "ray": suite.ray,
                 "price_per_device_hour": suite.price_per_device_hour,
+                "track": suite.track,
             }
             if suite.ray is not None and suite.ray.working_dir is not None:
                 working_dir = (path.parent / suite.ray.working_dir).resolve()
@@ -538,6 +539,10 @@ def load_matrix(
                 problems.append(Problem(str(path), None, "suite.plugins", f"cannot import plugin: {exc}"))
                 continue
             plugins.extend(suite.plugins)
+            from harness.track import track_problems  # after the plugins: they may register sinks
+
+            for line in track_problems(suite.track):
+                problems.append(Problem(str(path), None, "suite.track", line.split(": ", 1)[1]))
             task_paths = [f for t in suite.tasks for f in _task_files(path.parent / t)]
             chosen: tuple[str, ...] | None = strategies or suite.strategies
             n_seeds, prof = seeds or suite.seeds, profile or suite.profile

@@ -393,6 +393,9 @@ class SuiteInfo:
         None, min=0.0, help="price of one device-hour (a GPU, or on CPU the machine): each cell records its cost"
     )
     ray: RaySpec | None = field(None, help="Ray settings: address, cpus_per_cell, gpus_per_cell, max_retries, ...")
+    track: tuple[str, ...] = field(
+        (), help='tracking sinks each cell is sent to as it finishes: "mlflow", "mlflow=URI", "tensorboard"'
+    )
 
 
 @dataclass(frozen=True)
@@ -406,6 +409,7 @@ class Matrix:
     executor: str = "local"
     ray: RaySpec | None = None
     price_per_device_hour: float | None = None
+    track: tuple[str, ...] = ()
 
 
 def _data_digest(task: TaskSpec) -> str | None:

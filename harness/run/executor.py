@@ -230,10 +230,12 @@ def run_matrix(
     stream: TextIO | None = None,
     runner: Runner = run_one,
     executor: Executor | None = None,
+    on_result: Callable[[dict], None] | None = None,
 ) -> list[Outcome]:
     """Run every cell not already finished ok in `run_dir` (through `executor`, default: local with
     `runner`), printing a line per finished cell with the run's ETA (harness.run.eta) and, on a terminal,
-    the running cell's progress under it (harness.run.progress)."""
+    the running cell's progress under it (harness.run.progress). `on_result` gets each finished cell's
+    result once it is written (e.g. harness.track's publisher)."""
     stream = stream or sys.stderr
     executor = executor or LocalExecutor(runner)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -270,15 +272,13 @@ def run_matrix(
             outcomes.append(Outcome(cell, status, timed[-1]))
             pending.pop(cell.cell_id, None)
             result_path = cell_result_path(run_dir, cell.cell_id)
-            eta.finished(
-                cell.config_digest,
-                cell.task.name,
-                timed[-1],
-                read_result(result_path) if result_path.exists() else None,
-            )
+            result = read_result(result_path) if result_path.exists() else None
+            eta.finished(cell.config_digest, cell.task.name, timed[-1], result)
             display.finished(
                 cell.label,
                 f"[{index:>{len(str(total))}}/{total}] {status:<7} {cell.label:<40} {_duration(timed[-1]):>7}  "
                 f"{_eta_text(eta, list(pending.values()))}",
             )
+            if on_result is not None and result is not None:
+                on_result(result)
     return outcomes

@@ -156,18 +156,20 @@ def run_with_search(
     stream: TextIO,
     runner: Callable[[CellSpec, Path, Matrix], str] = run_one,
     executor: Executor | None = None,
+    on_result: Callable[[dict], None] | None = None,
 ) -> list[Outcome]:
     """Run the matrix; where its cells ask for a search, first the trials, then the final cells with the
-    chosen learning rate. Outcomes of trials come first (their cells say `is_trial`)."""
+    chosen learning rate. Outcomes of trials come first (their cells say `is_trial`). `on_result` gets
+    each finished cell's result (harness.run.executor.run_matrix)."""
     groups = plan(matrix)
     if not groups:
-        return run_matrix(matrix, run_dir, stream, runner, executor)
+        return run_matrix(matrix, run_dir, stream, runner, executor, on_result)
     outcomes: list[Outcome] = []
 
     def run(cells: list[CellSpec]) -> None:
         if cells:
             part = dataclasses.replace(matrix, cells=tuple(cells))
-            outcomes.extend(run_matrix(part, run_dir, stream, runner, executor))
+            outcomes.extend(run_matrix(part, run_dir, stream, runner, executor, on_result))
 
     grid = [g for g in groups if not g.spec.trials]
     budgeted = [g for g in groups if g.spec.trials]

@@ -1,0 +1,200 @@
+"""MLflow: each run folder a parent run, each cell a nested run (`--track mlflow[=TRACKING_URI]`).
+
+With no URI the store is embedded: SQLite at `mlflow.db` beside the run folder (so the runs under
+`reports/` share one store), artifacts in `mlartifacts/` beside it; nothing needs to be started and
+nothing leaves the machine. With a URI, any tracking server (`http://host:5000`) or store.
+
+A cell's run holds: params (task, scenario, strategy, seed, profile, model, the resolved training
+settings and strategy options, data source and digests), metrics (every figure `load_results` has,
+the metrics, the training loss per step and the periodic evaluations as step series), tags (cell id,
+status, git commit, device, learned, search role, the run folder) and artifacts (the result JSON, the
+per-item file, the weights with --track-weights). The parent gets the HTML report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from harness.track.base import SINKS, Sink, numbers
+
+EXPERIMENT = "tunebench"
+RUN_DIR_TAG, CELL_TAG = "tunebench.run_dir", "tunebench.cell_id"
+PARAM_LIMIT = 6000  # characters MLflow keeps of a param value
+SETTINGS = ("training.", "option.", "model.", "data.")  # load_results columns that are settings: params, not metrics
+
+
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out.update(_flat(f"{prefix}.{key}", inner))
+        return out
+    return {prefix: value}
+
+
+def cell_params(result: dict) -> dict[str, str]:
+    """What a cell's nested run records as params."""
+    config = result.get("config") or {}
+    task = config.get("task") or {}
+    data = result.get("data") or {}
+    params: dict[str, Any] = {
+        "task": result["task"],
+        "scenario": result.get("scenario"),
+        "strategy": result["strategy"],
+        "seed": result.get("seed"),
+        "profile": result.get("profile"),
+        "model": (task.get("model") or {}).get("source"),
+        "data.source": data.get("source"),
+        "data.train": data.get("train"),
+        "data.train_sha256": data.get("train_sha256"),
+        "data.eval_sha256": data.get("eval_sha256"),
+        "data_sha256": config.get("data_sha256"),
+    }
+    params.update(_flat("training", task.get("training") or {}))
+    params.update(_flat("option", config.get("options") or {}))
+    return {k: (json.dumps(v) if isinstance(v, (list, dict)) else str(v))[:PARAM_LIMIT] for k, v in params.items()}
+
+
+def cell_metrics(result: dict) -> dict[str, float]:
+    """Every figure `load_results` has for the cell (its flat row's numbers), as MLflow metric names."""
+    from harness.results.table import flatten
+
+    row = flatten(result)
+    figures = {k: v for k, v in row.items() if k != "seed" and not k.startswith(SETTINGS)}
+    return {_metric_name(k): v for k, v in numbers(figures).items()}
+
+
+def _metric_name(name: str) -> str:
+    """MLflow takes letters, digits, `_ - . / :` and spaces; anything else becomes `_`."""
+    return "".join(c if c.isalnum() or c in "_-./: " else "_" for c in name)
+
+
+def cell_series(result: dict) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) series: the training loss per step and each periodic evaluation."""
+    training = result.get("training") or {}
+    series = {"train_loss": [(step, loss) for step, loss in enumerate(training.get("loss_curve") or [], start=1)]}
+    for point in training.get("periodic_evaluation") or []:
+        for key, value in numbers({k: v for k, v in point.items() if k != "step"}).items():
+            series.setdefault(f"periodic.{_metric_name(key)}", []).append((int(point["step"]), value))
+    return {k: [(s, v) for s, v in points if numbers({"v": v})] for k, points in series.items() if points}
+
+
+def cell_tags(result: dict, run_dir: Path) -> dict[str, str]:
+    provenance = result.get("provenance") or {}
+    learning = result.get("learning") or {}
+    tags = {
+        CELL_TAG: result["cell_id"],
+        RUN_DIR_TAG: str(run_dir.resolve()),
+        "status": result["status"],
+        "git_commit": provenance.get("git_commit"),
+        "device": provenance.get("device_name") or provenance.get("device"),
+        "search_role": (result.get("search") or {}).get("role") or "final",
+        "mlflow.runName": f"{result['task']}/{result['strategy']}/seed{result.get('seed')}",
+    }
+    if "learned" in learning:
+        tags["learned"] = str(learning["learned"]).lower()
+    return {k: str(v) for k, v in tags.items() if v is not None}
+
+
+@SINKS.register("mlflow")
+class MlflowSink(Sink):
+    def __init__(self, run_dir: Path, target: str | None, weights: bool = False) -> None:
+        super().__init__(run_dir, target, weights)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # the publisher retries; fail fast
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        store = self.run_dir.resolve().parent
+        self.uri = target or f"sqlite:///{store / 'mlflow.db'}"
+        self.artifacts = None if target else (store / "mlartifacts").as_uri()
+        self._client = None
+        self._parent: str | None = None
+
+    def describe(self) -> str:
+        return self.uri
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def _experiment(self) -> str:
+        found = self.client.get_experiment_by_name(EXPERIMENT)
+        if found is not None:
+            return found.experiment_id
+        return self.client.create_experiment(EXPERIMENT, artifact_location=self.artifacts)
+
+    def _runs(self, extra: str = "") -> list:
+        where = f"tags.`{RUN_DIR_TAG}` = '{self.run_dir.resolve()}'" + extra
+        return self.client.search_runs([self._experiment()], filter_string=where, max_results=10000)
+
+    def parent(self) -> str:
+        """The parent run of this run folder: found by its tag (a resumed run or a replay reuses it)."""
+        if self._parent is None:
+            found = [r for r in self._runs(" and tags.role = 'matrix'")]
+            if found:
+                self._parent = found[0].info.run_id
+            else:
+                tags = {RUN_DIR_TAG: str(self.run_dir.resolve()), "role": "matrix", "mlflow.runName": self.run_dir.name}
+                self._parent = self.client.create_run(self._experiment(), tags=tags).info.run_id
+        return self._parent
+
+    def start(self, info: dict[str, Any]) -> None:
+        parent = self.parent()
+        params = {k: str(v)[:PARAM_LIMIT] for k, v in info.items() if v is not None}
+        existing = self.client.get_run(parent).data.params
+        from mlflow.entities import Param
+
+        new = [Param(k, v) for k, v in params.items() if k not in existing]
+        if new:
+            self.client.log_batch(parent, params=new)
+
+    def has_cell(self, cell_id: str) -> bool:
+        return bool(self._runs(f" and tags.`{CELL_TAG}` = '{cell_id}'"))
+
+    def log_cell(self, result: dict, cell_dir: Path) -> None:
+        from mlflow.entities import Metric, Param
+
+        for old in self._runs(f" and tags.`{CELL_TAG}` = '{result['cell_id']}'"):
+            self.client.delete_run(old.info.run_id)  # a rerun of the cell (resume): the newer result wins
+        tags = {**cell_tags(result, self.run_dir), "mlflow.parentRunId": self.parent()}
+        run_id = self.client.create_run(self._experiment(), tags=tags).info.run_id
+        stamp = _timestamp(result)
+        metrics = [Metric(k, v, stamp, 0) for k, v in cell_metrics(result).items()]
+        for key, points in cell_series(result).items():
+            metrics.extend(Metric(key, value, stamp, step) for step, value in points)
+        params = [Param(k, v) for k, v in cell_params(result).items()]
+        for start in range(0, len(params), 100):  # MLflow's limits per batch: 100 params, 1,000 metrics
+            self.client.log_batch(run_id, params=params[start : start + 100])
+        for start in range(0, len(metrics), 1000):
+            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        result_file = cell_dir.with_suffix(".json")
+        if result_file.is_file():
+            self.client.log_artifact(run_id, str(result_file))
+        items = cell_dir / "items.jsonl.gz"
+        if items.is_file():
+            self.client.log_artifact(run_id, str(items))
+        if self.weights and (cell_dir / "weights").is_dir():
+            self.client.log_artifacts(run_id, str(cell_dir / "weights"), "weights")
+        self.client.set_terminated(run_id, "FINISHED" if result["status"] == "ok" else "FAILED")
+
+    def finish(self, report: Path | None) -> None:
+        parent = self.parent()
+        if report is not None and report.is_file():
+            self.client.log_artifact(parent, str(report))
+        self.client.set_terminated(parent, "FINISHED")
+
+
+def _timestamp(result: dict) -> int:
+    """Milliseconds since the epoch of the cell's finish (MLflow's metric timestamp)."""
+    import time
+
+    text = result.get("finished_at")
+    try:
+        return int(time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S%z")) * 1000) if text else 0
+    except ValueError:
+        return 0
