@@ -369,17 +369,76 @@ def _gate(args):
     return gate
 
 
+def _store_runs(store: str, workdir: Path, last: int | None, branch: str | None, current: Path | None = None):
+    """The MLflow store's matrix runs as run folders under `workdir` (harness.track.mlflow_sink)."""
+    from harness.run.shard import read_manifest
+    from harness.track.mlflow_sink import export_runs, store_uri
+
+    digest = (read_manifest(current) or {}).get("matrix_digest") if current is not None and current.is_dir() else None
+    return export_runs(store_uri(store), workdir, last, branch, digest, current)
+
+
+def cmd_history(args) -> int:
+    """One page: each (task, strategy)'s figures over runs, regressions marked; sources are run folders or
+    MLflow stores."""
+    import tempfile
+
+    from harness.report.history import write_history
+
+    with tempfile.TemporaryDirectory(prefix="tunebench-history-") as workdir:
+        run_dirs: list[Path] = []
+        for number, source in enumerate(args.sources):
+            path = Path(source)
+            if path.is_dir() and (path / "cells").is_dir():
+                run_dirs.append(path)
+            else:
+                run_dirs += _store_runs(source, Path(workdir) / str(number), None, args.branch)
+        if not run_dirs:
+            print("tunebench history: no runs in " + ", ".join(args.sources), file=sys.stderr)
+            return EXIT_CONFIG
+        context = write_history(run_dirs, Path(args.out), args.branch, args.last)
+    print(
+        f"history of {len(context['runs'])} run(s), {context['regressions']} regression(s) flagged: {args.out}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
 def cmd_compare(args) -> int:
     """Exit 0 when nothing regressed, 1 when something did, 2 on usage errors or mismatched results."""
+
+    if args.baseline_from is not None:
+        if len(args.runs) != 1:
+            print("tunebench compare: with --baseline-from, give only CURRENT", file=sys.stderr)
+            return EXIT_CONFIG
+        return _compare_with_store(args)
+    if len(args.runs) < 2:
+        print("tunebench compare: give BASELINE [BASELINE...] CURRENT", file=sys.stderr)
+        return EXIT_CONFIG
+    return _compare(args, [Path(p) for p in args.runs[:-1]])
+
+
+def _compare_with_store(args) -> int:
+    """The rolling baseline from an MLflow store: its newest --last runs of the same matrix (and branch)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tunebench-baseline-") as workdir:
+        current = Path(args.runs[-1])
+        baselines = _store_runs(args.baseline_from, Path(workdir), args.last, args.branch, current)
+        if not baselines:
+            print(f"tunebench compare: no earlier run of this matrix in {args.baseline_from}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"baseline: {len(baselines)} run(s) from {args.baseline_from}", file=sys.stderr)
+        return _compare(args, baselines)
+
+
+def _compare(args, baselines: list[Path]) -> int:
     import os
 
     from harness.results.gate import compare, load_side, markdown, mismatches, summary_line, table_lines
 
-    if len(args.runs) < 2:
-        print("tunebench compare: give BASELINE [BASELINE...] CURRENT", file=sys.stderr)
-        return EXIT_CONFIG
     gate = _gate(args)
-    baseline, current = load_side([Path(p) for p in args.runs[:-1]]), load_side([Path(args.runs[-1])])
+    baseline, current = load_side(baselines), load_side([Path(args.runs[-1])])
     notes = []
     if different := mismatches(baseline, current):
         if not args.allow_mismatch:
@@ -388,8 +447,8 @@ def cmd_compare(args) -> int:
             print("  (--allow-mismatch compares them anyway)", file=sys.stderr)
             return EXIT_CONFIG
         notes = [f"compared despite: {line}" for line in different]
-    if len(args.runs) > 2:
-        notes.append(f"rolling baseline: {len(args.runs) - 1} runs pooled; their spread is the noise")
+    if len(baselines) > 1:
+        notes.append(f"rolling baseline: {len(baselines)} runs pooled; their spread is the noise")
     checks = compare(baseline, current, gate)
     print("\n".join(notes + table_lines(checks, args.all) + [summary_line(checks)]))
     text = markdown(checks, notes)
@@ -648,7 +707,21 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--allow-mismatch", action="store_true", help="compare across devices, versions, configs")
     gate.add_argument("--markdown", metavar="FILE", help="also write a Markdown summary for a pull request")
     gate.add_argument("--all", action="store_true", help="list every check, not only the changes")
+    gate.add_argument(
+        "--baseline-from",
+        metavar="STORE",
+        help="take the baseline from an MLflow store (a tracking URI, or an mlflow.db file or its folder): its "
+        "newest runs of the same matrix, pooled; then give only CURRENT",
+    )
+    gate.add_argument("--last", type=int, default=3, metavar="N", help="with --baseline-from: pool N runs (default 3)")
+    gate.add_argument("--branch", help="with --baseline-from: only runs of this branch")
     gate.set_defaults(func=cmd_compare)
+    history = command("history", help="each (task, strategy)'s figures over runs, regressions marked (HTML)")
+    history.add_argument("sources", nargs="+", metavar="STORE_OR_RUN_DIR", help="run folders or MLflow stores")
+    history.add_argument("--branch", help="only runs of this branch")
+    history.add_argument("--last", type=int, metavar="N", help="only the newest N runs")
+    history.add_argument("--out", default="history.html", help="the page to write (default history.html)")
+    history.set_defaults(func=cmd_history)
     recommend = command("recommend", help="which strategy to pick per task, and why")
     recommend.add_argument("run_dir")
     _add_constraint_options(recommend)

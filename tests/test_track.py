@@ -210,3 +210,90 @@ def test_a_server_that_dies_mid_run_loses_nothing_and_track_fills_the_store(tmp_
     assert cells == sorted(r["cell_id"] for r in results)
     assert len(again) == len(runs) == 4  # the matrix's parent run and one per cell
     assert json.loads(record.read_text())[f"mlflow={uri}"]["failed"] == {}
+
+
+# ---------------------------------------------------------------- history and the store as baseline
+
+
+def _history_runs(tmp_path) -> list[Path]:
+    """Five runs of two (task, strategy) pairs, three seeds each, a commit and a day apart; the fourth drops
+    sentiment/lora's accuracy by 0.2 (a regression), the fifth recovers."""
+    from tests.report_fixtures import GiB, cell_result, write_run
+
+    folders = []
+    for number, shift in enumerate((0.0, 0.005, -0.005, -0.20, 0.0)):
+        results = []
+        for strategy, base in (("lora", 0.85), ("full", 0.90)):
+            for seed in range(3):
+                value = base + (shift if strategy == "lora" else 0.0) + 0.005 * seed
+                result = cell_result(
+                    "sentiment", strategy, seed, value, memory=GiB * (1 + 0.01 * number), tokens_per_s=900.0 + seed
+                )
+                result["provenance"] = {
+                    **result["provenance"],
+                    "git_commit": f"{number:02d}" + "a" * 38,
+                    "git_branch": "main",
+                }
+                result["finished_at"] = f"2026-11-{10 + number:02d}T12:00:00+0000"
+                results.append(result)
+        folders.append(write_run(tmp_path / f"run{number}", results))
+    return folders
+
+
+def test_history_marks_the_regression_and_renders_in_chromium(tmp_path, capsys):
+    from tests.chromium_page import CHROMIUM, DevToolsPage, png_pixels, screenshot_png
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    folders = _history_runs(tmp_path)
+    out = tmp_path / "history.html"
+    assert main(["history", *map(str, reversed(folders)), "--out", str(out)]) == 0  # any order: sorted by time
+    assert "history of 5 run(s), 2 regression(s) flagged" in capsys.readouterr().err  # accuracy and macro-F1
+    page = DevToolsPage(tmp_path / "profile")
+    try:
+        page.page("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
+        page.page("Page.enable")
+        page.page("Page.navigate", url=out.resolve().as_uri())
+        page.wait_for("Page.loadEventFired")
+        charts = page.evaluate(
+            "Array.from(document.querySelectorAll('section.history')).map(s => [s.dataset.task + '/' + "
+            "s.dataset.strategy, Array.from(s.querySelectorAll('figure')).map(f => [f.dataset.figure, "
+            "f.querySelectorAll('circle.regression').length])])"
+        )
+        ring = page.evaluate("document.querySelector('circle.regression title').textContent")
+        labels = page.evaluate(
+            "Array.from(document.querySelectorAll('#runs tbody td:nth-child(2)')).map(t => t.textContent)"
+        )
+        png = screenshot_png(page, 1280, 900)
+    finally:
+        page.close()
+    (tmp_path / "history.png").write_bytes(png)
+    width, height, _ = png_pixels(png)
+    assert (width, height) == (1280, 900)
+    figures = ["primary_value", "peak_memory_bytes", "train_tokens_per_s"]
+    assert charts == [
+        ["sentiment/full", [[f, 0] for f in figures]],
+        ["sentiment/lora", [["primary_value", 1], ["peak_memory_bytes", 0], ["train_tokens_per_s", 0]]],
+    ]
+    assert ring.startswith("03aaaaaa: ") and "regression: " in ring
+    assert labels == ["00aaaaaa", "01aaaaaa", "02aaaaaa", "03aaaaaa", "04aaaaaa"]
+
+
+def test_compare_with_a_baseline_from_the_store_gates_as_on_the_folders(tmp_path, capsys):
+    folders = _history_runs(tmp_path)
+    earlier, current = folders[:3], folders[3]
+    store = tmp_path / "store"
+    store.mkdir()
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    for folder in earlier:
+        assert main(["track", str(folder), "--to", f"mlflow={uri}"]) == 0
+    capsys.readouterr()
+    on_folders = main(["compare", *map(str, earlier), str(current)])
+    expected = capsys.readouterr().out
+    from_store = main(["compare", "--baseline-from", str(store), "--last", "3", str(current)])
+    got = capsys.readouterr()
+    assert on_folders == from_store == 1 and got.out == expected
+    assert "rolling baseline: 3 runs pooled" in got.out and "REGRESSION" in got.out
+    assert "baseline: 3 run(s) from" in got.err
+    assert main(["compare", "--baseline-from", str(store), "--last", "1", str(current)]) == 1  # the newest alone
+    assert main(["compare", "--baseline-from", str(store), "--branch", "dev", str(current)]) == 2  # none of dev

@@ -44,6 +44,16 @@ def capture(device, cwd: Path | None = None) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "git_commit": _git("rev-parse", "HEAD", cwd=cwd),
+        "git_branch": git_branch(cwd),
         "git_dirty": bool(status) if status is not None else None,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
+
+
+def git_branch(cwd=None) -> str | None:
+    """The branch being run: CI's (GitHub Actions' head or ref name) where set, else the checkout's."""
+    named = os.environ.get("GITHUB_HEAD_REF") or os.environ.get("GITHUB_REF_NAME")
+    if named:
+        return named
+    branch = _git("rev-parse", "--abbrev-ref", "HEAD", cwd=cwd)
+    return None if branch in (None, "HEAD") else branch

@@ -249,6 +249,70 @@ def line_chart(
     return Markup("\n".join(parts + ["</svg>"]))
 
 
+@dataclass(frozen=True)
+class RunPoint:
+    """One run on a history chart: its mean over seeds, their std (None for one seed), and a regression."""
+
+    index: int
+    mean: float
+    std: float | None
+    n: int
+    regression: str | None = None  # the gate's reason, where it flagged this run against the previous one
+
+
+def history_chart(
+    points: list[RunPoint], run_labels: list[str], *, title: str, y_label: str, y_format: Callable[[float], str]
+) -> Markup:
+    """A figure over runs (x: the runs in order, labelled by commit): the mean with a band of ±1 std over
+    seeds, and each regression the gate flagged as a red ring with its reason."""
+    points = [p for p in points if _finite(p.mean)]
+    parts = _frame(title, "run (commit, oldest first)", y_label)
+    if not points:
+        parts.append(_text(WIDTH / 2, HEIGHT / 2, "no data to plot"))
+        return Markup("\n".join(parts + ["</svg>"]))
+    spread = [p.mean + sign * (p.std or 0.0) for p in points for sign in (-1, 1)]
+    y_low, y_high = _padded(spread)
+    x_high = max(len(run_labels) - 1, 1)
+    to_x = lambda i: LEFT + 20 + i / x_high * (WIDTH - LEFT - RIGHT - 40)  # noqa: E731
+    to_y = lambda v: HEIGHT - BOTTOM - (v - y_low) / (y_high - y_low) * (HEIGHT - BOTTOM - TOP)  # noqa: E731
+    ticks, _ = linear_ticks(y_low, y_high)
+    for tick in ticks:
+        if y_low <= tick <= y_high:
+            parts.append(
+                f'<line x1="{LEFT}" y1="{to_y(tick):.1f}" x2="{WIDTH - RIGHT}" y2="{to_y(tick):.1f}" stroke="#eee"/>'
+            )
+            parts.append(_text(LEFT - 6, to_y(tick) + 4, y_format(tick), anchor="end", size=10))
+    for index, label in enumerate(run_labels):
+        parts.append(_text(to_x(index), HEIGHT - BOTTOM + 16, label, size=9))
+    banded = [p for p in points if p.std is not None]
+    if banded:
+        upper = " ".join(f"{to_x(p.index):.1f},{to_y(p.mean + (p.std or 0.0)):.1f}" for p in banded)
+        lower = " ".join(f"{to_x(p.index):.1f},{to_y(p.mean - (p.std or 0.0)):.1f}" for p in reversed(banded))
+        parts.append(f'<polygon class="band" points="{upper} {lower}" fill="#0072B2" fill-opacity="0.15"/>')
+    line = " ".join(f"{to_x(p.index):.1f},{to_y(p.mean):.1f}" for p in points)
+    parts.append(f'<polyline class="curve" points="{line}" fill="none" stroke="#0072B2" stroke-width="2"/>')
+    for p in points:
+        spread_text = f" ± {y_format(p.std)}" if p.std is not None else " (one seed)"
+        tip = f"{run_labels[p.index]}: {y_format(p.mean)}{spread_text}, n = {p.n}"
+        if p.regression:
+            tip += f"; regression: {p.regression}"
+            parts.append(
+                f'<circle class="regression" cx="{to_x(p.index):.1f}" cy="{to_y(p.mean):.1f}" r="8" fill="none" '
+                f'stroke="#D55E00" stroke-width="3"><title>{escape(tip)}</title></circle>'
+            )
+        parts.append(
+            f'<circle cx="{to_x(p.index):.1f}" cy="{to_y(p.mean):.1f}" r="3.5" fill="#0072B2">'
+            f"<title>{escape(tip)}</title></circle>"
+        )
+    legend = [
+        ("mean over seeds", "#0072B2", "dot"),
+        ("±1 std", "#9CC3E0", "box"),
+        ("regression (gate)", "#D55E00", "dot"),
+    ]
+    parts += _legend(legend, WIDTH + 10)
+    return Markup("\n".join(parts + ["</svg>"]))
+
+
 def _point_labels(points: list[Point], to_x, to_y) -> list[str]:
     """Names beside the points, nudged up or down so that they do not overlap; one label per spot."""
     spots: dict[tuple[int, int], list[str]] = {}

@@ -92,6 +92,7 @@ def cell_tags(result: dict, run_dir: Path) -> dict[str, str]:
         "git_commit": provenance.get("git_commit"),
         "device": provenance.get("device_name") or provenance.get("device"),
         "search_role": (result.get("search") or {}).get("role") or "final",
+        "branch": provenance.get("git_branch"),
         "mlflow.runName": f"{result['task']}/{result['strategy']}/seed{result.get('seed')}",
     }
     if "learned" in learning:
@@ -198,3 +199,65 @@ def _timestamp(result: dict) -> int:
         return int(time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S%z")) * 1000) if text else 0
     except ValueError:
         return 0
+
+
+def store_uri(text: str) -> str:
+    """A store named on the command line: a tracking URI as is, an `mlflow.db` file (or a folder holding
+    one, such as `reports/`) as its SQLite URI."""
+    if "://" in text:
+        return text
+    path = Path(text)
+    if path.is_dir():
+        path = path / "mlflow.db"
+    if not path.is_file():
+        raise FileNotFoundError(f"{text}: no MLflow store (neither a tracking URI nor an mlflow.db file)")
+    return f"sqlite:///{path.resolve()}"
+
+
+def export_runs(
+    uri: str,
+    dest: Path,
+    last: int | None = None,
+    branch: str | None = None,
+    matrix_digest: str | None = None,
+    exclude: Path | None = None,
+) -> list[Path]:
+    """The store's matrix runs as run folders under `dest` (their cells' result files and per-item files,
+    downloaded from the artifacts), oldest first: the newest `last` of them, only cells of `branch` where
+    given, only runs of `matrix_digest` where given, never the run of the folder `exclude`."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    parents = client.search_runs(
+        [experiment.experiment_id], "tags.role = 'matrix'", order_by=["attributes.start_time DESC"], max_results=1000
+    )
+    folders: list[Path] = []
+    for parent in parents:
+        tags, params = parent.data.tags, parent.data.params
+        if exclude is not None and tags.get(RUN_DIR_TAG) == str(Path(exclude).resolve()):
+            continue
+        if matrix_digest is not None and params.get("matrix_digest") not in (None, matrix_digest):
+            continue
+        where = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+        if branch is not None:
+            where += f" and tags.branch = '{branch}'"
+        children = client.search_runs([experiment.experiment_id], where, max_results=10000)
+        if not children:
+            continue
+        folder = dest / parent.info.run_id
+        (folder / "cells").mkdir(parents=True, exist_ok=True)
+        for child in children:
+            cell_id = child.data.tags[CELL_TAG]
+            names = {a.path for a in client.list_artifacts(child.info.run_id)}
+            if f"{cell_id}.json" in names:
+                client.download_artifacts(child.info.run_id, f"{cell_id}.json", str(folder / "cells"))
+            if "items.jsonl.gz" in names:
+                (folder / "cells" / cell_id).mkdir(exist_ok=True)
+                client.download_artifacts(child.info.run_id, "items.jsonl.gz", str(folder / "cells" / cell_id))
+        folders.append(folder)
+        if last is not None and len(folders) == last:
+            break
+    return folders[::-1]
