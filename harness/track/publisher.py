@@ -57,6 +57,15 @@ class Publisher:
             return {}
 
     def _attempt(self, text: str, what: str, action: Callable[[], None]) -> bool:
+        """Run `action` with retries; the wall time it took, retries included, adds to the sink's `seconds`."""
+        started = time.monotonic()
+        try:
+            return self._attempt_timed(text, what, action)
+        finally:
+            entry = self.record[text]
+            entry["seconds"] = round(entry.get("seconds", 0.0) + time.monotonic() - started, 3)
+
+    def _attempt_timed(self, text: str, what: str, action: Callable[[], None]) -> bool:
         entry = self.record.setdefault(text, {"logged": [], "failed": {}})
         error = ""
         for attempt in range(len(RETRY_DELAYS_S) + 1):
