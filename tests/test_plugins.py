@@ -15,6 +15,7 @@ from harness.cli import main
 from harness.figures import FIGURES
 from harness.measure import TRACKERS
 from harness.metrics import METRICS
+from harness.track import SINKS
 from tests.helpers import ROOT, write_task
 
 PRIMARY = '[metric]\nnames = ["accuracy", "macro_f1"]\n'
@@ -23,7 +24,7 @@ PRIMARY = '[metric]\nnames = ["accuracy", "macro_f1"]\n'
 @pytest.fixture(autouse=True)
 def _registries_as_before():
     """What a test's plugins register is gone afterwards, so other tests see the built-ins only."""
-    registries = (METRICS, TRACKERS, FIGURES)
+    registries = (METRICS, TRACKERS, FIGURES, SINKS)
     saved = [dict(registry._items) for registry in registries]
     yield
     for registry, items in zip(registries, saved):

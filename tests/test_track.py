@@ -98,6 +98,24 @@ def test_tensorboards_event_reader_reads_a_cells_scalars(tmp_path, tiny_bert_dir
     assert primary.value == pytest.approx(result["primary_value"]) and primary.step == result["training"]["steps"]
 
 
+@pytest.fixture
+def _plugin_registries():
+    """What the toy plugin registers is gone afterwards (as in test_plugins.py)."""
+    from harness.figures import FIGURES
+    from harness.measure import TRACKERS
+    from harness.metrics import METRICS
+    from harness.track import SINKS
+
+    registries = (METRICS, TRACKERS, FIGURES, SINKS)
+    saved = [dict(registry._items) for registry in registries]
+    yield
+    for registry, items in zip(registries, saved):
+        registry._items.clear()
+        registry._items.update(items)
+    sys.modules.pop("tests.toy_plugins", None)
+
+
+@pytest.mark.usefixtures("_plugin_registries")
 def test_a_plugin_sink_receives_every_cell_without_touching_the_runner(tmp_path, tiny_bert_dir, tracked_env):
     run_dir, out = tmp_path / "run", tmp_path / "sent.jsonl"
     task = _task(tmp_path, tiny_bert_dir)
