@@ -308,6 +308,7 @@ def test_compare_with_a_baseline_from_the_store_gates_as_on_the_folders(tmp_path
     uri = f"sqlite:///{store / 'mlflow.db'}"
     for folder in earlier:
         assert main(["track", str(folder), "--to", f"mlflow={uri}"]) == 0
+    assert (store / "mlartifacts").is_dir() and not (Path.cwd() / "mlruns").exists()  # artifacts beside the store
     capsys.readouterr()
     on_folders = main(["compare", *map(str, earlier), str(current)])
     expected = capsys.readouterr().out

@@ -108,7 +108,7 @@ class MlflowSink(Sink):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         store = self.run_dir.resolve().parent
         self.uri = target or f"sqlite:///{store / 'mlflow.db'}"
-        self.artifacts = None if target else (store / "mlartifacts").as_uri()
+        self.artifacts = _artifact_root(self.uri)
         self._client = None
         self._parent: str | None = None
 
@@ -199,6 +199,15 @@ def _timestamp(result: dict) -> int:
         return int(time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%S%z")) * 1000) if text else 0
     except ValueError:
         return 0
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a SQLite store's file (`mlartifacts/`); None for
+    a server or another store, whose own setting decides (MLflow's fallback, `./mlruns` in the working
+    folder, is never used for a file store)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
 
 
 def store_uri(text: str) -> str:
