@@ -47,7 +47,7 @@ def test_a_tracked_matrix_reads_back_with_mlflows_own_client(tmp_path, tiny_bert
 
     run_dir = tmp_path / "reports" / "run"
     args = ["run", str(_task(tmp_path, tiny_bert_dir)), "--strategies", STRATEGIES, "--out", str(run_dir)]
-    assert main([*args, "--track", "mlflow"]) == 0
+    assert main([*args, "--track", "mlflow", "--track-weights"]) == 0
     uri = f"sqlite:///{tmp_path / 'reports' / 'mlflow.db'}"  # embedded: beside the run folder
     mlflow.set_tracking_uri(uri)
     frame = mlflow.search_runs(experiment_names=["tunebench"])
@@ -75,6 +75,7 @@ def test_a_tracked_matrix_reads_back_with_mlflows_own_client(tmp_path, tiny_bert
         assert [m.step for m in history] == list(range(1, steps + 1))  # one point per training step
         artifacts = {a.path for a in client.list_artifacts(run["run_id"])}
         assert f"{row.name}.json" in artifacts and "items.jsonl.gz" in artifacts
+        assert ("weights" in artifacts) == (row["strategy"] != "none")  # --track-weights: the trained cells' weights
     assert {a.path for a in client.list_artifacts(parents.iloc[0]["run_id"])} == {"report.html"}
     record = json.loads((run_dir / "tracking.json").read_text())
     assert record["mlflow"]["failed"] == {} and len(record["mlflow"]["logged"]) == 3
@@ -93,6 +94,8 @@ def test_tensorboards_event_reader_reads_a_cells_scalars(tmp_path, tiny_bert_dir
     losses = events.Scalars("train_loss")
     assert [e.step for e in losses] == list(range(1, result["training"]["steps"] + 1))
     assert [e.value for e in losses] == pytest.approx(result["training"]["loss_curve"], rel=1e-6)
+    rates = [e.value for e in events.Scalars("learning_rate")]
+    assert rates == pytest.approx(result["training"]["lr_curve"], rel=1e-6) and len(rates) == len(losses)
     assert "figures/train_tokens_per_s" in tags and "figures/peak_memory_bytes" in tags
     (primary,) = events.Scalars("figures/primary_value")
     assert primary.value == pytest.approx(result["primary_value"]) and primary.step == result["training"]["steps"]

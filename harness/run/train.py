@@ -75,6 +75,7 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
     generator = torch.Generator().manual_seed(seed)
     model.train()
     losses = hooks.losses
+    rates: list[float] = []
     stopped_by = "planned steps"
     while len(losses) < total and stopped_by == "planned steps":
         for batch in scenario.train_batches(training.batch_size, generator):
@@ -87,6 +88,7 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
                     torch.nn.utils.clip_grad_norm_(params, training.max_grad_norm)
                 scaler.step(optimizer)
                 scaler.update()
+                rates.append(float(scheduler.get_last_lr()[0]))  # the rate this step used
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
@@ -105,4 +107,5 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
         "first_loss": losses[0],
         "final_loss": sum(losses[-5:]) / len(losses[-5:]),
         "loss_curve": losses,  # every step's loss: the learning checks read its two ends
+        "lr_curve": rates,  # every step's learning rate (warm-up, then linear decay)
     }

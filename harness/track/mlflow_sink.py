@@ -73,9 +73,12 @@ def _metric_name(name: str) -> str:
 
 
 def cell_series(result: dict) -> dict[str, list[tuple[int, float]]]:
-    """(step, value) series: the training loss per step and each periodic evaluation."""
+    """(step, value) series: the training loss and learning rate per step, and each periodic evaluation."""
     training = result.get("training") or {}
-    series = {"train_loss": [(step, loss) for step, loss in enumerate(training.get("loss_curve") or [], start=1)]}
+    series = {
+        name: list(enumerate(training.get(key) or [], start=1))
+        for name, key in (("train_loss", "loss_curve"), ("learning_rate", "lr_curve"))
+    }
     for point in training.get("periodic_evaluation") or []:
         for key, value in numbers({k: v for k, v in point.items() if k != "step"}).items():
             series.setdefault(f"periodic.{_metric_name(key)}", []).append((int(point["step"]), value))
