@@ -276,9 +276,12 @@ def test_history_marks_the_regression_and_renders_in_chromium(tmp_path, capsys):
     page = DevToolsPage(tmp_path / "profile")
     try:
         page.page("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
-        page.page("Page.enable")
+        for domain in ("Page", "Network", "Runtime"):
+            page.page(f"{domain}.enable")
         page.page("Page.navigate", url=out.resolve().as_uri())
         page.wait_for("Page.loadEventFired")
+        requests = [e for e in page.events if e["method"] == "Network.requestWillBeSent"]
+        errors = [e for e in page.events if e["method"] == "Runtime.exceptionThrown"]
         charts = page.evaluate(
             "Array.from(document.querySelectorAll('section.history')).map(s => [s.dataset.task + '/' + "
             "s.dataset.strategy, Array.from(s.querySelectorAll('figure')).map(f => [f.dataset.figure, "
@@ -292,6 +295,7 @@ def test_history_marks_the_regression_and_renders_in_chromium(tmp_path, capsys):
     finally:
         page.close()
     (tmp_path / "history.png").write_bytes(png)
+    assert [e["params"]["request"]["url"] for e in requests] == [out.resolve().as_uri()] and errors == []
     width, height, _ = png_pixels(png)
     assert (width, height) == (1280, 900)
     figures = ["primary_value", "peak_memory_bytes", "train_tokens_per_s"]
@@ -322,3 +326,18 @@ def test_compare_with_a_baseline_from_the_store_gates_as_on_the_folders(tmp_path
     assert "baseline: 3 run(s) from" in got.err
     assert main(["compare", "--baseline-from", str(store), "--last", "1", str(current)]) == 1  # the newest alone
     assert main(["compare", "--baseline-from", str(store), "--branch", "dev", str(current)]) == 2  # none of dev
+
+
+def test_a_suites_track_list_sends_its_cells_and_an_unknown_sink_names_the_key(tmp_path, tiny_bert_dir, tracked_env):
+    from harness.config import ConfigError, load_matrix
+
+    task = _task(tmp_path, tiny_bert_dir)
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f'[suite]\nname = "s"\ntasks = ["{task.name}"]\nstrategies = ["none"]\ntrack = ["tensorboard"]\n')
+    assert main(["run", str(suite), "--out", str(tmp_path / "run")]) == 0
+    assert list((tmp_path / "run" / "tensorboard" / "tracked" / "none" / "seed0").glob("events.out.tfevents.*"))
+    suite.write_text(suite.read_text().replace('"tensorboard"', '"tensorbord"'))
+    with pytest.raises(ConfigError) as caught:
+        load_matrix([suite])
+    (problem,) = caught.value.problems
+    assert problem.key == "suite.track" and "unknown tracking sink 'tensorbord'" in problem.message
