@@ -3,8 +3,10 @@ downloaded), and task files that use them. Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -198,3 +200,24 @@ def running_phase(run_dir: Path) -> str | None:
 
     states = [read_progress(d) for d in (run_dir / "cells").glob("*") if d.is_dir()]
     return next((state.get("phase") for state in states if state), None)
+
+
+@contextlib.contextmanager
+def registrations_undone(*modules: str):
+    """Whatever plugins register inside the block (metrics, trackers, figures, tracking sinks) is gone
+    afterwards, and `modules` are forgotten so that a later import registers afresh."""
+    from harness.figures import FIGURES
+    from harness.measure import TRACKERS
+    from harness.metrics import METRICS
+    from harness.track import SINKS
+
+    registries = (METRICS, TRACKERS, FIGURES, SINKS)
+    saved = [dict(registry._items) for registry in registries]
+    try:
+        yield
+    finally:
+        for registry, items in zip(registries, saved):
+            registry._items.clear()
+            registry._items.update(items)
+        for module in modules:
+            sys.modules.pop(module, None)

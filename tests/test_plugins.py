@@ -12,11 +12,8 @@ import pytest
 
 import harness
 from harness.cli import main
-from harness.figures import FIGURES
-from harness.measure import TRACKERS
 from harness.metrics import METRICS
-from harness.track import SINKS
-from tests.helpers import ROOT, write_task
+from tests.helpers import ROOT, registrations_undone, write_task
 
 PRIMARY = '[metric]\nnames = ["accuracy", "macro_f1"]\n'
 
@@ -24,14 +21,8 @@ PRIMARY = '[metric]\nnames = ["accuracy", "macro_f1"]\n'
 @pytest.fixture(autouse=True)
 def _registries_as_before():
     """What a test's plugins register is gone afterwards, so other tests see the built-ins only."""
-    registries = (METRICS, TRACKERS, FIGURES, SINKS)
-    saved = [dict(registry._items) for registry in registries]
-    yield
-    for registry, items in zip(registries, saved):
-        registry._items.clear()
-        registry._items.update(items)
-    for module in ("tests.toy_plugins", "toy_ep_metrics"):
-        sys.modules.pop(module, None)
+    with registrations_undone("tests.toy_plugins", "toy_ep_metrics"):
+        yield
 
 
 def toy_task(tmp_path, tiny_bert_dir, name="toy"):

@@ -19,7 +19,7 @@ import pytest
 from harness.cli import main
 from harness.results.io import read_results
 from harness.results.table import load_results
-from tests.helpers import ROOT, write_task
+from tests.helpers import ROOT, registrations_undone, write_task
 
 STRATEGIES = "none,full,lora"
 
@@ -103,19 +103,8 @@ def test_tensorboards_event_reader_reads_a_cells_scalars(tmp_path, tiny_bert_dir
 
 @pytest.fixture
 def _plugin_registries():
-    """What the toy plugin registers is gone afterwards (as in test_plugins.py)."""
-    from harness.figures import FIGURES
-    from harness.measure import TRACKERS
-    from harness.metrics import METRICS
-    from harness.track import SINKS
-
-    registries = (METRICS, TRACKERS, FIGURES, SINKS)
-    saved = [dict(registry._items) for registry in registries]
-    yield
-    for registry, items in zip(registries, saved):
-        registry._items.clear()
-        registry._items.update(items)
-    sys.modules.pop("tests.toy_plugins", None)
+    with registrations_undone("tests.toy_plugins"):
+        yield
 
 
 @pytest.mark.usefixtures("_plugin_registries")

@@ -115,6 +115,18 @@ def _legend(items: list[tuple[str, str, str]], x: float) -> list[str]:
     return parts
 
 
+def _y_grid(ticks: list[float], low: float, high: float, to_y, label_of) -> list[str]:
+    """Horizontal grid lines with their labels at the ticks inside [low, high]."""
+    parts = []
+    for tick in ticks:
+        if low <= tick <= high:
+            parts.append(
+                f'<line x1="{LEFT}" y1="{to_y(tick):.1f}" x2="{WIDTH - RIGHT}" y2="{to_y(tick):.1f}" stroke="#eee"/>'
+            )
+            parts.append(_text(LEFT - 6, to_y(tick) + 4, label_of(tick), anchor="end", size=10))
+    return parts
+
+
 def _frame(title: str, x_label: str, y_label: str) -> list[str]:
     plot_bottom = HEIGHT - BOTTOM
     return [
@@ -167,12 +179,7 @@ def scatter_chart(
             )
             parts.append(_text(to_x(tick), HEIGHT - BOTTOM + 16, x_label_of(tick), size=10))
     y_values, y_label_of = linear_ticks(y_low, y_high)
-    for tick in y_values:
-        if y_low <= tick <= y_high:
-            parts.append(
-                f'<line x1="{LEFT}" y1="{to_y(tick):.1f}" x2="{WIDTH - RIGHT}" y2="{to_y(tick):.1f}" stroke="#eee"/>'
-            )
-            parts.append(_text(LEFT - 6, to_y(tick) + 4, y_label_of(tick), anchor="end", size=10))
+    parts += _y_grid(y_values, y_low, y_high, to_y, y_label_of)
     front = pareto_front(points, higher_x_better, higher_y_better)
     if len(front) > 1:
         path = " ".join(f"{to_x(p.x):.1f},{to_y(p.y):.1f}" for p in front)
@@ -275,13 +282,7 @@ def history_chart(
     x_high = max(len(run_labels) - 1, 1)
     to_x = lambda i: LEFT + 20 + i / x_high * (WIDTH - LEFT - RIGHT - 40)  # noqa: E731
     to_y = lambda v: HEIGHT - BOTTOM - (v - y_low) / (y_high - y_low) * (HEIGHT - BOTTOM - TOP)  # noqa: E731
-    ticks, _ = linear_ticks(y_low, y_high)
-    for tick in ticks:
-        if y_low <= tick <= y_high:
-            parts.append(
-                f'<line x1="{LEFT}" y1="{to_y(tick):.1f}" x2="{WIDTH - RIGHT}" y2="{to_y(tick):.1f}" stroke="#eee"/>'
-            )
-            parts.append(_text(LEFT - 6, to_y(tick) + 4, y_format(tick), anchor="end", size=10))
+    parts += _y_grid(linear_ticks(y_low, y_high)[0], y_low, y_high, to_y, y_format)
     for index, label in enumerate(run_labels):
         parts.append(_text(to_x(index), HEIGHT - BOTTOM + 16, label, size=9))
     banded = [p for p in points if p.std is not None]
