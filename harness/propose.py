@@ -559,17 +559,15 @@ def _measured_limit(task_file: Path) -> tuple[int, str]:
 
     from harness.config import load_matrix
     from harness.data import load_task_data
-    from harness.models import load_tokenizer, local_source, model_kind
+    from harness.data.cards import token_lengths
     from harness.scenarios import SCENARIOS
 
     task = load_matrix([task_file]).cells[0].task
     scenario = SCENARIOS.get(task.task.scenario)
     data = load_task_data(task, scenario.required_fields(task.scenario), scenario.fields)
-    source = local_source(task.model, task.path.parent)
-    tokenizer = load_tokenizer(source)
-    instance = scenario.create(task, tokenizer, model_kind(source), data.train, data.eval)
+    lengths, _, source = token_lengths(task, scenario, data)
     limit = getattr(AutoConfig.from_pretrained(source), "max_position_embeddings", None)
-    return token_limit(instance.full_lengths(data.train + data.eval), limit)
+    return token_limit(lengths, limit)
 
 
 def _problems(task_file: Path) -> list[str]:

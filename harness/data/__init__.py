@@ -249,6 +249,14 @@ def capped(task: TaskSpec, train: list[Row], evaluation: list[Row]) -> tuple[lis
     return _cap(train, task.data.max_train_samples), _cap(evaluation, task.data.max_eval_samples)
 
 
+def _write_cache(path: Path, payload: dict) -> None:
+    """A cache entry written whole or not at all: a killed run never leaves half an entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...] = ()) -> TaskData:
     """The rows for one cell of `task`, with the scenario's canonical field names."""
     data = task.data
@@ -259,10 +267,7 @@ def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str,
     else:
         train, evaluation = map(_plain, _prepare(task, fields, optional))
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(json.dumps({"train": train, "eval": evaluation}, ensure_ascii=False), encoding="utf-8")
-            os.replace(temporary, cache)  # atomic: a killed run never leaves half an entry
+            _write_cache(cache, {"train": train, "eval": evaluation})
     train, evaluation = capped(task, train, evaluation)
     if not train or not evaluation:
         side, key = ("training", "data.train") if not train else ("evaluation", "data.eval")
@@ -311,10 +316,7 @@ def data_card(task: TaskSpec, scenario) -> DataCard | None:
         "errors": [f.__dict__ for f in card.errors],
         **{k: getattr(card, k) for k in ("warnings", "figures", "relaxed")},
     }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(saved, ensure_ascii=False), encoding="utf-8")
-    os.replace(temporary, cache)
+    _write_cache(cache, saved)
     return card
 
 

@@ -37,11 +37,17 @@ def check_tasks(matrix, tokens: bool = False) -> tuple[list[str], dict[str, list
     return problems, notes, cards
 
 
-def _with_token_lengths(task, scenario, card, data):
-    """The card with the token lengths of the task's rows under its model's tokenizer."""
+def token_lengths(task, scenario, data) -> tuple[list[int], str, str]:
+    """The untruncated token lengths of the task's rows (train, then eval) under its model's tokenizer, what
+    happens to a row longer than max_length, and the model folder or id they were measured with."""
     source = local_source(task.model, task.path.parent)
     tokenizer = load_tokenizer(source, task.model.revision, task.model.trust_remote_code)
     kind = model_kind(source, task.model.kind, task.model.revision, task.model.trust_remote_code)
     instance = scenario.create(task, tokenizer, kind, data.train, data.eval)
-    lengths = instance.full_lengths(data.train + data.eval)
-    return with_tokens(card, lengths, task.model.max_length, instance.over_length)
+    return instance.full_lengths(data.train + data.eval), instance.over_length, source
+
+
+def _with_token_lengths(task, scenario, card, data):
+    """The card with the token lengths of the task's rows under its model's tokenizer."""
+    lengths, over, _ = token_lengths(task, scenario, data)
+    return with_tokens(card, lengths, task.model.max_length, over)

@@ -17,6 +17,7 @@ Rows are numbered as in their source file after the task's transforms (row 1 is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -177,7 +178,7 @@ def _first_per_check(findings: list[Finding]) -> list[Finding]:
         seen.add(finding.check)
         more = counts[finding.check] - 1
         message = finding.message + (f" (and {more} more row(s) like it)" if more else "")
-        out.append(Finding(**{**finding.__dict__, "message": message}))
+        out.append(dataclasses.replace(finding, message=message))
     return out
 
 

@@ -17,6 +17,7 @@ from harness.report.format import number
 from harness.report.svg import RunPoint, history_chart
 from harness.results.gate import COST_FIGURES, GateSpec, compare, load_side
 from harness.results.io import read_results, write_text_atomic
+from harness.results.table import flatten
 
 FIGURES = ("primary_value", "peak_memory_bytes", "train_tokens_per_s")
 
@@ -59,6 +60,7 @@ def history_context(run_dirs: list[Path], branch: str | None = None, last: int |
             if check.verdict == "REGRESSION":
                 flagged[(index, check.task, check.strategy, check.figure)] = check.reason
     labels = [run.label for run in runs]
+    flat = {id(r): flatten(r) for run in runs for r in run.results}  # once each; cell ids repeat across runs
     pairs = sorted({(r["task"], r["strategy"]) for run in runs for r in run.results})
     groups = []
     for task, strategy in pairs:
@@ -68,7 +70,8 @@ def history_context(run_dirs: list[Path], branch: str | None = None, last: int |
             metric: str | None = None
             for index, run in enumerate(runs):
                 cells = [r for r in run.results if (r["task"], r["strategy"]) == (task, strategy)]
-                values = [v for v in (_value(r, column) for r in cells if r["status"] == "ok") if v is not None]
+                rows = [flat[id(r)] for r in cells if r["status"] == "ok"]
+                values = [v for v in (_value(row, column) for row in rows) if v is not None]
                 metric = metric or next((r.get("primary_metric") for r in cells), None)
                 label = str(metric) if column == "primary_value" else COST_FIGURES[column][0]
                 reason = flagged.get((index, task, strategy, label))
@@ -114,10 +117,8 @@ def _byte_format(largest: float):
     return (lambda v: f"{v / unit:,.3f}" if unit > 1 else f"{v:,.0f}"), name
 
 
-def _value(result: dict, column: str) -> float | None:
-    from harness.results.table import flatten
-
-    value = flatten(result).get(column)
+def _value(row: dict, column: str) -> float | None:
+    value = row.get(column)
     return float(value) if isinstance(value, (int, float)) and value == value else None
 
 

@@ -56,3 +56,34 @@ def numbers(values: dict[str, Any]) -> dict[str, float]:
         elif isinstance(value, (int, float)) and math.isfinite(value):
             out[key] = float(value)
     return out
+
+
+# What a cell's result holds as numbers, for every sink alike.
+SETTINGS = ("training.", "option.", "model.", "data.")  # load_results columns that are settings, not figures
+
+
+def cell_metrics(result: dict) -> dict[str, float]:
+    """Every figure `load_results` has for the cell (its flat row's numbers), as MLflow metric names."""
+    from harness.results.table import flatten
+
+    row = flatten(result)
+    figures = {k: v for k, v in row.items() if k != "seed" and not k.startswith(SETTINGS)}
+    return {_metric_name(k): v for k, v in numbers(figures).items()}
+
+
+def _metric_name(name: str) -> str:
+    """MLflow takes letters, digits, `_ - . / :` and spaces; anything else becomes `_`."""
+    return "".join(c if c.isalnum() or c in "_-./: " else "_" for c in name)
+
+
+def cell_series(result: dict) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) series: the training loss and learning rate per step, and each periodic evaluation."""
+    training = result.get("training") or {}
+    series = {
+        name: list(enumerate(training.get(key) or [], start=1))
+        for name, key in (("train_loss", "loss_curve"), ("learning_rate", "lr_curve"))
+    }
+    for point in training.get("periodic_evaluation") or []:
+        for key, value in numbers({k: v for k, v in point.items() if k != "step"}).items():
+            series.setdefault(f"periodic.{_metric_name(key)}", []).append((int(point["step"]), value))
+    return {k: [(s, v) for s, v in points if numbers({"v": v})] for k, points in series.items() if points}

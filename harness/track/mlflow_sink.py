@@ -18,12 +18,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.track.base import SINKS, Sink, numbers
+from harness.track.base import SINKS, Sink, cell_metrics, cell_series
 
 EXPERIMENT = "tunebench"
 RUN_DIR_TAG, CELL_TAG = "tunebench.run_dir", "tunebench.cell_id"
 PARAM_LIMIT = 6000  # characters MLflow keeps of a param value
-SETTINGS = ("training.", "option.", "model.", "data.")  # load_results columns that are settings: params, not metrics
 
 
 def _flat(prefix: str, value: Any) -> dict[str, Any]:
@@ -56,33 +55,6 @@ def cell_params(result: dict) -> dict[str, str]:
     params.update(_flat("training", task.get("training") or {}))
     params.update(_flat("option", config.get("options") or {}))
     return {k: (json.dumps(v) if isinstance(v, (list, dict)) else str(v))[:PARAM_LIMIT] for k, v in params.items()}
-
-
-def cell_metrics(result: dict) -> dict[str, float]:
-    """Every figure `load_results` has for the cell (its flat row's numbers), as MLflow metric names."""
-    from harness.results.table import flatten
-
-    row = flatten(result)
-    figures = {k: v for k, v in row.items() if k != "seed" and not k.startswith(SETTINGS)}
-    return {_metric_name(k): v for k, v in numbers(figures).items()}
-
-
-def _metric_name(name: str) -> str:
-    """MLflow takes letters, digits, `_ - . / :` and spaces; anything else becomes `_`."""
-    return "".join(c if c.isalnum() or c in "_-./: " else "_" for c in name)
-
-
-def cell_series(result: dict) -> dict[str, list[tuple[int, float]]]:
-    """(step, value) series: the training loss and learning rate per step, and each periodic evaluation."""
-    training = result.get("training") or {}
-    series = {
-        name: list(enumerate(training.get(key) or [], start=1))
-        for name, key in (("train_loss", "loss_curve"), ("learning_rate", "lr_curve"))
-    }
-    for point in training.get("periodic_evaluation") or []:
-        for key, value in numbers({k: v for k, v in point.items() if k != "step"}).items():
-            series.setdefault(f"periodic.{_metric_name(key)}", []).append((int(point["step"]), value))
-    return {k: [(s, v) for s, v in points if numbers({"v": v})] for k, points in series.items() if points}
 
 
 def cell_tags(result: dict, run_dir: Path) -> dict[str, str]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.track.base import SINKS, Sink, numbers
-from harness.track.mlflow_sink import cell_metrics, cell_series
+from harness.track.base import SINKS, Sink, cell_metrics, cell_series, numbers
 
 
 @SINKS.register("tensorboard")
