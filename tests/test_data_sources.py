@@ -426,7 +426,8 @@ def test_every_cell_of_a_task_sees_the_same_rows_and_reports_the_source(data_pac
 
 # ---------------------------------------------------------------- shipped tasks
 
-SHIPPED = sorted(p for folder in ("", "generated/", "hub/", "heldout/") for p in ROOT.glob(f"tasks/{folder}*.toml"))
+FOLDERS = ("", "generated/", "hub/", "heldout/", "heldout/controls/")
+SHIPPED = sorted(p for folder in FOLDERS for p in ROOT.glob(f"tasks/{folder}*.toml"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "tasks")))

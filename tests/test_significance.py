@@ -8,12 +8,21 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from harness.metrics import macro_f1
 from harness.report.html import render_html
 from harness.report.recommend import Constraints, recommend
 from harness.results.aggregate import DIFFERS, TIE
 from harness.results.io import write_result
 from harness.results.items import CORRECT, SCORE, read_items, write_items
-from harness.results.significance import BOOTSTRAP, MCNEMAR, mcnemar_p, paired_bootstrap_p, paired_test
+from harness.results.significance import (
+    BOOTSTRAP,
+    MACRO_F1_BOOTSTRAP,
+    MCNEMAR,
+    macro_f1_bootstrap_p,
+    mcnemar_p,
+    paired_bootstrap_p,
+    paired_test,
+)
 from harness.results.table import load_aggregates
 from tests.report_fixtures import GiB, cell_result
 
@@ -140,3 +149,45 @@ def test_the_paired_bootstrap_p_value_against_the_binomial_by_hand():
     draws that item exactly once, which Binomial(20, 1/20) gives with 20 * (1/20) * (19/20)^19 = 0.377."""
     once = 20 * (1 / 20) * (19 / 20) ** 19
     assert paired_bootstrap_p([[1.0] + [0.0] * 19]) == pytest.approx(1 - once, abs=0.015)
+
+
+def label_items(predictions: list[str], references: list[str]) -> list[dict]:
+    return [
+        {"id": i, "prediction": p, "reference": r, "correct": p == r}
+        for i, (p, r) in enumerate(zip(predictions, references, strict=True))
+    ]
+
+
+# 80 "a" and 20 "b": "majority" answers "a" everywhere (accuracy 0.80, macro-F1 0.444); "balanced" finds
+# every "b" but calls 20 "a" rows "b" (accuracy 0.80, macro-F1 (120/140 + 40/60) / 2 = 0.762). McNemar on
+# correct items sees 20 discordant items each way (p = 1): it tests accuracy, not macro-F1.
+REFERENCES = ["a"] * 80 + ["b"] * 20
+MAJORITY = ["a"] * 100
+BALANCED = ["a"] * 60 + ["b"] * 20 + ["b"] * 20
+
+
+def test_macro_f1_is_compared_by_its_own_bootstrap_not_by_mcnemar_on_correct_items():
+    a, b = {0: label_items(BALANCED, REFERENCES)}, {0: label_items(MAJORITY, REFERENCES)}
+    assert paired_test(a, b, CORRECT, 1).p_value == 1.0  # accuracy: 20 against 20
+    result = paired_test(a, b, CORRECT, 1, metric="macro_f1")
+    assert result.test == MACRO_F1_BOOTSTRAP and (result.seeds, result.items) == (1, 100)
+    assert result.p_value == macro_f1_bootstrap_p(BALANCED, MAJORITY, REFERENCES) and result.differs
+    # over seeds: the statistic is the mean of the per-seed differences on the same resampled items
+    twice = paired_test({0: a[0], 1: a[0]}, {0: b[0], 1: b[0]}, CORRECT, 2, metric="macro_f1")
+    assert twice.seeds == 2 and twice.p_value == result.p_value
+    assert paired_test(a, {0: b[0][1:]}, CORRECT, 1, metric="macro_f1") is None  # different items
+    other_refs = {0: label_items(MAJORITY, ["b"] + REFERENCES[1:])}
+    assert paired_test(a, other_refs, CORRECT, 1, metric="macro_f1") is None  # different references
+
+
+def test_one_seed_macro_f1_rows_get_the_macro_f1_verdict_in_aggregates(tmp_path):
+    for strategy, predictions in (("balanced", BALANCED), ("majority", MAJORITY)):
+        value = macro_f1(predictions, REFERENCES)
+        result = cell_result("spam", strategy, 0, value, memory=GiB, tokens_per_s=900.0, metric="macro_f1")
+        folder = tmp_path / "cells" / result["cell_id"]
+        result["items"] = write_items(folder, label_items(predictions, REFERENCES), CORRECT, "macro_f1", True)
+        write_result(tmp_path, result)
+    rows = load_aggregates(tmp_path).set_index("strategy")
+    assert rows.loc["balanced", "best"] and rows.loc["majority", "noise_vs_best"] == DIFFERS
+    assert rows.loc["majority", "noise_test"].startswith("paired bootstrap of macro-F1 on 1 seeds x 100 items")
+    assert rows.loc["majority", "noise_p_value"] == pytest.approx(macro_f1_bootstrap_p(BALANCED, MAJORITY, REFERENCES))

@@ -169,7 +169,7 @@ class PairedItems:
     """Per-item results of a task's ok cells, by strategy and seed, read once on first use."""
 
     def __init__(self, cells) -> None:
-        self.files: dict[tuple[str, str], dict[int, tuple[str, str, str]]] = {}
+        self.files: dict[tuple[str, str], dict[int, tuple[str, str, str, str]]] = {}
         self._read: dict[str, list[dict]] = {}
         if "items_file" not in cells:
             return
@@ -179,6 +179,7 @@ class PairedItems:
                 row["items_file"],
                 row.get("items_measure"),
                 row.get("data_eval_sha256"),
+                row.get("primary_metric"),
             )
 
     def verdict(self, task: str, a: str, b: str, summary_a: Summary, summary_b: Summary) -> Verdict:
@@ -204,15 +205,17 @@ class PairedItems:
         seeds = [
             s for s in sorted(files_a.keys() & files_b.keys()) if files_a[s][1:] == files_b[s][1:] and files_a[s][2]
         ]  # same measure, same eval rows
-        measures = {files_a[s][1] for s in seeds}
+        measures = {files_a[s][1:2] + files_a[s][3:] for s in seeds}  # (items measure, primary metric)
         if len(measures) != 1:
             return None
+        measure, metric = measures.pop()
         try:
             return paired_test(
                 {s: self._items(files_a[s][0]) for s in seeds},
                 {s: self._items(files_b[s][0]) for s in seeds},
-                measures.pop(),
+                measure,
                 min_seeds,
+                metric,
             )
         except (OSError, ValueError):
             return None  # per-item files missing or unreadable: the interval rule decides

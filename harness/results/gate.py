@@ -240,9 +240,10 @@ def _paired(base_rows, cur_rows) -> Any:
         return found
 
     measures = set(base_rows["items_measure"].dropna()) | set(cur_rows["items_measure"].dropna())
-    if len(measures) != 1 or "items_file" not in base_rows or "items_file" not in cur_rows:
+    metrics = set(base_rows["primary_metric"].dropna()) | set(cur_rows["primary_metric"].dropna())
+    if len(measures) != 1 or len(metrics) != 1 or "items_file" not in base_rows or "items_file" not in cur_rows:
         return None
-    return paired_test(by_seed(cur_rows), by_seed(base_rows), measures.pop())
+    return paired_test(by_seed(cur_rows), by_seed(base_rows), measures.pop(), metric=metrics.pop())
 
 
 def compare(baseline: Side, current: Side, gate: GateSpec) -> list[Check]:

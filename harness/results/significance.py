@@ -12,8 +12,10 @@ MIN_SEEDS seeds in common; with one common seed the same test still says whether
 beyond the noise of sampling the eval items (`seeds` = 1: the seed-to-seed noise stays unknown).
 Without per-item results, the interval rule of `harness.results.aggregate` decides.
 
-Macro-F1 does not split into items (it is not a mean of per-item figures): compared against a fixed
-reference (`harness.results.learning`), it gets a paired bootstrap of macro-F1 itself over items.
+Macro-F1 does not split into items (it is not a mean of per-item figures), so McNemar on correct items
+would test accuracy instead: wherever the compared metric is macro-F1 (between strategies, against a
+reference in `harness.results.learning`, in the gate and the race), the test is a paired bootstrap of
+macro-F1 itself over items, the same resampled items for every seed, on the mean over seeds.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ LEVEL = 0.05
 MIN_SEEDS = 2  # for a verdict that covers seed noise; one seed covers eval-sampling noise only
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
-MCNEMAR, BOOTSTRAP = "McNemar exact test", "paired bootstrap"
+MCNEMAR, BOOTSTRAP, MACRO_F1_BOOTSTRAP = "McNemar exact test", "paired bootstrap", "paired bootstrap of macro-F1"
 
 
 @dataclass(frozen=True)
@@ -89,10 +91,17 @@ def _values(items: list[dict], measure: str) -> list[float] | None:
 
 
 def paired_test(
-    a: dict[int, list[dict]], b: dict[int, list[dict]], measure: str | None, min_seeds: int = MIN_SEEDS
+    a: dict[int, list[dict]],
+    b: dict[int, list[dict]],
+    measure: str | None,
+    min_seeds: int = MIN_SEEDS,
+    metric: str | None = None,
 ) -> PairedTest | None:
     """The paired test of strategy A against B from their per-item results by seed, or None when they
-    do not pair (fewer than `min_seeds` common seeds, different items, or no per-item measure)."""
+    do not pair (fewer than `min_seeds` common seeds, different items, or no per-item measure).
+    `metric` is the figure compared; macro-F1 gets its own bootstrap (module docstring)."""
+    if metric == "macro_f1":
+        return _macro_f1_test(a, b, min_seeds)
     if measure not in (CORRECT, SCORE):
         return None
     seeds = sorted(set(a) & set(b))
@@ -115,33 +124,62 @@ def paired_test(
     return PairedTest(BOOTSTRAP, paired_bootstrap_p(values_a - values_b), len(seeds), values_a.shape[1])
 
 
+def _macro_f1_test(a: dict[int, list[dict]], b: dict[int, list[dict]], min_seeds: int) -> PairedTest | None:
+    """The macro-F1 bootstrap from per-item predictions and references, or None when they do not pair."""
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < max(1, min_seeds):
+        return None
+    references = [item.get("reference") for item in a[seeds[0]]]
+    for seed in seeds:
+        items_a, items_b = a[seed], b[seed]
+        if not items_a or [i.get("id") for i in items_a] != [i.get("id") for i in items_b]:
+            return None
+        if any("prediction" not in i for i in items_a + items_b) or any(
+            [i.get("reference") for i in side] != references for side in (items_a, items_b)
+        ):
+            return None
+    p_value = macro_f1_bootstrap_p(
+        [[i["prediction"] for i in a[s]] for s in seeds], [[i["prediction"] for i in b[s]] for s in seeds], references
+    )
+    return PairedTest(MACRO_F1_BOOTSTRAP, p_value, len(seeds), len(references))
+
+
 def macro_f1_bootstrap_p(
     predictions_a, predictions_b, references, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
 ) -> float:
     """Two-sided paired bootstrap p-value of macro-F1(A) - macro-F1(B) = 0 on the same items: every
-    resample draws the same items for both, and macro-F1 is computed on the drawn items as
-    `harness.metrics.macro_f1` computes it (classes seen in the drawn references or predictions)."""
-    labels = sorted({*map(str, references), *map(str, predictions_a), *map(str, predictions_b)})
+    resample draws the same items for both (and for every seed), and macro-F1 is computed on the drawn
+    items as `harness.metrics.macro_f1` computes it (classes seen in the drawn references or predictions).
+    Predictions are one list per item, or seeds x items (lists of lists) with the statistic the mean of
+    the per-seed differences; references are one per item."""
+    nested = bool(predictions_a) and isinstance(predictions_a[0], (list, tuple))
+    runs_a = [list(p) for p in predictions_a] if nested else [list(predictions_a)]
+    runs_b = [list(p) for p in predictions_b] if nested else [list(predictions_b)]
+    labels = sorted({*map(str, references), *(str(p) for run in runs_a + runs_b for p in run)})
     code = {label: i for i, label in enumerate(labels)}
     refs = np.array([code[str(r)] for r in references])
-    a = np.array([code[str(p)] for p in predictions_a])
-    b = np.array([code[str(p)] for p in predictions_b])
-    if not (len(refs) == len(a) == len(b)) or len(refs) == 0:
+    if len(refs) == 0 or len(runs_a) != len(runs_b) or any(len(run) != len(refs) for run in runs_a + runs_b):
         raise ValueError("macro_f1_bootstrap_p needs equally many predictions and references, at least one")
+    a = np.array([[code[str(p)] for p in run] for run in runs_a])  # seeds x items
+    b = np.array([[code[str(p)] for p in run] for run in runs_b])
 
-    def macro_f1(index) -> np.ndarray:  # index: resamples x items; macro-F1(A) - macro-F1(B) per resample
+    def macro_f1(index) -> np.ndarray:
+        """index: resamples x items; the mean over seeds of macro-F1(A) - macro-F1(B), per resample."""
         ref = refs[index]
-        sides = (a[index], b[index])
-        scores, present = np.zeros((2, len(index))), np.zeros((2, len(index)))
-        for label in range(len(labels)):
-            actual = ref == label
-            for side, pred in enumerate(sides):
-                claimed = pred == label
-                hits = (actual & claimed).sum(axis=1)
-                total = actual.sum(axis=1) + claimed.sum(axis=1)
-                scores[side] += np.where(hits > 0, 2 * hits / np.maximum(total, 1), 0.0)
-                present[side] += total > 0  # a class seen in the drawn references or this side's predictions
-        return scores[0] / np.maximum(present[0], 1) - scores[1] / np.maximum(present[1], 1)
+        total_difference = np.zeros(len(index))
+        for run in range(len(a)):
+            sides = (a[run][index], b[run][index])
+            scores, present = np.zeros((2, len(index))), np.zeros((2, len(index)))
+            for label in range(len(labels)):
+                actual = ref == label
+                for side, pred in enumerate(sides):
+                    claimed = pred == label
+                    hits = (actual & claimed).sum(axis=1)
+                    total = actual.sum(axis=1) + claimed.sum(axis=1)
+                    scores[side] += np.where(hits > 0, 2 * hits / np.maximum(total, 1), 0.0)
+                    present[side] += total > 0  # a class seen in the drawn references or this side's predictions
+            total_difference += scores[0] / np.maximum(present[0], 1) - scores[1] / np.maximum(present[1], 1)
+        return total_difference / len(a)
 
     observed = float(macro_f1(np.arange(len(refs))[None, :])[0])
     if observed == 0:

@@ -253,17 +253,21 @@ def contenders(state: RaceState, run_dir: Path, higher: bool) -> tuple[str | Non
         result = read_result(cell_result_path(run_dir, state.cells[entry][budget]))
         record = result.get("items") or {}
         path = run_dir / "cells" / result["cell_id"] / record.get("file", "")
-        return (read_items(path) if record.get("file") and path.exists() else None), record.get("measure")
+        return (
+            (read_items(path) if record.get("file") and path.exists() else None),
+            record.get("measure"),
+            record.get("metric"),
+        )
 
-    leader_items, measure = items(leader)
+    leader_items, measure, metric = items(leader)
     p_values: dict[str, float | None] = {}
     for strategy in best:
         if strategy == leader:
             continue
-        mine, my_measure = items(strategy)
+        mine, my_measure, my_metric = items(strategy)
         test = (
-            paired_test({0: mine}, {0: leader_items}, measure, 1)
-            if mine is not None and leader_items is not None and my_measure == measure
+            paired_test({0: mine}, {0: leader_items}, measure, 1, metric)
+            if mine is not None and leader_items is not None and (my_measure, my_metric) == (measure, metric)
             else None
         )
         p_values[strategy] = None if test is None else test.p_value
