@@ -321,6 +321,10 @@ def _check_fit(spec: TaskSpec, out: Collector) -> None:
             f"{kind} models do not fit scenario {scenario.name!r} with these options; "
             f"it takes {' or '.join(scenario.supported_kinds(spec.scenario))} models",
         )
+    from harness.run.optimizers import optimizer_problems
+
+    for key, message in optimizer_problems(spec.training):
+        out.add(f"training.{key}", message)
     if spec.lm_eval is not None and kind == "encoder":
         out.add("lm_eval", "lm-eval evaluates causal or seq2seq models; this task's model is an encoder")
     if spec.forgetting is not None and (
@@ -394,12 +398,16 @@ def load_task_cells(
     profile: str,
     problems: list[Problem],
     overrides: Mapping[str, Any] | None = None,
+    suite_variants: Mapping[str, Any] | None = None,
 ) -> list[CellSpec]:
     """Cells for one task file; problems are appended, never raised. `overrides` (dotted keys: a suite's
-    budget, a search trial's settings) are laid over every other layer, for every strategy alike."""
+    budget, a search trial's settings) are laid over every other layer, for every strategy alike;
+    `suite_variants` (a suite's `[strategies.NAME]` tables) join the task's own, which win on a shared name."""
     raw, lines = _read_toml(path, problems)
     if raw is None:
         return []
+    if suite_variants and isinstance(raw.get("strategies", {}), dict):
+        raw["strategies"] = {**copy.deepcopy(dict(suite_variants)), **raw.get("strategies", {})}
     out = Collector(path, lines)
     if "task" not in raw and "suite" in raw:
         out.add("suite", "this is a suite file; a task file was expected here")
@@ -430,7 +438,8 @@ def load_task_cells(
         if task is None or len(out.problems) > before or name not in chosen:
             continue
         laid = tuple(sorted((overrides or {}).items()))
-        cells.extend(CellSpec(task, name, options, seed, profile, kind, laid, search) for seed in seeds)
+        suite = tuple((suite_variants or {}).items())
+        cells.extend(CellSpec(task, name, options, seed, profile, kind, laid, search, variants=suite) for seed in seeds)
     problems.extend(out.problems)
     return cells
 
@@ -521,7 +530,7 @@ def load_matrix(
             loaded = _load_suite(path, problems)
             if loaded is None:
                 continue
-            suite, suite_search = loaded
+            suite, suite_search, suite_variants = loaded
             limits = {
                 "cell_timeout_s": suite.cell_timeout_s,
                 "cell_memory_limit_mb": suite.cell_memory_limit_mb,
@@ -549,10 +558,12 @@ def load_matrix(
             budget = {f"training.{k}": v for k, v in suite.budget.training().items()} if suite.budget else {}
         else:
             task_paths = _task_files(path)
-            chosen, n_seeds, prof, budget = strategies, seeds or 1, profile or "default", {}
+            chosen, n_seeds, prof, budget, suite_variants = strategies, seeds or 1, profile or "default", {}, {}
         fallback = suite_search or search
         for task_path in task_paths:
-            for cell in load_task_cells(task_path, chosen, tuple(range(n_seeds)), prof, problems, budget):
+            for cell in load_task_cells(
+                task_path, chosen, tuple(range(n_seeds)), prof, problems, budget, suite_variants
+            ):
                 cells.append(cell if cell.search or not fallback else dataclasses.replace(cell, search=fallback))
     owners: dict[str, Path] = {}
     unique: dict[str, CellSpec] = {}
@@ -606,7 +617,7 @@ def _check_memory(cells: list[CellSpec], limit_mb: int | None) -> None:
         raise ConfigError(problems)
 
 
-SUITE_TABLES = ("suite", "search", "gate")
+SUITE_TABLES = ("suite", "search", "gate", "strategies")
 
 
 def load_gate(path: Path) -> GateSpec | None:
@@ -624,16 +635,27 @@ def load_gate(path: Path) -> GateSpec | None:
     return gate
 
 
-def _load_suite(path: Path, problems: list[Problem]) -> tuple[SuiteInfo, SearchSpec | None] | None:
+def _load_suite(path: Path, problems: list[Problem]) -> tuple[SuiteInfo, SearchSpec | None, dict] | None:
+    """The suite, its search, and its named variants (`[strategies.NAME]` with `type`: rows every task of
+    the suite gets, unless a task defines a strategy of that name itself)."""
     raw, lines = _read_toml(path, problems)
     if raw is None:
         return None
     out = Collector(path, lines)
+    variants = raw.get("strategies", {}) if isinstance(raw.get("strategies"), dict) else {}
+    if "strategies" in raw and not isinstance(raw["strategies"], dict):
+        out.add("strategies", "expected tables [strategies.NAME] of named variants")
+    for name, table in variants.items():
+        if not isinstance(table, dict) or not variant_type(raw, name):
+            out.add(f"strategies.{name}.type", 'a suite defines named variants only: give each type = "STRATEGY"')
+        else:
+            _build_options(raw, name, out)  # the variant's options, checked here against the suite file
     for key in raw:
         if key not in SUITE_TABLES:
             out.add(
                 key,
-                f"unknown table{did_you_mean(key, list(SUITE_TABLES))}; a suite file holds [suite], [search], [gate]",
+                f"unknown table{did_you_mean(key, list(SUITE_TABLES))}; "
+                f"a suite file holds [suite], [search], [gate], [strategies.NAME]",
             )
     suite = build(SuiteInfo, raw.get("suite", {}), "suite", out)
     search = build(SearchSpec, raw["search"], "search", out) if "search" in raw else None
@@ -646,4 +668,4 @@ def _load_suite(path: Path, problems: list[Problem]) -> tuple[SuiteInfo, SearchS
             if not (path.parent / task).exists():
                 out.add(f"suite.tasks[{i}]", f"no such file or folder: {(path.parent / task).resolve()}")
     problems.extend(out.problems)
-    return (suite, search) if suite is not None and not out.problems else None
+    return (suite, search, variants) if suite is not None and not out.problems else None

@@ -74,6 +74,14 @@ register_figures(
     ),
     Figure("activation_bytes", "bytes", ("memory", "breakdown", "activations_bytes"), better=LOWER),
     Figure(
+        "weight_memory_bytes",
+        "bytes",
+        ("memory", "breakdown", "weights_bytes"),
+        better=LOWER,
+        label="weights in memory (as stored: 4-bit, 8-bit or float, with quantisation constants)",
+    ),
+    Figure("optimizer_state_bytes", "bytes", ("memory", "breakdown", "optimizer_state_bytes"), better=LOWER),
+    Figure(
         "memory_estimate_at_measured_shape_bytes",
         "bytes",
         ("preflight", "at_measured_shape", "total_bytes"),

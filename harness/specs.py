@@ -183,6 +183,17 @@ class TrainingSpec:
     )
     learning_rate: float = field(1e-4, min=0.0, help="AdamW peak learning rate")
     weight_decay: float = field(0.0, min=0.0, help="AdamW decoupled weight decay")
+    optimizer: Literal["adamw", "adamw8bit", "galore_adamw"] = field(
+        "adamw",
+        help="adamw; adamw8bit (8-bit state, bitsandbytes); galore_adamw (GaLore low-rank gradient projection); "
+        "the last two need tunebench[quantize]",
+    )
+    galore_rank: int = field(128, min=1, help="galore_adamw: rank of the projected gradients")
+    galore_update_proj_gap: int = field(200, min=1, help="galore_adamw: steps between projection refreshes (SVD)")
+    galore_scale: float = field(0.25, min=0.0, help="galore_adamw: scale of the projected-back update")
+    galore_target_modules: tuple[str, ...] | None = field(
+        None, help="galore_adamw: linear modules to project (name substrings); default: every one in the blocks"
+    )
     lr_warmup_ratio: float = field(0.06, min=0.0, max=1.0, help="fraction of steps with linear LR warm-up")
     max_grad_norm: float = field(1.0, min=0.0, help="gradient clipping norm; 0 disables")
     measure_warmup_steps: int = field(2, min=0, help="first steps excluded from throughput figures")
@@ -283,6 +294,8 @@ class CellSpec:
     overrides: tuple[tuple[str, Any], ...] = ()
     search: SearchSpec | None = dataclass_field(default=None, compare=False)  # a search to run for this cell
     selection: dict[str, Any] | None = dataclass_field(default=None, compare=False)  # what a finished search chose
+    # the suite's named variants ([strategies.NAME] of a suite file), for re-resolving from the task file
+    variants: tuple[tuple[str, Any], ...] = dataclass_field(default=(), compare=False)
 
     @property
     def is_trial(self) -> bool:

@@ -318,6 +318,29 @@ def test_the_activation_estimate_is_the_papers_formula_by_hand():
     assert total == 4 * 1000 + 4 * 10 + 8 * 10 + 2 * block * 2 + 2 * 16 * 10 * 4  # weights, grads, AdamW, activations
 
 
+def test_a_causal_decoders_activations_are_counted_by_what_trains_by_hand():
+    """Values a decoder block saves per token (SAVED_PER_TOKEN): full 9h + 2kv + 4i with a gated MLP,
+    a frozen base (LoRA) 5h + 2kv + 3i, adapters 8h + 2kv + 3i; frozen-lower only over its trained blocks."""
+    from harness.measure.preflight import estimate, model_shape
+
+    config = {"hidden_size": 8, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2}
+    shape = model_shape({**config, "intermediate_size": 16, "vocab_size": 10, "hidden_act": "silu"})
+    assert (shape["kv_hidden"], shape["gated"]) == (4, 1)
+    tokens, logits = 2 * 16, 2 * 16 * 10 * 4  # b = 2, s = 16; fp32 logits once
+    full = estimate(shape, 1000, 1000, 2, 16, saved="full").activations_bytes
+    assert full == 4 * tokens * (9 * 8 + 2 * 4 + 4 * 16) * 4 + logits  # 4 blocks, fp32
+    lora = estimate(shape, 1000, 10, 2, 16, saved="frozen_base").activations_bytes
+    assert lora == 4 * tokens * (5 * 8 + 2 * 4 + 3 * 16) * 4 + logits
+    adapter = estimate(shape, 1000, 10, 2, 16, precision="bf16", saved="adapter").activations_bytes
+    assert adapter == 4 * tokens * (8 * 8 + 2 * 4 + 3 * 16) * 2 + logits  # 16-bit values
+    upper = estimate(shape, 1000, 500, 2, 16, saved="full", trained_blocks=2).activations_bytes
+    assert upper == 2 * tokens * (9 * 8 + 2 * 4 + 4 * 16) * 4 + logits
+    plain = model_shape({**config, "intermediate_size": 16, "hidden_act": "gelu_new"})  # GPT-2 style MLP
+    assert estimate(plain, 1000, 1000, 2, 16, saved="full", logits=False).activations_bytes == (
+        4 * tokens * (9 * 8 + 2 * 4 + 2 * 16) * 4
+    )
+
+
 def test_each_result_records_the_estimate_next_to_the_measured_peak(tmp_path, tiny_bert_dir, monkeypatch):
     import harness
     from harness.measure.preflight import estimate, model_shape

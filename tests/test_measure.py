@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import time
 
 import torch
@@ -49,9 +50,12 @@ def test_memory_phase_sees_a_transient_peak():
     with tracker.phase("small"):
         pass
     with tracker.phase("big"):
-        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        # 64 MiB of fresh pages, touched: straight from mmap, so that no free heap memory left resident by
+        # earlier tests (which malloc would hand out first, raising no RSS) can hide the peak
+        block = mmap.mmap(-1, 64 * 2**20)
+        block.write(b"\1" * len(block))
         time.sleep(0.05)  # ten sampling intervals: a busy machine can delay the sampler past a shorter peak
-        del block
+        block.close()
     assert tracker.phases["big"]["peak_rss_bytes"] >= tracker.phases["small"]["peak_rss_bytes"] + 48 * 2**20
 
 

@@ -1,5 +1,6 @@
-"""Training memory by part, computed from the actual tensors: weights, gradients, optimizer state and
-activations (the tensors autograd saves for the backward pass, seen through saved-tensor hooks)."""
+"""Training memory by part, computed from the actual tensors: weights (by storage: 4-bit, 8-bit, float,
+and the quantisation constants), gradients, optimizer state (8-bit moments and GaLore's projections as
+stored) and activations (the tensors autograd saves for the backward pass, seen through saved-tensor hooks)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,42 @@ import contextlib
 from typing import Any
 
 import torch
+
+
+def _state_tensors(value) -> list:
+    """The tensors in one optimizer-state entry: a tensor, or an object holding some (GaLore's projector
+    keeps its projection matrix as an attribute)."""
+    if torch.is_tensor(value):
+        return [value]
+    found = []
+    for inner in vars(value).values() if hasattr(value, "__dict__") else ():
+        if torch.is_tensor(inner):
+            found.append(inner)
+        elif isinstance(inner, (list, tuple)):
+            found += [t for t in inner if torch.is_tensor(t)]
+    return found
+
+
+def weights_by_storage(model) -> dict[str, int]:
+    """Bytes of the model's weights by how they are stored: "nf4" (4-bit, two weights a byte), "int8",
+    a float dtype ("float32", "bfloat16"), and "quant_constants" (the scales and code books the quantised
+    weights need). Buffers count under their dtype."""
+    from harness.strategies.quantize import quant_constants, storage_kind
+
+    out: dict[str, int] = {}
+    seen: set[int] = set()
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        kind = storage_kind(tensor)
+        out[kind] = out.get(kind, 0) + tensor.numel() * tensor.element_size()
+        constants = [t for t in quant_constants(tensor) if id(t) not in seen]
+        seen.update(id(t) for t in constants)
+        if constants:
+            extra = sum(t.numel() * t.element_size() for t in constants)
+            out["quant_constants"] = out.get("quant_constants", 0) + extra
+    return out
 
 
 def _bytes(tensors) -> int:
@@ -28,7 +65,8 @@ class MemoryBreakdown:
     """
 
     def __init__(self, model) -> None:
-        self.weights_bytes = _bytes(list(model.parameters()) + list(model.buffers()))
+        self.weights_by_storage = weights_by_storage(model)
+        self.weights_bytes = sum(self.weights_by_storage.values())
         self._weight_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
         self.gradients_bytes = 0
         self.optimizer_state_bytes = 0
@@ -68,10 +106,11 @@ class MemoryBreakdown:
 
     def _after_step(self, optimizer, args, kwargs) -> None:
         state = (
-            value
+            tensor
             for per_param in optimizer.state.values()
             for key, value in per_param.items()
-            if torch.is_tensor(value) and key != "step"
+            if key != "step"
+            for tensor in _state_tensors(value)
         )
         self.optimizer_state_bytes = max(self.optimizer_state_bytes, _bytes(state))
 
@@ -82,6 +121,7 @@ class MemoryBreakdown:
         known = self.weights_bytes + self.gradients_bytes + self.optimizer_state_bytes + self.activations_bytes
         return {
             "weights_bytes": self.weights_bytes,
+            "weights_by_storage": self.weights_by_storage,
             "gradients_bytes": self.gradients_bytes,
             "optimizer_state_bytes": self.optimizer_state_bytes,
             "activations_bytes": self.activations_bytes,

@@ -113,6 +113,21 @@ def _exclusion_text(excluded: dict[str, tuple[str, str]], constraints: Constrain
     return "; ".join(clauses)
 
 
+def _saving_clause(row, excluded: dict[str, tuple[str, str]], constraints: Constraints) -> str:
+    """' It fits --max-memory 600 MiB through its 4-bit NF4 base (peak 410 MiB); lora exceeds it without
+    one.' for a pick that saves memory under a memory limit; '' otherwise."""
+    saving = row.get("memory_saving")
+    if constraints.max_memory_bytes is None or missing(saving) or not saving:
+        return ""
+    over = sorted((s for s, (kind, _) in excluded.items() if kind == "memory"), key=strategy_sort_key)
+    peak = row.get("peak_memory_bytes_mean")
+    text = f" It fits --max-memory {human_bytes(constraints.max_memory_bytes)} through its {saving}"
+    text += f" (peak {human_bytes(peak)})" if not missing(peak) else ""
+    if over:
+        text += f"; {_listed(over)} {'exceeds' if len(over) == 1 else 'exceed'} it"
+    return text + "."
+
+
 def _listed(names: list[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -263,7 +278,8 @@ def recommend_task(task: str, group, constraints: Constraints) -> Recommendation
     row, clause = _pick(eligible, constraints, higher)
     if row is None:
         return Recommendation(task, None, clause[0].upper() + clause[1:] + ".", excluded)
-    reason = f"Pick {row['strategy']}: {clause}" + (f"; {excluded_text}" if excluded_text else "") + "." + warning
+    reason = f"Pick {row['strategy']}: {clause}" + (f"; {excluded_text}" if excluded_text else "") + "."
+    reason += _saving_clause(row, excluded, constraints) + warning
     caveat = group["not_comparable"].iloc[0] if "not_comparable" in group else ""
     if caveat:
         reason += f" Caution, not comparable: {caveat}."

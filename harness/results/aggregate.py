@@ -57,6 +57,7 @@ LEADING_COLUMNS = (
     "seeds",
     "failed_statuses",
     "settings",
+    "memory_saving",
     "not_comparable",
     "learned",
     "not_learned_seeds",
@@ -265,6 +266,7 @@ def aggregate(cells):
             "seeds": ",".join(str(s) for s in sorted(ok["seed"])),
             "failed_statuses": ",".join(sorted(set(group.loc[group["status"] != "ok", "status"]))),
             "settings": settings_text(group.iloc[0]),
+            "memory_saving": _first(group["memory_saving"]) if "memory_saving" in group else None,
             **learning_summary(ok),
             "contended_seeds": _contended_seeds(ok),
         }

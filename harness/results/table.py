@@ -10,7 +10,7 @@ from harness.figures import FIGURES
 from harness.results.aggregate import aggregate as aggregate_cells
 from harness.results.io import read_results
 from harness.results.learning import learning_columns
-from harness.results.variants import variant_names
+from harness.results.variants import identity, variant_names
 from harness.values import missing
 
 # The leading columns, in this order; then every other registered figure, then EXTRA_COLUMNS, then metrics.
@@ -47,6 +47,7 @@ EXTRA_COLUMNS = (
     "data_eval_sha256",
     "items_measure",
     "items_file",
+    "memory_saving",  # what the row does to save memory: a 4-bit or 8-bit base, 8-bit or GaLore optimizer state
 )
 
 
@@ -112,8 +113,10 @@ def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
     }
     for figure in FIGURES.registered():
         row[figure.name] = figure.value(result)
-    config = result.get("config") or {}
+    # settings added later are left out at their defaults (quantize = "none" is no setting of a row's)
+    config = identity(result.get("config"), seed=True)
     task = config.get("task") or {}
+    row["memory_saving"] = memory_saving(config)
     for prefix, values in (("option", config.get("options")), ("training", task.get("training"))):
         for name, value in (values or {}).items():
             row[f"{prefix}.{name}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
@@ -123,6 +126,24 @@ def flatten(result: dict, run_dir: str | Path | None = None) -> dict:
     for name, value in (result.get("metrics") or {}).items():
         row[f"metric.{name}"] = value
     return row
+
+
+SAVINGS = {
+    "nf4": "4-bit NF4 base",
+    "int8": "8-bit base",
+    "adamw8bit": "8-bit AdamW state",
+    "galore_adamw": "GaLore-projected optimizer state",
+}
+
+
+def memory_saving(config: dict) -> str | None:
+    """'4-bit NF4 base', '8-bit AdamW state', both joined, or None for a float base under AdamW."""
+    options = config.get("options") or {}
+    training = (config.get("task") or {}).get("training") or {}
+    found = [SAVINGS.get(str(options.get("quantize"))), SAVINGS.get(str(training.get("optimizer")))]
+    if training.get("optimizer") == "galore_adamw":
+        found[1] = f"GaLore-projected optimizer state (rank {training.get('galore_rank')})"
+    return " and ".join(f for f in found if f) or None
 
 
 # Sizes that decide what a strategy sees, shown as columns; the comparability check reads them too.

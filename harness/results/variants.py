@@ -16,13 +16,42 @@ import json
 LABELLED_SETTINGS = 2  # more differing settings than this: the variant is named by a digest of its config
 
 
+# Settings added after results existed, with their defaults: at the default they are left out of a cell's
+# identity, so a cell keeps the id it had before they existed (its results, baselines and recorded times
+# still match); set to anything else, they make a config of their own.
+LATER_DEFAULTS: dict[tuple[str, ...], object] = {
+    ("task", "training", "optimizer"): "adamw",
+    ("task", "training", "galore_rank"): 128,
+    ("task", "training", "galore_update_proj_gap"): 200,
+    ("task", "training", "galore_scale"): 0.25,
+    ("task", "training", "galore_target_modules"): None,
+    ("options", "quantize"): "none",
+    ("options", "compute_dtype"): "auto",
+    ("options", "double_quant"): True,
+}
+
+
+def _without(tree: dict, path: tuple[str, ...], default: object) -> dict:
+    """`tree` without the leaf at `path` when it holds `default` (copies along the path only)."""
+    head, *rest = path
+    if head not in tree:
+        return tree
+    if not rest:
+        return {k: v for k, v in tree.items() if k != head} if tree[head] == default else tree
+    inner = tree[head]
+    return {**tree, head: _without(inner, tuple(rest), default)} if isinstance(inner, dict) else tree
+
+
 def identity(config: dict | None, seed: bool = False) -> dict:
-    """What of a cell's config decides its result: without the seed (unless `seed`) and without the data
-    check's levels (`task.data.checks`: they refuse or warn, the rows a cell uses are the same)."""
+    """What of a cell's config decides its result: without the seed (unless `seed`), without the data
+    check's levels (`task.data.checks`: they refuse or warn, the rows a cell uses are the same), and
+    without later settings at their defaults (LATER_DEFAULTS)."""
     out = {k: v for k, v in (config or {}).items() if seed or k != "seed"}
     task = out.get("task")
     if isinstance(task, dict) and isinstance(task.get("data"), dict) and "checks" in task["data"]:
         out["task"] = {**task, "data": {k: v for k, v in task["data"].items() if k != "checks"}}
+    for path, default in LATER_DEFAULTS.items():
+        out = _without(out, path, default)
     return out
 
 

@@ -145,7 +145,8 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         data = load_task_data(task, scenario_class.required_fields(task.scenario), scenario_class.fields)
         train_rows, eval_rows = data.train, data.eval
         scenario = scenario_class.create(task, tokenizer, kind, train_rows, eval_rows)
-        model, head_modules = scenario.load_model(source)
+        extra = strategy.load_options(device)  # e.g. a quantised base; a plugin scenario may not take any
+        model, head_modules = scenario.load_model(source, **extra) if extra else scenario.load_model(source)
         applied = strategy.apply(model, ModelContext(head_modules, scenario.peft_task_type))
         model = applied.model.to(device)
         freeze_all_but(model, applied, head_modules if strategy.trains else ())
@@ -160,7 +161,7 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         if strategy.trains
         else (training.eval_batch_size, None)
     )
-    preflight = _preflight(model, params, kind, task, rows, seq_len)
+    preflight = _preflight(model, params, kind, task, rows, seq_len, cell.registered)
     if hasattr(model, "get_nb_trainable_parameters"):
         params["peft_reported_trainable"] = model.get_nb_trainable_parameters()[0]
 
@@ -188,7 +189,7 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         peak = higher_peak(peak, device_peak(device, precision))  # a second reading, on a warm machine
         if breakdown.activation_shape is not None and len(breakdown.activation_shape) == 2:
             rows, seq_len = breakdown.activation_shape  # the formula at the shape whose activations were measured
-            preflight["at_measured_shape"] = _preflight(model, params, kind, task, rows, seq_len)
+            preflight["at_measured_shape"] = _preflight(model, params, kind, task, rows, seq_len, cell.registered)
 
     model.eval()
     progress.phase("eval", None)
@@ -278,17 +279,40 @@ def _efficiency(model, throughput: Throughput, peak: tuple[float | None, str] | 
     }
 
 
-def _preflight(model, params: dict, kind: str, task, rows: int | None = None, seq_len: int | None = None) -> dict:
+def _preflight(
+    model,
+    params: dict,
+    kind: str,
+    task,
+    rows: int | None = None,
+    seq_len: int | None = None,
+    strategy: str = "full",
+) -> dict:
     """The memory estimate with this model's actual parameter counts, made before training and kept next
     to what it predicts: at an input of `rows` x `seq_len` tokens (the largest training batch the
     scenario can make from its data), else at batch_size x max_length (the bound the validate-time guard
     uses)."""
-    from harness.measure.preflight import estimate, model_shape
+    from harness.measure.preflight import REGIMES, estimate, model_shape, optimizer_bytes, weight_bytes
+    from harness.run.optimizers import galore_targets
+    from harness.strategies.layers import discover
+    from harness.strategies.quantize import logical_numel, storage_kind
 
     training = task.training
     trainable = int(params["trainable"])
     rows = rows or (training.batch_size if trainable else training.eval_batch_size)
     seq_len = seq_len or task.model.max_length
+    stored = list({id(p): (storage_kind(p), logical_numel(p)) for p in model.parameters()}.values())
+    schemes = {kind for kind, _ in stored if kind in ("nf4", "int8")}
+    scheme = schemes.pop() if len(schemes) == 1 else "none"  # one scheme per base
+    double_quant = bool(getattr(getattr(model.config, "quantization_config", None), "bnb_4bit_use_double_quant", True))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    targets = galore_targets(model, training) if training.optimizer == "galore_adamw" and trainable else set()
+    projected = tuple(tuple(p.shape) for n, p in model.named_parameters() if n in targets)
+    regime = REGIMES.get(strategy, "full") if kind == "causal" and trainable else None
+    # blocks from the lowest one holding a trainable weight up keep activations (frozen-lower: the upper ones)
+    blocks = discover(model).blocks if regime else ()
+    trains = [any(p.requires_grad for p in model.get_submodule(b).parameters()) for b in blocks]
+    trained_blocks = len(blocks) - trains.index(True) if True in trains else None
     return {
         "input_shape": [rows, seq_len],
         **estimate(
@@ -300,6 +324,12 @@ def _preflight(model, params: dict, kind: str, task, rows: int | None = None, se
             resolved_precision(training.precision, pick_device()),
             training.gradient_checkpointing,
             logits=kind != "encoder",
+            weights=weight_bytes(int(params["total"]), sum(n for k, n in stored if k == scheme), scheme, double_quant),
+            optimizer=optimizer_bytes(
+                trainable, training.optimizer, tuple(p.numel() for p in trained), projected, training.galore_rank
+            ),
+            saved=regime,
+            trained_blocks=trained_blocks,
         ).record(),
     }
 

@@ -62,7 +62,9 @@ def resolve_cell(cell: CellSpec, seed: int, extra: dict[str, Any], strategy: str
     worker will resolve it."""
     problems: list = []
     overrides = {**dict(cell.overrides), **extra}
-    found = load_task_cells(cell.task.path, (strategy or cell.strategy,), (seed,), cell.profile, problems, overrides)
+    found = load_task_cells(
+        cell.task.path, (strategy or cell.strategy,), (seed,), cell.profile, problems, overrides, dict(cell.variants)
+    )
     if problems or not found:
         raise ConfigError(problems)
     return found[0]

@@ -46,12 +46,14 @@ def planned_steps(n_rows: int, training: TrainingSpec) -> int:
 
 
 def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: TrainHooks) -> dict:
-    """AdamW with linear LR warm-up and decay over the planned steps; a budget may stop it earlier."""
+    """The task's optimizer (AdamW unless it says otherwise) with linear LR warm-up and decay over the
+    planned steps; a budget may stop it earlier."""
+    from harness.run.optimizers import build_optimizer
+
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the strategy left no trainable parameters")
-    fused = device.type == "cuda"  # one kernel per step instead of one per tensor
-    optimizer = torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.weight_decay, fused=fused)
+    optimizer, optimizer_record = build_optimizer(model, params, training, device)
     precision = resolved_precision(training.precision, device)
     hooks.watch_optimizer(optimizer)
     total = planned_steps(len(scenario.train_rows), training)
@@ -103,7 +105,8 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
         "planned_steps": total,
         "stopped_by": stopped_by,
         "precision": precision,
-        "fused_optimizer": fused,
+        "fused_optimizer": bool(optimizer_record.get("fused")),
+        "optimizer": optimizer_record,
         "first_loss": losses[0],
         "final_loss": sum(losses[-5:]) / len(losses[-5:]),
         "loss_curve": losses,  # every step's loss: the learning checks read its two ends

@@ -145,8 +145,9 @@ class Scenario(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def load_model(self, source: str) -> tuple[Any, tuple[str, ...]]:
-        """The model with its task head, and the names of freshly initialised head modules."""
+    def load_model(self, source: str, **options: Any) -> tuple[Any, tuple[str, ...]]:
+        """The model with its task head, and the names of freshly initialised head modules. `options` are
+        more keyword arguments of `from_pretrained`, from the strategy (e.g. a quantisation config)."""
 
     @abc.abstractmethod
     def training_batch(self, rows: list[dict]) -> Batch:

@@ -98,7 +98,7 @@ class Classification(Scenario):
             weights = self.class_weights.to(device=logits.device, dtype=torch.float32)
             return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weights)
 
-    def load_model(self, source: str):
+    def load_model(self, source: str, **options):
         from transformers import AutoModelForSequenceClassification
 
         from harness.models import load_options
@@ -110,6 +110,7 @@ class Classification(Scenario):
             label2id=self.label_ids,
             output_loading_info=True,
             **load_options(self.task.model),
+            **options,
         )
         if model.config.pad_token_id is None:  # decoder models classify from the last non-pad token
             model.config.pad_token_id = self.tokenizer.pad_token_id

@@ -111,13 +111,13 @@ class ExtractiveQA(Scenario):
                         f'{{"text": [...], "answer_start": [...]}} (SQuAD format)'
                     )
 
-    def load_model(self, source: str):
+    def load_model(self, source: str, **options):
         from transformers import AutoModelForQuestionAnswering
 
         from harness.models import load_options
 
         model, info = AutoModelForQuestionAnswering.from_pretrained(
-            source, output_loading_info=True, **load_options(self.task.model)
+            source, output_loading_info=True, **load_options(self.task.model), **options
         )
         return model, new_head_modules(info)
 

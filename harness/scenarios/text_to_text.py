@@ -54,14 +54,14 @@ class TextToText(Scenario):
             return messages[0]["content"] + "\n"
         return "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages) + "Assistant: "
 
-    def load_model(self, source: str):
+    def load_model(self, source: str, **extra):
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
         from harness.models import load_options
 
         loader = AutoModelForSeq2SeqLM if self.kind == "seq2seq" else AutoModelForCausalLM
         # output_loading_info=True makes it a (model, info) pair, which the stubs do not say
-        options = load_options(self.task.model)
+        options = {**load_options(self.task.model), **extra}
         model, _ = loader.from_pretrained(source, output_loading_info=True, **options)  # type: ignore[misc]
         if model.config.pad_token_id is None:
             model.config.pad_token_id = self.tokenizer.pad_token_id

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from harness.schema import field
+from harness.strategies import quantize
 from harness.strategies.base import STRATEGIES, Applied, ModelContext, Strategy
 from harness.strategies.layers import discover, output_projections
 
@@ -33,9 +34,10 @@ class BottleneckAdapter(nn.Module):
         super().__init__()
         self.wrapped = wrapped
         weight = wrapped.weight
-        self.adapter_down = nn.Linear(hidden, bottleneck, device=weight.device, dtype=weight.dtype)
+        dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32  # a quantised base: fp32 adapters
+        self.adapter_down = nn.Linear(hidden, bottleneck, device=weight.device, dtype=dtype)
         self.adapter_act = _ACTIVATIONS[activation]()
-        self.adapter_up = nn.Linear(bottleneck, hidden, device=weight.device, dtype=weight.dtype)
+        self.adapter_up = nn.Linear(bottleneck, hidden, device=weight.device, dtype=dtype)
         if init == "houlsby":  # near identity: small weights both ways, zero biases
             for linear in (self.adapter_down, self.adapter_up):
                 nn.init.trunc_normal_(linear.weight, std=HOULSBY_STD, a=-2 * HOULSBY_STD, b=2 * HOULSBY_STD)
@@ -71,7 +73,7 @@ def _is_attention(name: str) -> bool:
 
 
 @dataclass(frozen=True)
-class AdapterOptions:
+class AdapterOptions(quantize.QuantizedBaseOptions):
     """[strategies.adapter] options."""
 
     bottleneck: int = field(64, min=1, help="adapter hidden size")
@@ -105,7 +107,15 @@ class BottleneckAdapters(Strategy):
     search_grid = (3e-4, 1e-3, 3e-3, 1e-2)
     Options = AdapterOptions
 
+    @classmethod
+    def check_options(cls, options) -> list[tuple[str, str]]:
+        return quantize.quantize_problems(options)
+
+    def load_options(self, device) -> dict:
+        return quantize.load_options(self.options, device)
+
     def apply(self, model, context: ModelContext) -> Applied:
+        model = quantize.prepare(model, self.options)
         targets = []
         for block in discover(model).blocks:
             found = output_projections(model, block, self.options.target_modules)

@@ -51,6 +51,10 @@ class Strategy(abc.ABC):
         """Problems with `options` that need more than type checks: (key, message)."""
         return []
 
+    def load_options(self, device) -> dict[str, Any]:
+        """Extra keyword arguments of the model's `from_pretrained`, e.g. a quantisation config."""
+        return {}
+
     @abc.abstractmethod
     def apply(self, model, context: ModelContext) -> Applied:
         """Insert modules if the strategy needs them; say which parameters train."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.schema import field
+from harness.strategies import quantize
 from harness.strategies.base import STRATEGIES, Applied, ModelContext, Strategy
 
 
@@ -20,7 +21,8 @@ def wrap_with_peft(model, peft_config) -> Applied:
 
 @STRATEGIES.register("lora")
 class LoRA(Strategy):
-    """Low-rank updates of the target projections, through peft; the base weights stay frozen."""
+    """Low-rank updates of the target projections, through peft; the base weights stay frozen (and, with
+    `quantize`, stored in 4 or 8 bits: QLoRA)."""
 
     name = "lora"
     # chosen by the recorded search, tasks/suites/search.toml (README: Learning rates)
@@ -29,7 +31,7 @@ class LoRA(Strategy):
     search_grid = (3e-4, 1e-3, 3e-3, 1e-2)
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(quantize.QuantizedBaseOptions):
         r: int = field(8, min=1, help="rank of the update matrices")
         alpha: int = field(16, min=1, help="scaling numerator: updates are scaled by alpha / r")
         dropout: float = field(0.0, min=0.0, max=1.0, help="dropout on the LoRA input")
@@ -39,9 +41,17 @@ class LoRA(Strategy):
         bias: Literal["none", "all", "lora_only"] = field("none", help="which biases train")
         use_dora: bool = field(False, help="weight-decomposed LoRA (DoRA)")
 
+    @classmethod
+    def check_options(cls, options) -> list[tuple[str, str]]:
+        return quantize.quantize_problems(options)
+
+    def load_options(self, device) -> dict:
+        return quantize.load_options(self.options, device)
+
     def apply(self, model, context: ModelContext) -> Applied:
         from peft import LoraConfig
 
+        model = quantize.prepare(model, self.options)
         config = LoraConfig(
             r=self.options.r,
             lora_alpha=self.options.alpha,

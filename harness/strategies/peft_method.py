@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.registry import did_you_mean
 from harness.schema import field
+from harness.strategies import quantize
 from harness.strategies.base import STRATEGIES, Applied, ModelContext, Strategy
 from harness.strategies.lora import wrap_with_peft
 
@@ -25,12 +26,16 @@ class PeftMethod(Strategy):
     search_grid = (1e-4, 1e-3, 1e-2, 3e-2)
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(quantize.QuantizedBaseOptions):
         method: str = field(help="peft method name, e.g. IA3, PREFIX_TUNING, PROMPT_TUNING, ADALORA, LORA")
         config: dict[str, Any] = field(factory=dict, help="keyword arguments of the method's peft config class")
 
     @classmethod
     def check_options(cls, options) -> list[tuple[str, str]]:
+        return quantize.quantize_problems(options) + cls._config_problems(options)
+
+    @staticmethod
+    def _config_problems(options) -> list[tuple[str, str]]:
         classes = _config_classes()
         if options.method not in classes:
             return [
@@ -50,7 +55,11 @@ class PeftMethod(Strategy):
             if key not in fields
         ]
 
+    def load_options(self, device) -> dict:
+        return quantize.load_options(self.options, device)
+
     def apply(self, model, context: ModelContext) -> Applied:
+        model = quantize.prepare(model, self.options)
         config_class = _config_classes()[self.options.method]
         arguments = {"task_type": context.peft_task_type, **self.options.config}
         if context.head_modules and "modules_to_save" in {f.name for f in dataclasses.fields(config_class)}:
