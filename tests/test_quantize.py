@@ -96,9 +96,7 @@ def quantized_lora(model_dir, scheme: str = "nf4"):
     return strategy, applied.model
 
 
-def test_an_nf4_base_loads_trains_a_step_and_its_saved_adapter_reloads_onto_a_fresh_quantised_base(
-    tmp_path, llama_dir
-):
+def test_an_nf4_base_loads_trains_a_step_and_its_saved_adapter_reloads_onto_a_fresh_quantised_base(tmp_path, llama_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -235,9 +233,7 @@ def test_quantise_options_at_their_defaults_keep_the_cell_ids_results_already_ha
     assert load_matrix([task], strategies=("lora",)).cells[0].cell_id != plain["lora"].cell_id
 
 
-def test_a_suite_gives_its_named_variants_to_every_task_and_checks_them_against_its_own_file(
-    tmp_path, llama_dir
-):
+def test_a_suite_gives_its_named_variants_to_every_task_and_checks_them_against_its_own_file(tmp_path, llama_dir):
     first = write_scenario_task(tmp_path, "creative", llama_dir)
     second = tmp_path / "other.toml"
     second.write_text(first.read_text().replace('name = "creative"', 'name = "other"'))
