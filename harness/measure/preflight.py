@@ -165,6 +165,46 @@ def estimate(
     )
 
 
+def model_estimate(
+    model, params: dict, kind: str, training, rows: int, seq_len: int, precision: str, strategy: str = "full"
+) -> Estimate:
+    """The estimate for a built model (before it trains): its parameter counts, how its weights are
+    stored, what its optimizer will hold for the weights that train, and which blocks keep activations."""
+    from harness.run.optimizers import galore_targets
+    from harness.strategies.layers import discover
+    from harness.strategies.quantize import logical_numel, storage_kind
+
+    trainable = int(params["trainable"])
+    stored = list({id(p): (storage_kind(p), logical_numel(p)) for p in model.parameters()}.values())
+    schemes = {k for k, _ in stored if k in ("nf4", "int8")}
+    scheme = schemes.pop() if len(schemes) == 1 else "none"  # one scheme per base
+    quantization = getattr(model.config, "quantization_config", None)
+    double_quant = bool(getattr(quantization, "bnb_4bit_use_double_quant", True))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    targets = galore_targets(model, training) if training.optimizer == "galore_adamw" and trainable else set()
+    projected = tuple(tuple(p.shape) for n, p in model.named_parameters() if n in targets)
+    regime = REGIMES.get(strategy, "full") if kind == "causal" and trainable else None
+    # blocks from the lowest one holding a trainable weight up keep activations (frozen-lower: the upper ones)
+    blocks = discover(model).blocks if regime else ()
+    trains = [any(p.requires_grad for p in model.get_submodule(b).parameters()) for b in blocks]
+    return estimate(
+        model_shape(model.config.to_dict()),
+        int(params["total"]),
+        trainable,
+        rows,
+        seq_len,
+        precision,
+        training.gradient_checkpointing,
+        logits=kind != "encoder",
+        weights=weight_bytes(int(params["total"]), sum(n for k, n in stored if k == scheme), scheme, double_quant),
+        optimizer=optimizer_bytes(
+            trainable, training.optimizer, tuple(p.numel() for p in trained), projected, training.galore_rank
+        ),
+        saved=regime,
+        trained_blocks=len(blocks) - trains.index(True) if True in trains else None,
+    )
+
+
 def config_of(task) -> dict | None:
     """The model's config.json as a dict, without loading weights; None where only a download or a GGUF
     conversion could tell (a GGUF model's converted config is used once it is cached)."""

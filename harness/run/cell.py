@@ -292,46 +292,14 @@ def _preflight(
     to what it predicts: at an input of `rows` x `seq_len` tokens (the largest training batch the
     scenario can make from its data), else at batch_size x max_length (the bound the validate-time guard
     uses)."""
-    from harness.measure.preflight import REGIMES, estimate, model_shape, optimizer_bytes, weight_bytes
-    from harness.run.optimizers import galore_targets
-    from harness.strategies.layers import discover
-    from harness.strategies.quantize import logical_numel, storage_kind
+    from harness.measure.preflight import model_estimate
 
     training = task.training
-    trainable = int(params["trainable"])
-    rows = rows or (training.batch_size if trainable else training.eval_batch_size)
+    rows = rows or (training.batch_size if params["trainable"] else training.eval_batch_size)
     seq_len = seq_len or task.model.max_length
-    stored = list({id(p): (storage_kind(p), logical_numel(p)) for p in model.parameters()}.values())
-    schemes = {kind for kind, _ in stored if kind in ("nf4", "int8")}
-    scheme = schemes.pop() if len(schemes) == 1 else "none"  # one scheme per base
-    double_quant = bool(getattr(getattr(model.config, "quantization_config", None), "bnb_4bit_use_double_quant", True))
-    trained = [p for p in model.parameters() if p.requires_grad]
-    targets = galore_targets(model, training) if training.optimizer == "galore_adamw" and trainable else set()
-    projected = tuple(tuple(p.shape) for n, p in model.named_parameters() if n in targets)
-    regime = REGIMES.get(strategy, "full") if kind == "causal" and trainable else None
-    # blocks from the lowest one holding a trainable weight up keep activations (frozen-lower: the upper ones)
-    blocks = discover(model).blocks if regime else ()
-    trains = [any(p.requires_grad for p in model.get_submodule(b).parameters()) for b in blocks]
-    trained_blocks = len(blocks) - trains.index(True) if True in trains else None
-    return {
-        "input_shape": [rows, seq_len],
-        **estimate(
-            model_shape(model.config.to_dict()),
-            int(params["total"]),
-            trainable,
-            rows,
-            seq_len,
-            resolved_precision(training.precision, pick_device()),
-            training.gradient_checkpointing,
-            logits=kind != "encoder",
-            weights=weight_bytes(int(params["total"]), sum(n for k, n in stored if k == scheme), scheme, double_quant),
-            optimizer=optimizer_bytes(
-                trainable, training.optimizer, tuple(p.numel() for p in trained), projected, training.galore_rank
-            ),
-            saved=regime,
-            trained_blocks=trained_blocks,
-        ).record(),
-    }
+    precision = resolved_precision(training.precision, pick_device())
+    estimate = model_estimate(model, params, kind, training, rows, seq_len, precision, strategy)
+    return {"input_shape": [rows, seq_len], **estimate.record()}
 
 
 def _metrics(task, evaluation) -> dict[str, float]:
