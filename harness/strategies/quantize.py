@@ -12,12 +12,17 @@ fp32 as they do on a float base. Needs bitsandbytes: `pip install 'tunebench[qua
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
 from harness.schema import field
 
 EXTRA = "tunebench[quantize]"
+# Imported on a CPU with AVX512-BF16, bitsandbytes looks for an optional 4-bit kernel fetched from the
+# Hugging Face hub (the `kernels` package) and logs a warning when that package is absent; its built-in CPU
+# kernel is then used, the one measured here. Said once in the README instead of before every run.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 # Modules never quantised: task heads (fresh, they train) and the language-model head (it shares the
 # embedding matrix in most causal LMs). transformers' own default list is replaced by this one.
 KEEP_IN_FLOAT = ("lm_head", "classifier", "score", "qa_outputs")
