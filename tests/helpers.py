@@ -108,6 +108,32 @@ def tiny_model(kind: str):
     raise ValueError(kind)
 
 
+def save_tiny_llama(folder: Path, hidden: int = 32) -> Path:
+    """A 2-block Llama-style causal LM (random weights, MLP twice as wide) with the word-level tokenizer
+    and chat template, saved into `folder`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = word_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 HEADS = {"bert": ("classifier",), "gpt2": ("score",), "llama": ("score",), "t5": ("classification_head",)}
 
 

@@ -19,6 +19,7 @@ from harness.report.recommend import Constraints, recommend
 from harness.results.io import write_result
 from harness.run.cell import _save_weights, run_cell
 from harness.strategies import STRATEGIES, ModelContext, freeze_all_but
+from tests.helpers import save_tiny_llama
 from tests.report_fixtures import GiB, cell_result
 from tests.test_scenarios import write_scenario_task
 
@@ -59,29 +60,7 @@ galore_rank = 8
 def llama_dir(tmp_path_factory):
     """The conftest's tiny Llama at width 64: bitsandbytes' CPU 4-bit kernel needs inputs of at least one
     quantisation block (64 weights)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from tests.helpers import word_tokenizer
-
-    folder = tmp_path_factory.mktemp("llama64")
-    tokenizer = word_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_llama(tmp_path_factory.mktemp("llama64"), hidden=64)
 
 
 def quantized_lora(model_dir, scheme: str = "nf4"):
