@@ -157,6 +157,12 @@ def test_memory_variants_run_as_cells_and_record_what_they_store(tmp_path, llama
         measured = results[name]["memory"]["breakdown"]["weights_bytes"]
         assert results[name]["preflight"]["weights_bytes"] == pytest.approx(measured, rel=0.02), name
 
+    # FLOPs count a 4-bit base's matmuls as float ones (its packed tensors hold two weights a byte), and
+    # its MFU says that it is not comparable
+    efficiency = {name: r["efficiency"] for name, r in results.items()}
+    assert efficiency["qlora"]["flops_per_token"] == efficiency["lora-int8"]["flops_per_token"]  # both r = 4
+    assert efficiency["qlora"]["mfu_note"].startswith("quantised base") and efficiency["full"]["mfu_note"] is None
+
     cells = harness.load_results(run_dir).set_index("strategy")
     assert cells.loc["qlora", "memory_saving"] == "4-bit NF4 base"
     assert cells.loc["lora-int8", "memory_saving"] == "8-bit base"

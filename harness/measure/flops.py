@@ -80,7 +80,10 @@ def higher_peak(*readings: tuple[float | None, str] | None) -> tuple[float | Non
 
 
 def _matmul_params(module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.dim() >= 2)
+    """Weights of the module's matrices, counted before packing (a 4-bit base's multiply as float ones)."""
+    from harness.strategies.quantize import logical_numel
+
+    return sum(logical_numel(p) for p in module.parameters() if p.dim() >= 2)
 
 
 def flops_per_token(model, seq_len: float, head_share: float = 1.0) -> dict:
@@ -88,6 +91,7 @@ def flops_per_token(model, seq_len: float, head_share: float = 1.0) -> dict:
     `head_share` is the output head's positions per token (a classifier reads one per row, a causal LM's
     loss may score its targets only)."""
     from harness.strategies.layers import discover
+    from harness.strategies.quantize import logical_numel
 
     layout = discover(model)
     blocks = [model.get_submodule(b) for b in layout.blocks]
@@ -98,7 +102,9 @@ def flops_per_token(model, seq_len: float, head_share: float = 1.0) -> dict:
     in_blocks = tuple(b + "." for b in layout.blocks)
     named = dict(model.named_parameters())
     head = sum(
-        p.numel() for n, p in named.items() if p.dim() >= 2 and n not in embedding and not n.startswith(in_blocks)
+        logical_numel(p)
+        for n, p in named.items()
+        if p.dim() >= 2 and n not in embedding and not n.startswith(in_blocks)
     )
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     tied_head = 0

@@ -270,12 +270,21 @@ def _efficiency(model, throughput: Throughput, peak: tuple[float | None, str] | 
     tokens_per_s = throughput.trackers["train"].summary("train")["train_tokens_per_s"]
     peak_flops, source = peak or (None, "not measured")
     achieved = record["flops_per_token"] * tokens_per_s if tokens_per_s else None
+    from harness.strategies.quantize import storage_kind
+
+    quantised = any(storage_kind(p) in ("nf4", "int8") for p in model.parameters())
     return {
         **record,
         "train_flops_per_s": achieved,
         "peak_flops_per_s": peak_flops,
         "peak_source": source,
         "train_mfu_percent": 100 * achieved / peak_flops if achieved and peak_flops else None,
+        "mfu_note": (
+            "quantised base: its matmuls are counted as float ones and the de-quantising is not counted, "
+            "so MFU is not comparable with a float base's; compare tokens/s"
+            if quantised
+            else None
+        ),
     }
 
 

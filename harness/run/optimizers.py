@@ -51,6 +51,7 @@ def build_optimizer(model, params: list, training, device):
     import torch
 
     record: dict = {"name": training.optimizer}
+    optimizer: torch.optim.Optimizer
     if training.optimizer == "adamw":
         fused = device.type == "cuda"  # one kernel per step instead of one per tensor
         record["fused"] = fused
