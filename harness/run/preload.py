@@ -4,6 +4,7 @@ Only imports: nothing here may start threads, touch a device or seed anything, b
 forked from the process that ran this.
 """
 
+import harness.strategies.quantize  # noqa: F401, I001  (first: quiets bitsandbytes' optional-kernel warning)
 import peft  # noqa: F401
 import torch  # noqa: F401
 import torch._inductor.config  # noqa: F401  (torch.use_deterministic_algorithms imports it)
