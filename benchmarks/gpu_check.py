@@ -47,17 +47,19 @@ class SyntheticText:
         return model(**inputs).loss
 
 
-# row -> (registered strategy, its options, training settings): the rows of tasks/suites/memory.toml
-ROWS = {
-    "full": ("full", {}, {}),
-    "frozen-lower": ("frozen-lower", {}, {}),
-    "adapter": ("adapter", {}, {}),
-    "lora": ("lora", {}, {}),
-    "qlora": ("lora", {"quantize": "nf4"}, {}),
-    "lora-int8": ("lora", {"quantize": "int8"}, {}),
-    "full-adamw8bit": ("full", {}, {"optimizer": "adamw8bit"}),
-    "full-galore": ("full", {}, {"optimizer": "galore_adamw"}),
-}
+def rows() -> dict[str, tuple[str, dict, dict]]:
+    """row -> (registered strategy, its options, training settings): the four plain strategies and the
+    memory-saving variants tasks/suites/memory.toml defines."""
+    import tomllib
+    from pathlib import Path
+
+    suite = Path(__file__).resolve().parents[1] / "tasks/suites/memory.toml"
+    variants = tomllib.loads(suite.read_text(encoding="utf-8"))["strategies"]
+    found: dict[str, tuple[str, dict, dict]] = {s: (s, {}, {}) for s in ("full", "frozen-lower", "adapter", "lora")}
+    for name, table in variants.items():
+        options = {k: v for k, v in table.items() if k not in ("type", "training")}
+        found[name] = (table["type"], options, table.get("training", {}))
+    return found
 
 
 def model_config(tiny: bool = False):
@@ -103,7 +105,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--length", type=int, default=512)
-    parser.add_argument("--rows", default="full,frozen-lower,adapter,lora", help=f"comma-separated: {', '.join(ROWS)}")
+    rows_help = "comma-separated: full, frozen-lower, adapter, lora and the variants of tasks/suites/memory.toml"
+    parser.add_argument("--rows", default="full,frozen-lower,adapter,lora", help=rows_help)
     parser.add_argument("--dry-run", action="store_true", help="a tiny model on CPU: checks the script only")
     args = parser.parse_args(argv)
     if args.dry_run:
@@ -129,8 +132,9 @@ def main(argv: list[str]) -> int:
         f"{'row':<16}{'params':>9}{'trainable':>11}{'tokens/s':>10}{'peak alloc':>12}{'peak reserved':>15}"
         f"{'weights':>10}{'optim state':>13}{'MFU':>11}  weights by storage"
     )
+    known = rows()
     for row in args.rows.split(","):
-        registered, options, settings = ROWS[row]
+        registered, options, settings = known[row]
         training = dataclasses.replace(base, **settings)
         cls = STRATEGIES.get(registered)
         strategy = cls(cls.Options(**options))

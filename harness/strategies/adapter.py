@@ -97,7 +97,7 @@ class AdapterOptions(quantize.QuantizedBaseOptions):
 
 
 @STRATEGIES.register("adapter")
-class BottleneckAdapters(Strategy):
+class BottleneckAdapters(quantize.QuantizableBase, Strategy):
     name = "adapter"
     # a few freshly initialised weights: large steps. Chosen by the recorded search (tasks/suites/search.toml),
     # rerun for the published recipe on spam, sentiment and medical: 1e-3 keeps every encoder task's best
@@ -106,13 +106,6 @@ class BottleneckAdapters(Strategy):
     kind_defaults = {"encoder": {"learning_rate": 1e-3}, "causal": {"learning_rate": 1e-3}}
     search_grid = (3e-4, 1e-3, 3e-3, 1e-2)
     Options = AdapterOptions
-
-    @classmethod
-    def check_options(cls, options) -> list[tuple[str, str]]:
-        return quantize.quantize_problems(options)
-
-    def load_options(self, device) -> dict:
-        return quantize.load_options(self.options, device)
 
     def apply(self, model, context: ModelContext) -> Applied:
         model = quantize.prepare(model, self.options)

@@ -20,7 +20,7 @@ def wrap_with_peft(model, peft_config) -> Applied:
 
 
 @STRATEGIES.register("lora")
-class LoRA(Strategy):
+class LoRA(quantize.QuantizableBase, Strategy):
     """Low-rank updates of the target projections, through peft; the base weights stay frozen (and, with
     `quantize`, stored in 4 or 8 bits: QLoRA)."""
 
@@ -40,13 +40,6 @@ class LoRA(Strategy):
         )
         bias: Literal["none", "all", "lora_only"] = field("none", help="which biases train")
         use_dora: bool = field(False, help="weight-decomposed LoRA (DoRA)")
-
-    @classmethod
-    def check_options(cls, options) -> list[tuple[str, str]]:
-        return quantize.quantize_problems(options)
-
-    def load_options(self, device) -> dict:
-        return quantize.load_options(self.options, device)
 
     def apply(self, model, context: ModelContext) -> Applied:
         from peft import LoraConfig

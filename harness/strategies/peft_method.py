@@ -20,7 +20,7 @@ def _config_classes() -> dict[str, type]:
 
 
 @STRATEGIES.register("peft")
-class PeftMethod(Strategy):
+class PeftMethod(quantize.QuantizableBase, Strategy):
     name = "peft"
     defaults = {"learning_rate": 1e-3}  # most peft methods train few weights
     search_grid = (1e-4, 1e-3, 1e-2, 3e-2)
@@ -32,7 +32,7 @@ class PeftMethod(Strategy):
 
     @classmethod
     def check_options(cls, options) -> list[tuple[str, str]]:
-        return quantize.quantize_problems(options) + cls._config_problems(options)
+        return super().check_options(options) + cls._config_problems(options)
 
     @staticmethod
     def _config_problems(options) -> list[tuple[str, str]]:
@@ -54,9 +54,6 @@ class PeftMethod(Strategy):
             for key in options.config
             if key not in fields
         ]
-
-    def load_options(self, device) -> dict:
-        return quantize.load_options(self.options, device)
 
     def apply(self, model, context: ModelContext) -> Applied:
         model = quantize.prepare(model, self.options)

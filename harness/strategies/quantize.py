@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from harness.schema import field
 
@@ -47,6 +47,20 @@ class QuantizedBaseOptions:
         "auto", help="dtype the quantised layers compute in (auto: bf16 on a CUDA device that has it, else fp32)"
     )
     double_quant: bool = field(True, help="NF4: quantise the quantisation constants as well (QLoRA's double quant)")
+
+
+class QuantizableBase:
+    """What a strategy whose Options derive from QuantizedBaseOptions gets (listed before `Strategy`): the
+    quantisation config at load and the check that bitsandbytes is installed. Its `apply` calls `prepare`."""
+
+    options: Any  # the strategy's Options, a QuantizedBaseOptions
+
+    @classmethod
+    def check_options(cls, options) -> list[tuple[str, str]]:
+        return quantize_problems(options)
+
+    def load_options(self, device) -> dict:
+        return load_options(self.options, device)
 
 
 def quantize_problems(options: QuantizedBaseOptions) -> list[tuple[str, str]]:
