@@ -114,8 +114,8 @@ def _exclusion_text(excluded: dict[str, tuple[str, str]], constraints: Constrain
 
 
 def _saving_clause(row, excluded: dict[str, tuple[str, str]], constraints: Constraints) -> str:
-    """' It fits --max-memory 600 MiB through its 4-bit NF4 base (peak 410 MiB); lora exceeds it without
-    one.' for a pick that saves memory under a memory limit; '' otherwise."""
+    """' It fits --max-memory 600 MiB through its 4-bit NF4 base (peak 410 MiB); lora exceeds it.' for a
+    pick that saves memory under a memory limit; '' otherwise."""
     saving = row.get("memory_saving")
     if constraints.max_memory_bytes is None or missing(saving) or not saving:
         return ""
