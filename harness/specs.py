@@ -129,6 +129,16 @@ class DataSpec:
         help="a learning-rate search trial (set by [search]): hold out this share (0 < x < 1) or count of the "
         "training rows, train on the rest, evaluate on them; the eval data is never read",
     )
+    score_on: Literal["validation", "eval"] = field(
+        "validation",
+        help="with validation: score on the carve (a search trial, eval never read) or on eval (trained "
+        "without the carve, as the trials were: pick's finals)",
+    )
+
+    @property
+    def is_trial(self) -> bool:
+        """Trained on train minus the validation carve and scored on that carve: the eval data is never read."""
+        return self.validation is not None and self.score_on == "validation"
 
     def problems(self) -> list[tuple[str, str]]:
         from harness.data.checks import relax_problems
@@ -137,7 +147,9 @@ class DataSpec:
             return relaxing
         if self.validation is not None and (problem := _share_or_count("validation", self.validation)):
             return problem
-        if self.train is not None and self.validation is not None:  # a trial needs no eval split
+        if self.score_on == "eval" and self.validation is None:
+            return [("score_on", "'eval' scores a model trained without the validation carve: set validation")]
+        if self.train is not None and self.is_trial:  # a trial needs no eval split
             return []
         if self.train is not None and self.eval is not None and self.split is not None:
             return [("split", "give either an 'eval' file or a 'split' of train, not both")]
@@ -167,6 +179,17 @@ class MetricSpec:
 class TrainingSpec:
     epochs: int = field(3, min=1, help="passes over the training set")
     max_steps: int | None = field(None, min=1, help="optimizer steps; stops earlier than epochs if reached")
+    stop_after_steps: int | None = field(
+        None,
+        min=1,
+        help="stop after this many steps while the learning-rate schedule stays planned over all of them, and "
+        "save a checkpoint that resume_from continues (a prefix of the full run: pick's race rungs)",
+    )
+    resume_from: str | None = field(
+        None,
+        help="the id of a cell in this run folder whose checkpoint (stop_after_steps) this cell continues, "
+        "on its rows and schedule; one that finished its schedule is evaluated as it stands",
+    )
     batch_size: int = field(16, min=1, help="training examples per step")
     eval_batch_size: int = field(32, min=1, help="examples per evaluation forward pass")
     group_by_length: bool = field(
@@ -300,7 +323,7 @@ class CellSpec:
     @property
     def is_trial(self) -> bool:
         """A learning-rate search trial: trained on train minus a validation carve, scored on that carve."""
-        return self.task.data.validation is not None
+        return self.task.data.is_trial
 
     @property
     def registered(self) -> str:
@@ -431,6 +454,6 @@ def _data_digest(task: TaskSpec) -> str | None:
 
     if task.data.train is None:
         return None
-    evaluation = None if task.data.validation is not None else task.data.eval  # a trial never reads eval
+    evaluation = None if task.data.is_trial else task.data.eval  # a trial never reads eval
     refs = [ref for ref in (task.data.train, evaluation) if ref is not None]
     return digest([resolve_data(ref, task.path.parent) for ref in refs])

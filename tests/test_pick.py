@@ -8,13 +8,14 @@ import pytest
 
 from harness.config import load_matrix
 from harness.data import load_task_data
-from harness.results.io import write_result
+from harness.results.io import cell_result_path, write_result
+from harness.results.items import read_items
 from harness.run.executor import run_matrix
 from harness.run.race import REDUCTION, Entry, contenders, final_cells, run_race, rung_budgets
+from harness.run.search import resolve_cell
+from harness.specs import Matrix
 from tests.helpers import write_reviews, write_split_task
 from tests.report_fixtures import GiB, cell_result
-
-pytest.importorskip("optuna")
 
 
 @pytest.fixture
@@ -22,11 +23,12 @@ def train_file(tmp_path):
     return write_reviews(tmp_path)
 
 
-def test_rung_budgets_are_a_ninth_and_a_third_of_the_planned_steps():
+def test_rung_budgets_are_a_ninth_a_third_and_all_of_the_planned_steps():
     assert REDUCTION == 3
-    assert rung_budgets(36) == [4, 12] and rung_budgets(120) == [13, 40]
-    assert rung_budgets(12) == [4]  # a ninth would be one step: left out
-    assert rung_budgets(2) == [1]
+    assert rung_budgets(36) == [4, 12, 36] and rung_budgets(120) == [13, 40, 120]
+    assert rung_budgets(12) == [4, 12]  # a ninth would be one step: left out
+    assert rung_budgets(7) == [2, 7]  # SmolLM's eight-step tasks less the carve
+    assert rung_budgets(2) == [2] and rung_budgets(1) == [1]
 
 
 # ---------------------------------------------------------------- the race's logic, on written results
@@ -41,9 +43,9 @@ def _fake_runner(run_dir, scores, memory=None):
 
     def run(cells):
         for cell in cells:
-            ran.append(cell.label + f"@{cell.task.training.max_steps}")
+            ran.append(cell.label + f"@{cell.task.training.stop_after_steps}")
             rate = cell.task.training.learning_rate
-            steps = cell.task.training.max_steps or 36
+            steps = cell.task.training.stop_after_steps or 36
             value = scores[(cell.strategy, rate)] + steps / 1000
             result = cell_result(
                 cell.task.name,
@@ -59,7 +61,7 @@ def _fake_runner(run_dir, scores, memory=None):
             result.update(
                 cell_id=cell.cell_id,
                 config=cell.resolved(),
-                training={"steps": steps},
+                training={"steps": steps, "steps_this_cell": steps},
                 timing={"load_seconds": 1.0, "train_seconds": steps * 0.5, "eval_seconds": 2.0},
                 preflight={"total_bytes": (memory or {}).get(cell.strategy, GiB)},
             )
@@ -80,24 +82,29 @@ def test_the_race_keeps_the_best_third_of_each_strategys_rates_and_never_drops_a
     scores |= {("lora", r): v for r, v in zip((3e-4, 1e-3, 3e-3, 1e-2), (0.50, 0.55, 0.52, 0.40))}
     run, ran = _fake_runner(tmp_path / "run", scores)
     state = run_race(_bases(task), run, tmp_path / "run")
-    assert state.budgets == [4, 12]
+    assert state.budgets == [4, 12, 36]
     assert len([r for r in ran if r.endswith("@4")]) == 8  # every pair at a ninth
-    assert sorted(r for r in ran if r.endswith("@12")) == [  # each strategy's best at a third
-        "raced/frozen-lower/seed0/trial lr=0.0003@12",
-        "raced/lora/seed0/trial lr=0.001@12",
+    assert sorted(r for r in ran if r.endswith("@36")) == [  # each strategy's best third: one of four rates
+        "raced/frozen-lower/seed0/trial lr=0.0003@36",
+        "raced/lora/seed0/trial lr=0.001@36",
     ]
+    assert not any(r.endswith("@12") for r in ran)  # one pair per strategy left: the third decides nothing
+    assert state.cells[Entry("lora", 1e-3)].keys() == {4, 36}
     assert state.pruned[Entry("lora", 1e-2)] == 4 and Entry("lora", 1e-3) not in state.pruned
-    assert state.best("lora", True) == (Entry("lora", 1e-3), pytest.approx(0.562))
+    assert state.best("lora", True) == (Entry("lora", 1e-3), pytest.approx(0.586))
+    top = {e.strategy: cells[36] for e, cells in state.cells.items() if 36 in cells}
     leader, p_values = contenders(state, tmp_path / "run", True)
-    assert leader == "frozen-lower" and p_values["lora"] < 0.05  # 0.812 against 0.562 on 200 items
+    assert leader == "frozen-lower" and p_values["lora"] < 0.05  # 0.836 against 0.586 on 200 items
     finals = final_cells(_bases(task), state, leader, p_values, True)
-    assert sorted((c.strategy, c.seed, c.task.training.learning_rate) for c in finals) == [
-        ("frozen-lower", 0, 3e-4),
-        ("frozen-lower", 1, 3e-4),
-        ("frozen-lower", 2, 3e-4),
-        ("lora", 0, 1e-3),
+    assert sorted((c.strategy, c.seed, c.task.training.learning_rate, c.task.training.resume_from) for c in finals) == [
+        ("frozen-lower", 0, 3e-4, top["frozen-lower"]),  # the race's own full run, evaluated on eval
+        ("frozen-lower", 1, 3e-4, None),
+        ("frozen-lower", 2, 3e-4, None),
+        ("lora", 0, 1e-3, top["lora"]),
     ]  # the leader with three seeds, the one beyond validation noise once
-    assert all(c.task.training.max_steps is None and not c.is_trial for c in finals)  # full budget, on eval
+    assert all(
+        c.task.training.stop_after_steps is None and c.task.data.score_on == "eval" and not c.is_trial for c in finals
+    )  # full budget, on the race's rows, scored on eval
 
 
 def test_a_memory_limit_drops_a_strategy_after_its_first_rung_and_says_why(tmp_path, tiny_bert_dir, train_file):
@@ -106,7 +113,7 @@ def test_a_memory_limit_drops_a_strategy_after_its_first_rung_and_says_why(tmp_p
     run, ran = _fake_runner(tmp_path / "run", scores, memory={"frozen-lower": 3 * GiB, "lora": GiB})
     state = run_race(_bases(task), run, tmp_path / "run", max_memory=2 * GiB)
     assert state.excluded == {"frozen-lower": "its measured peak (3.00 GiB) exceeds --max-memory (2.00 GiB)"}
-    assert not any("frozen-lower" in r and r.endswith("@12") for r in ran)
+    assert not any("frozen-lower" in r and r.endswith(("@12", "@36")) for r in ran)
     leader, _ = contenders(state, tmp_path / "run", True)
     assert leader == "lora"
 
@@ -118,12 +125,86 @@ def test_a_budget_stops_promoting_and_lists_what_did_not_run(tmp_path, tiny_bert
     state = run_race(_bases(task), run, tmp_path / "run", budget_s=10.0)  # rung 0 alone takes 8 x 5 s
     assert state.stopped_by_budget and all(r.endswith("@4") for r in ran)
     assert sorted(state.not_run) == [
-        "raced/frozen-lower/seed0/trial lr=0.001 (12 steps)",
-        "raced/lora/seed0/trial lr=0.01 (12 steps)",
+        "raced/frozen-lower/seed0/trial lr=0.001 (36 steps)",
+        "raced/lora/seed0/trial lr=0.01 (36 steps)",
     ]
 
 
 # ---------------------------------------------------------------- real cells
+
+
+def test_a_rung_continued_from_its_checkpoint_is_the_unbroken_full_run(tmp_path, tiny_bert_dir, train_file):
+    """Rungs are prefixes: stopped mid-epoch (6 of 36 steps), continued to an epoch's end (12), then to the
+    end, the chain makes the unbroken run's losses, learning rates and predictions exactly."""
+    from harness.run.cell import checkpoint_path
+    from harness.run.race import rung_cell
+
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    base = _bases(task, ("full",))[0]
+    run_dir = tmp_path / "run"
+
+    def run(cell):
+        [outcome] = run_matrix(Matrix((cell,)), run_dir)
+        assert outcome.status == "ok", outcome
+        result = json.loads(cell_result_path(run_dir, cell.cell_id).read_text())
+        return {**result, "item_rows": read_items(run_dir / "cells" / cell.cell_id / result["items"]["file"])}
+
+    unbroken = run(rung_cell(base, 1e-3, 36, 0.2, None))
+    first = rung_cell(base, 1e-3, 6, 0.2, None)
+    assert run(first)["training"]["stopped_by"] == "stop_after_steps"
+    second = rung_cell(base, 1e-3, 12, 0.2, first.cell_id)
+    run(second)
+    last = run(rung_cell(base, 1e-3, 36, 0.2, second.cell_id))
+    assert last["training"]["resumed_at_step"] == 12 and last["training"]["steps_this_cell"] == 24
+    assert last["training"]["loss_curve"] == unbroken["training"]["loss_curve"]
+    assert last["training"]["lr_curve"] == unbroken["training"]["lr_curve"]
+    assert last["primary_value"] == unbroken["primary_value"]
+    assert last["item_rows"] == unbroken["item_rows"]
+    assert checkpoint_path(run_dir / "cells", second.cell_id).is_file()
+
+
+def test_a_final_evaluates_the_races_full_run_on_eval_with_its_training_figures(tmp_path, tiny_bert_dir, train_file):
+    """Seed 0's final resumes the race's finished run with no step left: scored on the eval rows, it
+    carries the training cell's peak memory and throughput, and says which cell measured them."""
+    from harness.run.race import rung_cell
+
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    base = _bases(task, ("lora",))[0]
+    run_dir = tmp_path / "run"
+    full_run = rung_cell(base, 1e-3, 36, 0.2, None)
+    final = resolve_cell(
+        base,
+        0,
+        {
+            "training.learning_rate": 1e-3,
+            "data.validation": 0.2,
+            "data.score_on": "eval",
+            "training.resume_from": full_run.cell_id,
+        },
+    )
+    assert not final.is_trial
+    run_matrix(Matrix((full_run,)), run_dir)
+    run_matrix(Matrix((final,)), run_dir)
+    trained = json.loads(cell_result_path(run_dir, full_run.cell_id).read_text())
+    result = json.loads(cell_result_path(run_dir, final.cell_id).read_text())
+    assert result["status"] == "ok" and result["training"]["steps_this_cell"] == 0
+    assert result["data"]["eval_rows"] == 40 and trained["data"]["eval_rows"] == 16  # eval, not the carve
+    assert result["data"]["train_sha256"] == trained["data"]["train_sha256"]
+    assert result["training_measured_in"] == full_run.cell_id
+    assert result["memory"]["peak_bytes"] >= trained["memory"]["peak_bytes"]
+    assert result["throughput"]["train_tokens_per_s"] == trained["throughput"]["train_tokens_per_s"]
+    assert result["training"]["loss_curve"] == trained["training"]["loss_curve"]
+    assert "train_seconds" not in result["timing"] or result["timing"]["train_seconds"] < 1.0
+
+
+def test_a_resumed_cell_without_its_checkpoint_names_the_key(tmp_path, tiny_bert_dir, train_file):
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    base = _bases(task, ("lora",))[0]
+    cell = resolve_cell(base, 0, {"data.validation": 0.2, "training.resume_from": "0123456789abcdef"})
+    [outcome] = run_matrix(Matrix((cell,)), tmp_path / "run")
+    result = json.loads(cell_result_path(tmp_path / "run", cell.cell_id).read_text())
+    assert outcome.status == "failed"
+    assert "training.resume_from: no checkpoint of cell 0123456789abcdef" in result["error"]["message"]
 
 
 def test_the_race_never_reads_eval_rows(tmp_path, tiny_bert_dir, train_file):
@@ -172,10 +253,11 @@ def test_a_race_started_again_runs_no_finished_rung_again(tmp_path, tiny_bert_di
     state = run_race(
         list(matrix.cells), lambda cells: outcomes.extend(run_matrix(matrix.__class__(tuple(cells)), run_dir)), run_dir
     )
-    first_rung = [o for o in outcomes if o.cell.task.training.max_steps == 4]
+    first_rung = [o for o in outcomes if o.cell.task.training.stop_after_steps == 4]
     assert len(first_rung) == 4 and all(o.skipped for o in first_rung)  # read back, not run again
-    second_rung = [o for o in outcomes if o.cell.task.training.max_steps == 12]
-    assert second_rung and not any(o.skipped for o in second_rung)  # run once, after the restart
+    full_budget = [o for o in outcomes if o.cell.task.training.stop_after_steps == 36]
+    assert len(full_budget) == 1 and not full_budget[0].skipped  # run once, after the restart
+    assert full_budget[0].cell.task.training.resume_from in {o.cell.cell_id for o in first_rung}
     assert not (run_dir / "stale").exists()  # a rung of one rate never sets aside another rung's result
     assert state.best("lora", True) is not None
 

@@ -2,8 +2,9 @@
 task's transforms, map fields to the scenario's names, split deterministically, cap.
 
 Order: read -> `[[data.transforms]]` -> field mapping -> split (one-file sources) -> validation carve
-(search trials only) -> sample caps. A search trial (`data.validation`) scores on rows carved from the
-training rows and never reads the eval data.
+(`data.validation` only) -> sample caps. A search trial (`data.validation`) scores on rows carved from the
+training rows and never reads the eval data; with `data.score_on = "eval"` the carve is only left out of
+training (pick's finals, trained on the rows its race trained on) and the cell scores on eval.
 The split depends on `[data.split]` and the data only, never on the cell's seed, so every
 strategy and every machine sees the same rows; each result records a digest of them.
 Prepared rows are cached under the tunebench cache, keyed by the data spec and the bytes
@@ -163,7 +164,7 @@ def _plain(rows: list[Row]) -> list[Row]:
 
 def _locations(task: TaskSpec) -> list[DataLocation]:
     data = task.data
-    evaluation = None if data.validation is not None else data.eval  # a search trial never reads eval
+    evaluation = None if data.is_trial else data.eval  # a search trial never reads eval
     return [resolve_data(ref, task.path.parent) for ref in (data.train, evaluation) if ref is not None]
 
 
@@ -195,9 +196,12 @@ VALIDATION_SEED = 0  # the validation carve is fixed, like the split: every tria
 def _prepare(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str, ...]) -> tuple[list[Row], list[Row]]:
     data = task.data
     train, evaluation, where = _prepare_sources(task, fields, optional)
-    if data.validation is not None:  # a search trial: the eval rows (never read) are replaced by a carve of train
+    if data.validation is not None:  # the carve: a search trial's eval rows (eval is never read), else left out
         stratify = all("label" in row for row in train)
-        return split_rows(train, data.validation, VALIDATION_SEED, stratify, where, "search.validation")
+        rest, carve = split_rows(train, data.validation, VALIDATION_SEED, stratify, where, "search.validation")
+        if data.is_trial:
+            return rest, carve
+        train = rest
     assert evaluation is not None
     return train, evaluation
 
@@ -208,7 +212,7 @@ def _prepare_sources(
     """(train, eval or None for a search trial, where the training rows come from)."""
     data = task.data
     mapping = dict(data.fields)
-    trial = data.validation is not None
+    trial = data.is_trial
     if data.train is None:
         where_train, where_eval = f"{data.hub}[{data.train_split}]", f"{data.hub}[{data.eval_split}]"
         train = _canonical(_read_hub(task, data.train_split), fields, optional, mapping, where_train)
@@ -235,7 +239,7 @@ def assemble(task: TaskSpec, tables: list[tuple[str, list[Row]]]) -> tuple[list[
     """(train, eval or None for a search trial, where the training rows come from) from the source tables:
     the split where the task carves eval out of train. The rows are the tables' own objects."""
     data = task.data
-    trial = data.validation is not None
+    trial = data.is_trial
     (where, first), rest = tables[0], tables[1:]
     if data.split is not None:
         split = data.split
@@ -278,8 +282,9 @@ def load_task_data(task: TaskSpec, fields: tuple[str, ...], optional: tuple[str,
         "citation": data.citation,
         "licence": data.licence,
         "train": data.train or f"{data.hub}[{data.train_split}]",
-        "eval": None if data.validation else data.eval or (None if data.split else f"{data.hub}[{data.eval_split}]"),
-        "validation": data.validation,  # set for a search trial: its "eval" rows are this carve of train
+        "eval": None if data.is_trial else data.eval or (None if data.split else f"{data.hub}[{data.eval_split}]"),
+        "validation": data.validation,  # a carve of train: a search trial's "eval" rows, else left out of training
+        "score_on": data.score_on if data.validation is not None else "eval",
         "split": {"eval": data.split.eval, "seed": data.split.seed, "stratify": data.split.stratify}
         if data.split
         else None,
@@ -297,7 +302,7 @@ def data_card(task: TaskSpec, scenario) -> DataCard | None:
     data (the network is not assumed) and for search trials (they never read the eval rows)."""
     from harness.data.checks import DataCard, Finding, check_rows
 
-    if task.data.train is None or task.data.validation is not None:
+    if task.data.train is None or task.data.is_trial:
         return None
     fields, optional = scenario.required_fields(task.scenario), scenario.fields
     rows_cache = _cache_path(task, fields, optional)

@@ -28,6 +28,9 @@ LATER_DEFAULTS: dict[tuple[str, ...], object] = {
     ("options", "quantize"): "none",
     ("options", "compute_dtype"): "auto",
     ("options", "double_quant"): True,
+    ("task", "training", "stop_after_steps"): None,
+    ("task", "training", "resume_from"): None,
+    ("task", "data", "score_on"): "validation",
 }
 
 
@@ -43,15 +46,20 @@ def _without(tree: dict, path: tuple[str, ...], default: object) -> dict:
 
 
 def identity(config: dict | None, seed: bool = False) -> dict:
-    """What of a cell's config decides its result: without the seed (unless `seed`), without the data
-    check's levels (`task.data.checks`: they refuse or warn, the rows a cell uses are the same), and
-    without later settings at their defaults (LATER_DEFAULTS)."""
+    """What of a cell's config decides its result: without the seed (unless `seed`: a cell's id), without
+    the data check's levels (`task.data.checks`: they refuse or warn, the rows a cell uses are the same),
+    and without later settings at their defaults (LATER_DEFAULTS). Without `seed`, a row's identity, it
+    also leaves out `training.resume_from`: a run continued from a checkpoint of the same config is the
+    run made in one go (pick's seed-0 final and its fresh seeds are one row)."""
     out = {k: v for k, v in (config or {}).items() if seed or k != "seed"}
     task = out.get("task")
     if isinstance(task, dict) and isinstance(task.get("data"), dict) and "checks" in task["data"]:
         out["task"] = {**task, "data": {k: v for k, v in task["data"].items() if k != "checks"}}
     for path, default in LATER_DEFAULTS.items():
         out = _without(out, path, default)
+    if not seed:
+        resumed = ((out.get("task") or {}).get("training") or {}).get("resume_from")
+        out = _without(out, ("task", "training", "resume_from"), resumed)
     return out
 
 

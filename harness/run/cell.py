@@ -62,7 +62,8 @@ def search_record(cell: CellSpec) -> dict | None:
         return {
             "role": "trial",
             "learning_rate": cell.task.training.learning_rate,
-            "max_steps": cell.task.training.max_steps,  # a race's rung budget, or the task's own cap
+            "max_steps": cell.task.training.max_steps,  # the task's own cap
+            "stop_after_steps": cell.task.training.stop_after_steps,  # a race's rung: a prefix of the full run
             "validation": cell.task.data.validation,
         }
     return {"role": "final", **cell.selection} if cell.selection else None
@@ -179,13 +180,17 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
             watch_optimizer=breakdown.watch,
             after_step=progress.after_step(watch.after_step),
         )
-        progress.phase("train", planned_steps(len(scenario.train_rows), training))
+        resume = read_checkpoint(cell, cell_dir, data.record["train_sha256"]) if training.resume_from else None
+        progress.phase("train", resume["total"] if resume else planned_steps(len(scenario.train_rows), training))
         with phase(trackers, "train"):
             training_summary = {
-                **train(model, scenario, training, device, cell.seed, hooks),
+                **train(model, scenario, training, device, cell.seed, hooks, resume),
                 **watch.summary(),
                 **batching,
             }
+        if (checkpoint := training_summary.pop("checkpoint")) is not None:
+            write_checkpoint(cell_dir, {**checkpoint, "train_sha256": data.record["train_sha256"]})
+        training_summary["resumed_from"] = training.resume_from
         peak = higher_peak(peak, device_peak(device, precision))  # a second reading, on a warm machine
         if breakdown.activation_shape is not None and len(breakdown.activation_shape) == 2:
             rows, seq_len = breakdown.activation_shape  # the formula at the shape whose activations were measured
@@ -235,7 +240,7 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
     weights = None
     if strategy.trains and training.save_weights:
         weights = _save_weights(model, cell_dir / "weights")
-    return {
+    result = {
         **cell_header(cell),
         "status": "ok",
         "error": None,
@@ -256,6 +261,64 @@ def run_cell(cell: CellSpec, cell_dir: Path, price_per_device_hour: float | None
         "data": {**data.record, "card": card.record() if card is not None else None},
         "provenance": capture(device),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if training_summary and training.resume_from and not training_summary["steps_this_cell"]:
+        result = with_training_measured_in(result, cell_dir.parent, training.resume_from)
+    return result
+
+
+CHECKPOINT = "resume.pt"
+
+
+def checkpoint_path(run_cells: Path, cell_id: str) -> Path:
+    """Where a cell stopped at training.stop_after_steps keeps what training.resume_from continues."""
+    return run_cells / cell_id / CHECKPOINT
+
+
+def write_checkpoint(cell_dir: Path, checkpoint: dict) -> None:
+    """Written whole or not at all, so a killed cell never leaves half a checkpoint to resume from."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    temporary = cell_dir / f".{CHECKPOINT}.tmp"
+    torch.save(checkpoint, temporary)
+    temporary.replace(cell_dir / CHECKPOINT)
+
+
+def read_checkpoint(cell: CellSpec, cell_dir: Path, train_sha256: str) -> dict:
+    """The checkpoint `training.resume_from` names, if it trained on this cell's rows (a one-line error
+    naming the task file and key otherwise)."""
+    source = cell.task.training.resume_from
+    path = checkpoint_path(cell_dir.parent, str(source))
+    where = f"{cell.task.path}: training.resume_from"
+    if not path.is_file():
+        raise ValueError(f"{where}: no checkpoint of cell {source} at {path} (it must have run with stop_after_steps)")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if checkpoint["train_sha256"] != train_sha256:
+        theirs = checkpoint["train_sha256"]
+        raise ValueError(f"{where}: cell {source} trained on other rows (digest {theirs}, here {train_sha256})")
+    return checkpoint
+
+
+def with_training_measured_in(result: dict, run_cells: Path, source: str) -> dict:
+    """A cell that only evaluates a finished checkpoint ran no training step: its training figures (peak
+    memory, training throughput, MFU, the pre-flight estimate) are those of the cell that trained it
+    last, said so under `training_measured_in`; its own load and evaluation figures are kept."""
+    from harness.results.io import cell_result_path, read_result
+
+    trained = read_result(cell_result_path(run_cells.parent, source))
+    own_memory, memory = result["memory"], dict(trained["memory"])
+    memory["phases"] = {**memory.get("phases", {}), "eval": own_memory.get("phases", {}).get("eval")}
+    memory["peak_bytes"] = max(memory.get("peak_bytes") or 0, own_memory.get("peak_bytes") or 0) or None
+    throughput = {
+        **result["throughput"],
+        **{k: v for k, v in trained["throughput"].items() if k.startswith("train_")},
+    }
+    return {
+        **result,
+        "memory": memory,
+        "throughput": throughput,
+        "efficiency": trained.get("efficiency"),
+        "preflight": trained.get("preflight"),
+        "training_measured_in": source,
     }
 
 

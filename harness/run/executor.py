@@ -146,7 +146,7 @@ def _duration(seconds: float) -> str:
 
 def _slot(task: str, strategy: str, seed: int, trial: tuple | None) -> tuple:
     """What one result stands for in the tables: a (task, strategy, seed), or a search trial of one at its
-    (learning rate, step budget): a race's rungs are trials of one rate at several budgets."""
+    (learning rate, step cap, rung): a race's rungs are trials of one rate stopped at several steps."""
     return (task, strategy, seed, trial)
 
 
@@ -158,7 +158,9 @@ def set_aside_stale(matrix: Matrix, run_dir: Path, stream: TextIO) -> None:
             c.task.name,
             c.strategy,
             c.seed,
-            (c.task.training.learning_rate, c.task.training.max_steps) if c.is_trial else None,
+            (c.task.training.learning_rate, c.task.training.max_steps, c.task.training.stop_after_steps)
+            if c.is_trial
+            else None,
         ): c.cell_id
         for c in matrix.cells
     }
@@ -166,7 +168,11 @@ def set_aside_stale(matrix: Matrix, run_dir: Path, stream: TextIO) -> None:
     for path in sorted((run_dir / "cells").glob("*.json")):
         result = read_result(path)
         search = result.get("search") or {}
-        trial = (search.get("learning_rate"), search.get("max_steps")) if search.get("role") == "trial" else None
+        trial = (
+            (search.get("learning_rate"), search.get("max_steps"), search.get("stop_after_steps"))
+            if search.get("role") == "trial"
+            else None
+        )
         key = _slot(result["task"], result["strategy"], result["seed"], trial)
         if key in wanted and wanted[key] != result["cell_id"]:
             stale = run_dir / "stale"

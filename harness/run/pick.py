@@ -15,8 +15,10 @@ from harness.run.executor import Executor, run_matrix
 from harness.run.race import (
     PICK_FILE,
     contenders,
+    drop_checkpoint,
     final_cells,
     full_path_seconds,
+    planned_steps_of,
     run_race,
     untuned_cell,
     write_pick,
@@ -85,21 +87,25 @@ def pick(
     else:
         finals = final_cells(bases, state, leader, p_values, higher) + [untuned_cell(bases[0])]
         run(finals, "finals")
+        for cell in finals:  # a full run's checkpoint, once its evaluation on eval is done
+            if cell.task.training.resume_from and _ok(run_dir, cell):
+                drop_checkpoint(run_dir, cell.task.training.resume_from)
         aggregates = load_aggregates(run_dir)
         choice = recommend_task(record["task"], aggregates[aggregates["task"] == record["task"]], constraints)
         record["pick"] = choice.strategy
         record["reason"] = choice.reason
         record["answer"] = _answer(choice, aggregates, state, p_values, leader, higher)
     grids = {b.strategy: len(STRATEGIES.get(b.registered).search_grid) for b in bases}
-    full = full_path_seconds(state, run_dir, finals, state.planned, grids) if finals else None
+    planned = {"carve": state.planned, "full": planned_steps_of(bases[0])}
+    full = full_path_seconds(state, run_dir, finals, planned, grids) if finals else None
     used = spent["race"] + spent["finals"]
     record["cost"] = {
         "cell_seconds": {**spent, "total": used},
         "full_path_cell_seconds": full,
         "ratio": (used / full["total"]) if full and full["total"] else None,
         "note": "cell-seconds: each cell's load, train and evaluation phases, as its result records them; the "
-        "full path (every grid rate trained in full on the carve, then 3 seeds per strategy) is estimated "
-        "from this run's own per-step, load and evaluation times",
+        "full path (every grid rate trained in full on the carve, then 3 seeds per strategy on every training "
+        "row) is estimated from this run's own per-step, load and evaluation times",
     }
     if full:
         record["answer"].append(
@@ -108,6 +114,11 @@ def pick(
         )
     write_pick(run_dir, record)
     return record
+
+
+def _ok(run_dir: Path, cell: CellSpec) -> bool:
+    path = cell_result_path(run_dir, cell.cell_id)
+    return path.exists() and read_result(path)["status"] == "ok"
 
 
 def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:

@@ -4,18 +4,27 @@ The full path is every rate of every strategy's grid trained in full on the vali
 grid search), then three seeds of each strategy's chosen rate on eval. `pick` does instead:
 
 1. **A race** of (strategy, learning rate) pairs on the validation carve of the training rows, never
-   on eval, by successive halving. Every pair of a strategy's grid trains for a ninth of the planned
-   steps (rung 0); after each rung, Optuna's SuccessiveHalvingPruner (one study per strategy,
-   reduction factor 3) keeps the best third of that strategy's surviving rates, at least one, for the
-   next rung, a third of the planned steps, where strategies are compared. Pairs are dropped, never
-   strategies: each strategy's best rate reaches the comparison rung. Rung cells are ordinary trial
-   cells (`training.max_steps` set to the rung's budget, the learning rate and the carve as a search
-   trial's): resumable, shardable, run by any executor. A run started again replays the finished rungs
-   from their result files and runs none of them again.
-2. **Finals only where they decide.** The leader at the comparison rung and every strategy within
-   validation noise of it (the paired test on the validation items) run on eval with FINAL_SEEDS
-   seeds at their best rate and full budget; the others run once; the untuned `none` once, as the
-   learning checks' reference.
+   on eval, by successive halving. Rungs are prefixes of the full run: every rung trains with the full
+   run's schedule (warm-up and decay over all the planned steps) and stops early, and a promoted pair
+   continues from its rung's checkpoint (weights, optimizer, schedule, data order, dropout RNG), so that
+   its last rung is exactly the full run. Every pair of a strategy's grid trains for a ninth of the
+   planned steps (rung 0); successive halving (reduction factor 3) keeps the best third of that
+   strategy's rates, at least one, for a third of the steps, and the best third of those for all of
+   them, where strategies are compared. A rung where no strategy has two pairs left decides nothing
+   and is passed: its pairs go on to the full budget at once. Pairs are dropped, never strategies.
+   Ties on validation go to the lower training loss, then the lower rate: Optuna's
+   SuccessiveHalvingPruner, which the first version used, keeps every tied pair, and a small model at
+   chance on a small carve ties often (all four rates of the tests' tiny model went to the full
+   budget, and the race cost 1.03x the full path's estimate).
+   Rung cells are ordinary trial cells (`training.stop_after_steps`, `training.resume_from`, the rate
+   and the carve): resumable, shardable, run by any executor. A run started again replays the finished
+   rungs from their result files and runs none of them again.
+2. **Finals only where they decide.** The leader at the full budget and every strategy within
+   validation noise of it (the paired test on the validation items) get FINAL_SEEDS seeds on eval; the
+   others one. Seed 0 of each is the race's own full run, evaluated on eval (`data.score_on = "eval"`,
+   resumed from its checkpoint with no step left); the other seeds train afresh on the same rows (the
+   training rows less the carve) at the race's rate. The untuned `none` runs once, as the learning
+   checks' reference.
 3. **The pick** is `recommend` on the finals (learning checks, ties, mixed seed counts, the memory and
    metric limits), and RUN_DIR/pick.json records the race, the choice and the cost of each phase in
    cell-seconds beside what the full path would have cost, estimated from this run's own step times.
@@ -27,6 +36,7 @@ ran, listing what did not.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,23 +44,23 @@ from pathlib import Path
 from typing import Any
 
 from harness.results.io import cell_result_path, phase_seconds, read_result, write_json_atomic
-from harness.run.search import final_cell, resolve_cell
+from harness.run.search import resolve_cell
 from harness.specs import CellSpec, SearchSpec
 from harness.strategies import STRATEGIES
 
-REDUCTION = 3  # successive halving's reduction factor: a third of the rates, and a third more budget, per rung
-RUNGS = 2  # rung budgets: planned steps / 9 and / 3; strategies are compared at the last
+REDUCTION = 3  # successive halving's reduction factor: a third of the rates, and three times the steps, per rung
+RUNGS = 3  # rung budgets: planned steps / 9, / 3 and all of them, where strategies are compared
 MIN_RUNG_STEPS = 2  # a lower rung shorter than this is left out
 FINAL_SEEDS = 3
 PICK_FILE = "pick.json"
 
 
 def rung_budgets(planned: int) -> list[int]:
-    """Training steps per rung: [planned/9, planned/3] (floors), fewer rungs where they would be shorter
-    than MIN_RUNG_STEPS; at least one rung of at least one step."""
-    budgets = [planned // REDUCTION ** (RUNGS - k) for k in range(RUNGS)]
-    kept = [b for b in budgets if b >= MIN_RUNG_STEPS]
-    return kept or [max(1, budgets[-1])]
+    """Training steps per rung: [planned/9, planned/3, planned] (floors), the lower rungs left out where
+    they would be shorter than MIN_RUNG_STEPS (or not shorter than the next)."""
+    budgets = [planned // REDUCTION ** (RUNGS - 1 - k) for k in range(RUNGS)]
+    lower = [b for b in budgets[:-1] if MIN_RUNG_STEPS <= b < planned]
+    return sorted(set(lower)) + [max(1, planned)]
 
 
 def planned_steps_of(cell: CellSpec) -> int:
@@ -114,12 +124,26 @@ class RaceState:
         }
 
 
-def rung_cell(base: CellSpec, rate: float, steps: int, planned: int, validation: float) -> CellSpec:
-    """A trial cell of `base`'s strategy at `rate`, trained for `steps` (all of its planned steps when equal)."""
-    extra: dict[str, Any] = {"training.learning_rate": rate, "data.validation": validation}
-    if steps < planned:
-        extra["training.max_steps"] = steps
+def rung_cell(base: CellSpec, rate: float, steps: int, validation: float, previous: str | None) -> CellSpec:
+    """A trial cell of `base`'s strategy at `rate` on the full run's schedule, stopped after `steps` (a
+    checkpoint, no weights folder), continuing the `previous` rung cell's checkpoint where given."""
+    extra: dict[str, Any] = {
+        "training.learning_rate": rate,
+        "data.validation": validation,
+        "training.stop_after_steps": steps,
+        "training.save_weights": False,
+    }
+    if previous is not None:
+        extra["training.resume_from"] = previous
     return resolve_cell(base, base.seed, extra)
+
+
+def drop_checkpoint(run_dir: Path, cell_id: str | None) -> None:
+    """A rung's checkpoint once nothing will continue it (its pair was dropped, or it was continued)."""
+    from harness.run.cell import checkpoint_path
+
+    if cell_id is not None:
+        checkpoint_path(run_dir / "cells", cell_id).unlink(missing_ok=True)
 
 
 def _result(run_dir: Path, cell: CellSpec) -> dict | None:
@@ -148,37 +172,24 @@ def run_race(
 ) -> RaceState:
     """Race every base cell's strategy over its grid (see the module docstring); `run` runs a list of
     cells (skipping those already finished in `run_dir`)."""
-    try:
-        import optuna
-    except ImportError:
-        raise ValueError("the race needs optuna: pip install 'tunebench[search]'") from None
-
     from harness.metrics import higher_is_better
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     higher = higher_is_better(bases[0].task.primary_metric)
     planned = planned_steps_of(resolve_cell(bases[0], bases[0].seed, {"data.validation": validation}))
     state = RaceState(rung_budgets(planned), planned)
-    studies, trials, alive = {}, {}, {}
+    alive: dict[Entry, CellSpec] = {}
     for base in bases:
-        grid = sorted(STRATEGIES.get(base.registered).search_grid)
-        study = optuna.create_study(
-            direction="maximize" if higher else "minimize",
-            pruner=optuna.pruners.SuccessiveHalvingPruner(
-                min_resource=state.budgets[0], reduction_factor=REDUCTION, min_early_stopping_rate=0
-            ),
-        )
-        studies[base.strategy] = study
-        for rate in grid:
-            study.enqueue_trial({"learning_rate": rate})
-            trial = study.ask()
-            trial.suggest_categorical("learning_rate", grid)
-            entry = Entry(base.strategy, rate)
-            trials[entry], alive[entry] = trial, base
-            state.scores[entry] = {}
+        for rate in sorted(STRATEGIES.get(base.registered).search_grid):
+            alive[Entry(base.strategy, rate)] = base
+            state.scores[Entry(base.strategy, rate)] = {}
     spent = 0.0
     for index, budget in enumerate(state.budgets):
-        cells = {e: rung_cell(base, e.rate, budget, planned, validation) for e, base in alive.items()}
+        last = index == len(state.budgets) - 1
+        per_strategy = [sum(e.strategy == s for e in alive) for s in {e.strategy for e in alive}]
+        if not last and max(per_strategy, default=0) <= 1:
+            continue  # nothing left to decide at this rung: each pair goes on to the full budget at once
+        previous = {e: _latest(state, e) for e in alive}
+        cells = {e: rung_cell(base, e.rate, budget, validation, previous[e]) for e, base in alive.items()}
         if budget_s is not None and spent >= budget_s:
             state.stopped_by_budget = True
             state.not_run += [c.label + f" ({budget} steps)" for c in cells.values()]
@@ -186,48 +197,49 @@ def run_race(
         run(list(cells.values()))
         results = {e: _result(run_dir, c) for e, c in cells.items()}
         spent += sum(phase_seconds(r) for r in results.values())
+        losses = {}
         for entry, cell in cells.items():
             result = results[entry]
-            score = result.get("primary_value") if result and result["status"] == "ok" else None
-            state.scores[entry][budget] = score
+            ok = bool(result) and result["status"] == "ok"  # type: ignore[index]
+            score = result.get("primary_value") if ok else None  # type: ignore[union-attr]
+            state.scores[entry][budget] = None if isinstance(score, float) and math.isnan(score) else score
+            losses[entry] = ((result or {}).get("training") or {}).get("final_loss") if ok else None
             state.cells.setdefault(entry, {})[budget] = cell.cell_id
+            drop_checkpoint(run_dir, previous[entry])  # continued: this rung's checkpoint supersedes it
             if (why := _over_memory(result, max_memory)) and entry.strategy not in state.excluded:
                 state.excluded[entry.strategy] = why
-        last = index == len(state.budgets) - 1
-        for strategy, study in studies.items():
+        for strategy in {e.strategy for e in cells}:
             mine = [e for e in alive if e.strategy == strategy]
             if strategy in state.excluded:
-                for entry in mine:
-                    study.tell(trials[entry], state=optuna.trial.TrialState.PRUNED)
+                kept: list[Entry] = []
+            else:
+                scored = [e for e in mine if state.scores[e][budget] is not None]
+                # best first; a tie goes to the lower training loss, then the lower rate
+                scored.sort(
+                    key=lambda e: (
+                        -state.scores[e][budget] if higher else state.scores[e][budget],  # type: ignore[operator]
+                        losses[e] if losses[e] is not None else math.inf,
+                        e.rate,
+                    )
+                )
+                kept = scored if last else scored[: max(1, len(mine) // REDUCTION)]
+            for entry in mine:
+                if entry not in kept:
                     state.pruned[entry] = budget
                     del alive[entry]
-                continue
-            # best first: the pruner compares each pair with those checked before it at this rung, so
-            # this order makes its asynchronous rule (ASHA) the synchronous one: the top third is kept
-            ordered = sorted(
-                mine,
-                key=lambda e: (
-                    state.scores[e][budget] is None,
-                    -(state.scores[e][budget] or 0) if higher else (state.scores[e][budget] or 0),
-                    e.rate,
-                ),
-            )
-            for entry in ordered:
-                score = state.scores[entry][budget]
-                trial = trials[entry]
-                if score is None or (isinstance(score, float) and math.isnan(score)):
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    state.pruned[entry] = budget
-                    del alive[entry]
-                    continue
-                trial.report(score, budget)
-                if last:
-                    study.tell(trial, score)
-                elif trial.should_prune():
-                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                    state.pruned[entry] = budget
-                    del alive[entry]
+        for entry, pruned_after in state.pruned.items():
+            if pruned_after == budget:
+                drop_checkpoint(run_dir, state.cells.get(entry, {}).get(budget))
+        for strategy in state.excluded:  # an excluded strategy's pairs were all dropped above
+            for entry in [e for e in state.cells if e.strategy == strategy]:
+                drop_checkpoint(run_dir, state.cells[entry].get(budget))
     return state
+
+
+def _latest(state: RaceState, entry: Entry) -> str | None:
+    """The cell of the pair's highest rung so far (whose checkpoint the next rung continues)."""
+    cells = state.cells.get(entry, {})
+    return cells[max(cells)] if cells else None
 
 
 def contenders(state: RaceState, run_dir: Path, higher: bool) -> tuple[str | None, dict[str, float | None]]:
@@ -275,13 +287,21 @@ def contenders(state: RaceState, run_dir: Path, higher: bool) -> tuple[str | Non
 
 
 def final_cells(
-    bases: list[CellSpec], state: RaceState, leader: str | None, p_values: dict[str, float | None], higher: bool
+    bases: list[CellSpec],
+    state: RaceState,
+    leader: str | None,
+    p_values: dict[str, float | None],
+    higher: bool,
+    validation: float = SearchSpec().validation,
 ) -> list[CellSpec]:
     """The eval cells: FINAL_SEEDS seeds for the leader and every strategy within validation noise of it
-    (p >= LEVEL, or items that do not pair), one seed for the others; `none` is `untuned_cell`'s."""
+    (p >= LEVEL, or items that do not pair), one seed for the others; `none` is `untuned_cell`'s. Each
+    trains on the race's rows (the carve left out) at the race's rate and scores on eval; seed 0 is the
+    race's own full run, resumed from its checkpoint with no step left, where it reached the full budget."""
     from harness.results.significance import LEVEL
 
     cells = []
+    top = state.budgets[-1]
     for base in bases:
         if base.strategy in state.excluded:
             continue
@@ -300,8 +320,14 @@ def final_cells(
             "leader": leader,
         }
         for seed in range(FINAL_SEEDS if contending else 1):
-            seeded = resolve_cell(base, seed, {})
-            cells.append(final_cell(seeded, selection))
+            extra: dict[str, Any] = {
+                "training.learning_rate": entry.rate,
+                "data.validation": validation,
+                "data.score_on": "eval",
+            }
+            if seed == base.seed and state.scores[entry].get(top) is not None:
+                extra["training.resume_from"] = state.cells[entry][top]
+            cells.append(dataclasses.replace(resolve_cell(base, seed, extra), selection=selection))
     return cells
 
 
@@ -311,30 +337,40 @@ def untuned_cell(task_cell: CellSpec) -> CellSpec:
 
 
 def full_path_seconds(
-    state: RaceState, run_dir: Path, finals: list[CellSpec], planned: int, grids: dict[str, int]
+    state: RaceState, run_dir: Path, finals: list[CellSpec], planned: dict[str, int], grids: dict[str, int]
 ) -> dict[str, float]:
     """What the full path would have cost here, in cell-seconds, from this run's own measured times: each
-    of a strategy's `grids[strategy]` rates trained for all `planned` steps on the carve (its rung cells'
-    time per step, and their load and validation time), and FINAL_SEEDS final cells per strategy (its
-    final cells' mean time)."""
+    of a strategy's `grids[strategy]` rates trained for all `planned["carve"]` steps on the carve, and
+    FINAL_SEEDS cells per strategy trained for all `planned["full"]` steps on every training row and
+    scored on eval. A step costs the strategy's mean measured time per step (its rung and final cells);
+    loading costs its cells' mean load time; scoring costs its rung cells' mean validation time and its
+    final cells' mean eval time."""
     per_step: dict[str, list[float]] = {}
-    fixed: dict[str, list[float]] = {}
+    load: dict[str, list[float]] = {}
+    scoring: dict[tuple[str, str], list[float]] = {}
+
+    def measure(strategy: str, result: dict | None, scored_on: str) -> None:
+        if result is None or result["status"] != "ok":
+            return
+        timing = result.get("timing") or {}
+        steps = int((result.get("training") or {}).get("steps_this_cell") or 0)
+        if steps:
+            per_step.setdefault(strategy, []).append(float(timing.get("train_seconds") or 0.0) / steps)
+        load.setdefault(strategy, []).append(float(timing.get("load_seconds") or 0.0))
+        scoring.setdefault((strategy, scored_on), []).append(float(timing.get("eval_seconds") or 0.0))
+
     for entry, cells in state.cells.items():
         for cell_id in cells.values():
-            measured = read_result(cell_result_path(run_dir, cell_id))
-            steps = int((measured.get("training") or {}).get("steps") or 0)
-            if measured["status"] != "ok" or not steps:
-                continue
-            train_s = float((measured.get("timing") or {}).get("train_seconds") or 0.0)
-            per_step.setdefault(entry.strategy, []).append(train_s / steps)
-            fixed.setdefault(entry.strategy, []).append(phase_seconds(measured) - train_s)
-    final_s: dict[str, list[float]] = {}
+            measure(entry.strategy, read_result(cell_result_path(run_dir, cell_id)), "validation")
     for cell in finals:
-        result = _result(run_dir, cell)
-        if result is not None and result["status"] == "ok" and cell.strategy in grids:
-            final_s.setdefault(cell.strategy, []).append(phase_seconds(result))
-    grid = sum(grids[s] * (planned * _mean(per_step[s]) + _mean(fixed[s])) for s in per_step)
-    seeds = sum(FINAL_SEEDS * _mean(values) for values in final_s.values())
+        measure(cell.strategy, _result(run_dir, cell), "eval")
+    grid = seeds = 0.0
+    for strategy, grid_size in grids.items():
+        if strategy not in per_step:
+            continue
+        step, loading = _mean(per_step[strategy]), _mean(load[strategy])
+        grid += grid_size * (loading + planned["carve"] * step + _mean(scoring.get((strategy, "validation"), [])))
+        seeds += FINAL_SEEDS * (loading + planned["full"] * step + _mean(scoring.get((strategy, "eval"), [])))
     return {"grid_search": grid, "final_seeds": seeds, "total": grid + seeds}
 
 

@@ -45,9 +45,18 @@ def planned_steps(n_rows: int, training: TrainingSpec) -> int:
     return min(steps, training.max_steps) if training.max_steps else steps
 
 
-def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: TrainHooks) -> dict:
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def train(
+    model, scenario, training: TrainingSpec, device, seed: int, hooks: TrainHooks, resume: dict | None = None
+) -> dict:
     """The task's optimizer (AdamW unless it says otherwise) with linear LR warm-up and decay over the
-    planned steps; a budget may stop it earlier."""
+    planned steps; a budget may stop it earlier. With `training.stop_after_steps` it stops there (the
+    schedule unchanged) and the summary's `checkpoint` holds what `resume` needs to continue exactly as
+    an unbroken run would: the trainable weights, the optimizer and schedule, the data order (the
+    shuffle's state at the epoch's start and the batches taken of it) and the dropout RNG."""
     from harness.run.optimizers import build_optimizer
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -56,7 +65,8 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
     optimizer, optimizer_record = build_optimizer(model, params, training, device)
     precision = resolved_precision(training.precision, device)
     hooks.watch_optimizer(optimizer)
-    total = planned_steps(len(scenario.train_rows), training)
+    total = planned_steps(len(scenario.train_rows), training) if resume is None else resume["total"]
+    stop = min(total, training.stop_after_steps or total)
     warmup = int(training.lr_warmup_ratio * total)
     # Linear warm-up and decay, as transformers' get_linear_schedule_with_warmup, except that the first
     # step already trains: that schedule gives step 0 a learning rate of 0, a wasted step in a short run.
@@ -75,12 +85,29 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
     if training.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     generator = torch.Generator().manual_seed(seed)
-    model.train()
     losses = hooks.losses
     rates: list[float] = []
+    skip, rng = 0, None  # batches of the current epoch already trained on; the RNG state to continue with
+    if resume is not None:
+        _restore(model, optimizer, scheduler, resume)
+        losses.extend(resume["losses"])
+        rates.extend(resume["rates"])
+        generator.set_state(resume["epoch_generator"])
+        skip, rng = resume["batches_into_epoch"], resume["rng"]
+    start = len(losses)
+    model.train()
     stopped_by = "planned steps"
-    while len(losses) < total and stopped_by == "planned steps":
+    epoch_state, taken = generator.get_state(), 0
+    while len(losses) < stop and stopped_by == "planned steps":
+        epoch_state, taken = generator.get_state(), 0
         for batch in scenario.train_batches(training.batch_size, generator):
+            taken += 1
+            if skip:  # the same shuffle as the run continued: pass the batches it trained on
+                skip -= 1
+                continue
+            if rng is not None:  # after rebuilding the passed batches, so that dropout draws as it would have
+                torch.set_rng_state(rng)
+                rng = None
             with hooks.step_context(batch):
                 with autocast:
                     loss = scenario.training_loss(model, batch.on(device))
@@ -97,18 +124,53 @@ def train(model, scenario, training: TrainingSpec, device, seed: int, hooks: Tra
             if hooks.after_step(len(losses), batch):
                 stopped_by = "budget or target"
                 break
-            if len(losses) >= total:
+            if len(losses) >= stop:
                 break
+    if stopped_by == "planned steps" and stop < total:
+        stopped_by = "stop_after_steps"
     model.eval()
+    checkpoint = None
+    if training.stop_after_steps is not None and stopped_by != "budget or target":
+        checkpoint = {
+            "weights": trainable_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch_generator": epoch_state,
+            "batches_into_epoch": taken,
+            "rng": torch.get_rng_state(),
+            "losses": list(losses),
+            "rates": list(rates),
+            "total": total,
+        }
     return {
         "steps": len(losses),
+        "steps_this_cell": len(losses) - start,
+        "resumed_at_step": start if resume is not None else None,
         "planned_steps": total,
         "stopped_by": stopped_by,
+        "checkpoint": checkpoint,  # the cell saves it and takes it out of the summary
         "precision": precision,
         "fused_optimizer": bool(optimizer_record.get("fused")),
         "optimizer": optimizer_record,
-        "first_loss": losses[0],
-        "final_loss": sum(losses[-5:]) / len(losses[-5:]),
+        "first_loss": losses[0] if losses else None,
+        "final_loss": sum(losses[-5:]) / len(losses[-5:]) if losses else None,
         "loss_curve": losses,  # every step's loss: the learning checks read its two ends
         "lr_curve": rates,  # every step's learning rate (warm-up, then linear decay)
     }
+
+
+def _restore(model, optimizer, scheduler, resume: dict) -> None:
+    """The checkpoint's trainable weights, optimizer and schedule state into this run's own objects."""
+    weights = resume["weights"]
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    if trainable != set(weights):
+        raise ValueError(
+            f"training.resume_from: the checkpoint holds other trainable weights ({len(weights)} tensors) "
+            f"than this cell's strategy trains ({len(trainable)}): resume a cell of the same strategy and options"
+        )
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in weights:
+                p.copy_(weights[name].to(p.device, p.dtype))
+    optimizer.load_state_dict(resume["optimizer"])
+    scheduler.load_state_dict(resume["scheduler"])
