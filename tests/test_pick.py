@@ -34,7 +34,7 @@ def test_rung_budgets_are_a_ninth_a_third_and_all_of_the_planned_steps():
 # ---------------------------------------------------------------- the race's logic, on written results
 
 
-def _fake_runner(run_dir, scores, memory=None):
+def _fake_runner(run_dir, scores, memory=None, at_steps=None):
     """A `run` that writes a result per cell instead of training: the score scores[(strategy, rate)]
     plus a thousandth per training step (longer rungs score a little higher), items of 200 answers."""
     from harness.results.items import CORRECT, write_items
@@ -46,7 +46,7 @@ def _fake_runner(run_dir, scores, memory=None):
             ran.append(cell.label + f"@{cell.task.training.stop_after_steps}")
             rate = cell.task.training.learning_rate
             steps = cell.task.training.stop_after_steps or 36
-            value = scores[(cell.strategy, rate)] + steps / 1000
+            value = (at_steps or {}).get((cell.strategy, rate, steps), scores[(cell.strategy, rate)] + steps / 1000)
             result = cell_result(
                 cell.task.name,
                 cell.strategy,
@@ -105,6 +105,33 @@ def test_the_race_keeps_the_best_third_of_each_strategys_rates_and_never_drops_a
     assert all(
         c.task.training.stop_after_steps is None and c.task.data.score_on == "eval" and not c.is_trial for c in finals
     )  # full budget, on the race's rows, scored on eval
+
+
+def test_a_pair_that_falls_between_rungs_gives_its_place_to_the_next_best_rate(tmp_path, tiny_bert_dir, train_file):
+    """LoRA at 1e-2 leads after 4 steps (0.90) and collapses by 36 (0.30, beyond noise on 200 items): the
+    next best rate at 4 steps (1e-3) continues from its checkpoint to the full budget and is lora's best."""
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    scores = {("lora", r): v for r, v in zip((3e-4, 1e-3, 3e-3, 1e-2), (0.50, 0.55, 0.52, 0.90))}
+    run, ran = _fake_runner(tmp_path / "run", scores, at_steps={("lora", 1e-2, 36): 0.30})
+    state = run_race(_bases(task, ("lora",)), run, tmp_path / "run")
+    assert sorted(r for r in ran if r.endswith("@36")) == [
+        "raced/lora/seed0/trial lr=0.001@36",
+        "raced/lora/seed0/trial lr=0.01@36",
+    ]
+    fall = state.fell[Entry("lora", 1e-2)]
+    assert (fall["from_steps"], fall["after_steps"], fall["was"], fall["score"]) == (4, 36, 0.904, 0.30)
+    assert fall["p_value"] < 0.05
+    assert state.best("lora", True) == (Entry("lora", 1e-3), pytest.approx(0.586))
+    assert Entry("lora", 1e-3) not in state.pruned and state.pruned[Entry("lora", 1e-2)] == 36
+    assert state.record()["pairs"][3]["fell"] == fall
+
+
+def test_a_small_drop_between_rungs_is_noise_not_a_fall(tmp_path, tiny_bert_dir, train_file):
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    scores = {("lora", r): v for r, v in zip((3e-4, 1e-3, 3e-3, 1e-2), (0.50, 0.55, 0.52, 0.90))}
+    run, ran = _fake_runner(tmp_path / "run", scores, at_steps={("lora", 1e-2, 36): 0.88})
+    state = run_race(_bases(task, ("lora",)), run, tmp_path / "run")
+    assert not state.fell and [r for r in ran if r.endswith("@36")] == ["raced/lora/seed0/trial lr=0.01@36"]
 
 
 def test_a_memory_limit_drops_a_strategy_after_its_first_rung_and_says_why(tmp_path, tiny_bert_dir, train_file):

@@ -148,6 +148,12 @@ def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:
                 else ""
             )
             lines.append(f"{strategy} did not learn{rate}: {row.get('learning_reasons')}")
+    for entry, fall in sorted(state.fell.items(), key=lambda item: (item[0].strategy, item[0].rate)):
+        lines.append(
+            f"{entry.strategy} at {entry.rate:g} fell on validation from {metric_value(fall['was'])} after "
+            f"{fall['from_steps']} steps to {metric_value(fall['score'])} after {fall['after_steps']} "
+            f"(p = {fall['p_value']:.2g}): the next best rate took its place"
+        )
     for strategy, why in sorted(state.excluded.items()):
         lines.append(f"{strategy} left the race: {why}")
     contending = [s for s, p in p_values.items() if p is None or p >= LEVEL]
