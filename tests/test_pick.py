@@ -118,20 +118,39 @@ def test_a_pair_that_falls_between_rungs_gives_its_place_to_the_next_best_rate(t
         "raced/lora/seed0/trial lr=0.001@36",
         "raced/lora/seed0/trial lr=0.01@36",
     ]
-    fall = state.fell[Entry("lora", 1e-2)]
-    assert (fall["from_steps"], fall["after_steps"], fall["was"], fall["score"]) == (4, 36, 0.904, 0.30)
+    fall = state.replaced[Entry("lora", 1e-2)]
+    assert (fall["why"], fall["from_steps"], fall["after_steps"], fall["was"], fall["score"]) == (
+        "fell",
+        4,
+        36,
+        0.904,
+        0.30,
+    )
     assert fall["p_value"] < 0.05
     assert state.best("lora", True) == (Entry("lora", 1e-3), pytest.approx(0.586))
     assert Entry("lora", 1e-3) not in state.pruned and state.pruned[Entry("lora", 1e-2)] == 36
-    assert state.record()["pairs"][3]["fell"] == fall
+    assert state.record()["pairs"][3]["replaced"] == fall
 
 
-def test_a_small_drop_between_rungs_is_noise_not_a_fall(tmp_path, tiny_bert_dir, train_file):
+def test_a_pair_that_gains_beyond_noise_by_the_full_budget_keeps_its_place(tmp_path, tiny_bert_dir, train_file):
     task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     scores = {("lora", r): v for r, v in zip((3e-4, 1e-3, 3e-3, 1e-2), (0.50, 0.55, 0.52, 0.90))}
-    run, ran = _fake_runner(tmp_path / "run", scores, at_steps={("lora", 1e-2, 36): 0.88})
+    run, ran = _fake_runner(tmp_path / "run", scores, at_steps={("lora", 1e-2, 36): 0.95})  # 181 -> 190 right
     state = run_race(_bases(task, ("lora",)), run, tmp_path / "run")
-    assert not state.fell and [r for r in ran if r.endswith("@36")] == ["raced/lora/seed0/trial lr=0.01@36"]
+    assert not state.replaced and [r for r in ran if r.endswith("@36")] == ["raced/lora/seed0/trial lr=0.01@36"]
+
+
+def test_a_strategy_that_gains_at_no_rate_is_tried_at_every_rate_of_its_grid(tmp_path, tiny_bert_dir, train_file):
+    """Nothing learned after 4 steps (all at chance), nor after 36: each rate in turn goes to the full
+    budget from its checkpoint, and the answer says that no rate gained."""
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    scores = {("lora", r): 0.5 for r in (3e-4, 1e-3, 3e-3, 1e-2)}
+    at_chance = {("lora", r, 36): 0.5 for r in (3e-4, 1e-3, 3e-3, 1e-2)}
+    run, ran = _fake_runner(tmp_path / "run", scores, at_steps=at_chance)
+    state = run_race(_bases(task, ("lora",)), run, tmp_path / "run")
+    assert len([r for r in ran if r.endswith("@36")]) == 4
+    assert {why["why"] for why in state.replaced.values()} == {"no_gain"} and len(state.replaced) == 4
+    assert state.best("lora", True) is not None  # the finals still run it: its learning checks say the rest
 
 
 def test_a_memory_limit_drops_a_strategy_after_its_first_rung_and_says_why(tmp_path, tiny_bert_dir, train_file):
@@ -283,8 +302,8 @@ def test_a_race_started_again_runs_no_finished_rung_again(tmp_path, tiny_bert_di
     first_rung = [o for o in outcomes if o.cell.task.training.stop_after_steps == 4]
     assert len(first_rung) == 4 and all(o.skipped for o in first_rung)  # read back, not run again
     full_budget = [o for o in outcomes if o.cell.task.training.stop_after_steps == 36]
-    assert len(full_budget) == 1 and not full_budget[0].skipped  # run once, after the restart
-    assert full_budget[0].cell.task.training.resume_from in {o.cell.cell_id for o in first_rung}
+    assert full_budget and not any(o.skipped for o in full_budget)  # run once, after the restart
+    assert {o.cell.task.training.resume_from for o in full_budget} <= {o.cell.cell_id for o in first_rung}
     assert not (run_dir / "stale").exists()  # a rung of one rate never sets aside another rung's result
     assert state.best("lora", True) is not None
 
@@ -302,6 +321,7 @@ def test_pick_runs_the_finals_and_prints_the_answer_with_its_cost(tmp_path, tiny
     assert 0 < cost["ratio"] < 1 and f"{cost['ratio']:.2f}x" in out
     assert "race: leader on validation" in out
     assert len(record["race"]["pairs"]) == 4  # lora's grid
+    assert not list((tmp_path / "run" / "cells").glob("*/resume.pt"))  # no checkpoint outlives its use
     assert "The pick" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
 
 
@@ -342,3 +362,52 @@ def test_the_report_opens_with_the_pick_and_draws_the_race(tmp_path, tiny_bert_d
         assert len({row[i : i + 3] for row in rows[::4] for i in range(0, len(row), 12)}) > 20  # drawn, not blank
     finally:
         page.close()
+
+
+def test_the_answer_says_which_pair_fell_and_that_another_rate_took_its_place():
+    import pandas as pd
+
+    from harness.report.recommend import Recommendation
+    from harness.run.pick import _answer
+    from harness.run.race import RaceState
+
+    state = RaceState([6, 60], 60)
+    fell, kept = Entry("adapter", 1e-2), Entry("adapter", 3e-4)
+    state.scores = {fell: {6: 0.946, 60: 0.467}, kept: {6: 0.589, 60: 0.95}}
+    state.replaced = {
+        fell: {"why": "fell", "after_steps": 60, "from_steps": 6, "score": 0.467, "was": 0.946, "p_value": 1e-9}
+    }
+    rows = pd.DataFrame(
+        [{"strategy": "adapter", "primary_metric": "macro_f1", "primary_value_mean": 0.95, "primary_value_std": 0.01}]
+        + [{"strategy": "none", "primary_metric": "macro_f1", "primary_value_mean": 0.4, "primary_value_std": None}]
+    ).assign(n=[3, 1], peak_memory_bytes_mean=[GiB, GiB], learned=[True, None])
+    lines = _answer(Recommendation("spam", "adapter", "best"), rows, state, {}, "adapter", True)
+    assert lines[0].startswith("pick adapter (lr 0.0003): macro_f1 0.950")
+    assert (
+        "adapter at 0.01 fell on validation from 0.946 after 6 steps to 0.467 after 60 (p = 1e-09): "
+        "the next best rate took its place"
+    ) in lines
+
+
+def test_the_answer_says_when_no_rate_of_a_strategy_gained():
+    import pandas as pd
+
+    from harness.report.recommend import Recommendation
+    from harness.run.pick import _answer
+    from harness.run.race import RaceState
+
+    state = RaceState([6, 60], 60)
+    entries = [Entry("lora", r) for r in (1e-3, 1e-2)]
+    state.scores = {e: {6: 0.5, 60: 0.5} for e in entries}
+    state.replaced = {
+        e: {"why": "no_gain", "after_steps": 60, "from_steps": 6, "score": 0.5, "was": 0.5} for e in entries
+    }
+    rows = pd.DataFrame(
+        [{"strategy": "lora", "primary_metric": "accuracy", "primary_value_mean": 0.5, "primary_value_std": 0.0}]
+    ).assign(n=[1], peak_memory_bytes_mean=[GiB], learned=[False], learning_reasons=["below_reference"])
+    lines = _answer(Recommendation("t", None, "no strategy learned"), rows, state, {}, "lora", True)
+    assert (
+        "lora at 0.001 did not gain on validation (0.500 after 6 steps, 0.500 after 60): "
+        "the next best rate took its place" in lines
+    )
+    assert "lora: no rate gained on validation at the full budget (every rate of its grid tried)" in lines

@@ -116,6 +116,20 @@ def pick(
     return record
 
 
+def _replaced_line(entry, why: dict) -> str:
+    if why["why"] == "fell":
+        return (
+            f"{entry.strategy} at {entry.rate:g} fell on validation from {metric_value(why['was'])} after "
+            f"{why['from_steps']} steps to {metric_value(why['score'])} after {why['after_steps']} "
+            f"(p = {why['p_value']:.2g}): the next best rate took its place"
+        )
+    return (
+        f"{entry.strategy} at {entry.rate:g} did not gain on validation ({metric_value(why['was'])} after "
+        f"{why['from_steps']} steps, {metric_value(why['score'])} after {why['after_steps']}): the next best "
+        "rate took its place"
+    )
+
+
 def _ok(run_dir: Path, cell: CellSpec) -> bool:
     path = cell_result_path(run_dir, cell.cell_id)
     return path.exists() and read_result(path)["status"] == "ok"
@@ -148,12 +162,11 @@ def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:
                 else ""
             )
             lines.append(f"{strategy} did not learn{rate}: {row.get('learning_reasons')}")
-    for entry, fall in sorted(state.fell.items(), key=lambda item: (item[0].strategy, item[0].rate)):
-        lines.append(
-            f"{entry.strategy} at {entry.rate:g} fell on validation from {metric_value(fall['was'])} after "
-            f"{fall['from_steps']} steps to {metric_value(fall['score'])} after {fall['after_steps']} "
-            f"(p = {fall['p_value']:.2g}): the next best rate took its place"
-        )
+    for entry, why in sorted(state.replaced.items(), key=lambda item: (item[0].strategy, item[0].rate)):
+        lines.append(_replaced_line(entry, why))
+    for strategy in sorted({e.strategy for e in state.scores} - set(state.excluded)):
+        if all(e in state.replaced for e in state.scores if e.strategy == strategy):
+            lines.append(f"{strategy}: no rate gained on validation at the full budget (every rate of its grid tried)")
     for strategy, why in sorted(state.excluded.items()):
         lines.append(f"{strategy} left the race: {why}")
     contending = [s for s, p in p_values.items() if p is None or p >= LEVEL]

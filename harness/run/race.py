@@ -13,8 +13,11 @@ grid search), then three seeds of each strategy's chosen rate on eval. `pick` do
    them, where strategies are compared. A rung where no strategy has two pairs left decides nothing
    and is passed: its pairs go on to the full budget at once. Pairs are dropped, never strategies.
    A pair whose validation score falls from one rung to the next beyond noise (the paired test on the
-   validation items) has diverged, and the strategy's best dropped pair continues from its checkpoint
-   in its place: short rungs favour the fastest learner, which is often the rate that later collapses.
+   validation items) has diverged, and one that reaches the full budget without gaining on its first
+   rung beyond noise has not learned: either gives its place to the strategy's best dropped pair, which
+   continues from its checkpoint. Short rungs favour the fastest learner, which is often the rate that
+   later collapses, and where nothing has learned yet they rank by noise; so a strategy is tried rate
+   after rate until one gains, or its grid is spent ("did not learn at any rate tried").
    Ties on validation go to the lower training loss, then the lower rate: Optuna's
    SuccessiveHalvingPruner, which the first version used, keeps every tied pair, and a small model at
    chance on a small carve ties often (all four rates of the tests' tiny model went to the full
@@ -95,7 +98,7 @@ class RaceState:
     cells: dict[Entry, dict[int, str]] = field(default_factory=dict)  # budget -> cell id
     pruned: dict[Entry, int] = field(default_factory=dict)  # pair -> the budget after which it was dropped
     excluded: dict[str, str] = field(default_factory=dict)  # strategy -> why it left the race
-    fell: dict[Entry, dict] = field(default_factory=dict)  # pair -> its fall between rungs (see _fell)
+    replaced: dict[Entry, dict] = field(default_factory=dict)  # pair -> why the next rate took its place
     not_run: list[str] = field(default_factory=list)  # rung cells the budget left out, as labels
     stopped_by_budget: bool = False
 
@@ -119,7 +122,7 @@ class RaceState:
                     "scores": {str(b): s for b, s in sorted(self.scores[e].items())},
                     "cells": {str(b): c for b, c in sorted(self.cells.get(e, {}).items())},
                     "pruned_after_steps": self.pruned.get(e),
-                    "fell": self.fell.get(e),
+                    "replaced": self.replaced.get(e),
                 }
                 for e in sorted(self.scores, key=lambda e: (e.strategy, e.rate))
             ],
@@ -195,13 +198,13 @@ def run_race(
             continue  # nothing left to decide at this rung: each pair goes on to the full budget at once
         losses: dict[Entry, float | None] = {}
         batch = dict(alive)
-        while batch:  # the rung's pairs, then any that take the place of a pair that fell
+        while batch:  # the rung's pairs, then any that take the place of a pair that fell or did not gain
             previous = {e: _latest(state, e) for e in batch}
             cells = {e: rung_cell(base, e.rate, budget, validation, previous[e]) for e, base in batch.items()}
             if budget_s is not None and spent >= budget_s:
                 state.stopped_by_budget = True
                 state.not_run += [c.label + f" ({budget} steps)" for c in cells.values()]
-                _drop_checkpoints(state, run_dir, keep=False)
+                _drop_checkpoints(state, run_dir, None)
                 return state
             run(list(cells.values()))
             results = {e: _result(run_dir, c) for e, c in cells.items()}
@@ -218,9 +221,11 @@ def run_race(
                     state.excluded[entry.strategy] = why
             batch = {}
             for entry in cells:
-                if entry.strategy in state.excluded or (fall := _fell(state, run_dir, entry, budget, higher)) is None:
+                if entry.strategy in state.excluded:
                     continue
-                state.fell[entry] = fall
+                if (replaced := _replaced(state, run_dir, entry, budget, higher, last)) is None:
+                    continue
+                state.replaced[entry] = replaced
                 state.pruned[entry] = budget
                 del alive[entry]
                 if (substitute := _substitute(state, entry.strategy, higher)) is not None:
@@ -245,37 +250,54 @@ def run_race(
                 if entry not in kept:
                     state.pruned[entry] = budget
                     del alive[entry]
-    _drop_checkpoints(state, run_dir, keep=True)
+    _drop_checkpoints(state, run_dir, higher)
     return state
 
 
-def _fell(state: RaceState, run_dir: Path, entry: Entry, budget: int, higher: bool) -> dict | None:
-    """A pair whose validation score at `budget` is worse than at its previous rung beyond noise (the
-    paired test on the validation items): it diverged on the way, like adapter at 1e-2 on spam (0.946
-    macro-F1 after 6 of 60 steps, 0.467 after all 60)."""
+def _replaced(state: RaceState, run_dir: Path, entry: Entry, budget: int, higher: bool, last: bool) -> dict | None:
+    """Why a pair gives its place to its strategy's next rate, or None: its validation score at `budget`
+    fell from its previous rung's beyond noise (it diverged on the way, like adapter at 1e-2 on spam:
+    0.946 macro-F1 after 6 of 60 steps, 0.467 after 60), or, at the full budget (`last`), it did not
+    gain on its first rung's beyond noise (it did not learn, like adapter at 3e-4 on sentiment: 0.504
+    after 6 steps, at chance, and 0.498 after 60). The test is the paired one on the validation items."""
     from harness.results.significance import LEVEL, paired_test
 
-    earlier = [b for b in state.cells.get(entry, {}) if b < budget and state.scores[entry].get(b) is not None]
+    reached = sorted(b for b in state.cells.get(entry, {}) if b < budget and state.scores[entry].get(b) is not None)
     now = state.scores[entry].get(budget)
-    if not earlier or now is None:
+    if not reached or now is None:
         return None
-    before = max(earlier)
-    then = state.scores[entry][before]
-    if (now >= then) if higher else (now <= then):  # type: ignore[operator]
-        return None
-    (a, measure, metric), (b, _, _) = (_cell_items(run_dir, state.cells[entry][k]) for k in (budget, before))
-    test = paired_test({0: a}, {0: b}, measure, 1, metric) if a is not None and b is not None else None
-    if test is None or test.p_value >= LEVEL:
-        return None
-    return {"after_steps": budget, "from_steps": before, "score": now, "was": then, "p_value": test.p_value}
+
+    def beyond_noise(earlier: int) -> float | None:
+        (a, measure, metric), (b, _, _) = (_cell_items(run_dir, state.cells[entry][k]) for k in (budget, earlier))
+        test = paired_test({0: a}, {0: b}, measure, 1, metric) if a is not None and b is not None else None
+        return test.p_value if test is not None and test.p_value < LEVEL else None
+
+    def better(a: float, b: float) -> bool:
+        return a > b if higher else a < b
+
+    before, first = reached[-1], reached[0]
+    was = state.scores[entry][before]
+    if better(was, now) and (p_value := beyond_noise(before)) is not None:  # type: ignore[arg-type]
+        return {
+            "why": "fell",
+            "after_steps": budget,
+            "from_steps": before,
+            "score": now,
+            "was": was,
+            "p_value": p_value,
+        }
+    start = state.scores[entry][first]
+    if last and not (better(now, start) and beyond_noise(first) is not None):  # type: ignore[arg-type]
+        return {"why": "no_gain", "after_steps": budget, "from_steps": first, "score": now, "was": start}
+    return None
 
 
 def _substitute(state: RaceState, strategy: str, higher: bool) -> Entry | None:
     """The strategy's best dropped pair that did not fall: the furthest rung it reached, then its score
-    there; it continues from its checkpoint in the place of one that fell."""
+    there; it continues from its checkpoint in the place of one that fell or did not gain."""
     candidates = []
     for entry, _ in state.pruned.items():
-        if entry.strategy != strategy or entry in state.fell:
+        if entry.strategy != strategy or entry in state.replaced:
             continue
         reached = max((b for b, v in state.scores[entry].items() if v is not None), default=None)
         if reached is not None:
@@ -284,12 +306,17 @@ def _substitute(state: RaceState, strategy: str, higher: bool) -> Entry | None:
     return max(candidates, key=lambda c: c[:3])[3] if candidates else None
 
 
-def _drop_checkpoints(state: RaceState, run_dir: Path, keep: bool) -> None:
-    """Once the race is over, every rung's checkpoint but (with `keep`) the full runs the finals evaluate."""
-    top = state.budgets[-1]
+def _drop_checkpoints(state: RaceState, run_dir: Path, keep_for: bool | None) -> None:
+    """Once the race is over, every rung's checkpoint but the full runs the finals evaluate: each
+    strategy's best pair's at the full budget (`keep_for`: whether higher is better; None keeps none)."""
+    top, kept = state.budgets[-1], set()
+    if keep_for is not None:
+        for strategy in {e.strategy for e in state.scores}:
+            if (found := state.best(strategy, keep_for)) is not None:
+                kept.add(state.cells.get(found[0], {}).get(top))
     for cells in state.cells.values():
-        for budget, cell_id in cells.items():
-            if not (keep and budget == top):
+        for cell_id in cells.values():
+            if cell_id not in kept:
                 drop_checkpoint(run_dir, cell_id)
 
 

@@ -97,7 +97,9 @@ def train(
     start = len(losses)
     model.train()
     stopped_by = "planned steps"
-    epoch_state, taken = generator.get_state(), 0
+    epoch_state, taken = generator.get_state(), skip  # where a checkpoint taken before any step stands
+    if resume is not None and resume.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(resume["cuda_rng"], device)
     while len(losses) < stop and stopped_by == "planned steps":
         epoch_state, taken = generator.get_state(), 0
         for batch in scenario.train_batches(training.batch_size, generator):
@@ -137,7 +139,8 @@ def train(
             "scheduler": scheduler.state_dict(),
             "epoch_generator": epoch_state,
             "batches_into_epoch": taken,
-            "rng": torch.get_rng_state(),
+            "rng": torch.get_rng_state() if rng is None else rng,  # rng: not used yet, no step was taken
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "losses": list(losses),
             "rates": list(rates),
             "total": total,
