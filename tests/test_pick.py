@@ -411,3 +411,12 @@ def test_the_answer_says_when_no_rate_of_a_strategy_gained():
         "the next best rate took its place" in lines
     )
     assert "lora: no rate gained on validation at the full budget (every rate of its grid tried)" in lines
+
+
+def test_scoring_on_eval_without_a_carve_is_refused_naming_the_key(tmp_path, tiny_bert_dir, train_file):
+    from harness.schema import ConfigError
+
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    with pytest.raises(ConfigError) as refused:
+        resolve_cell(_bases(task, ("lora",))[0], 0, {"data.score_on": "eval"})
+    assert "score_on" in str(refused.value) and "set validation" in str(refused.value)
