@@ -31,6 +31,25 @@ def test_rung_budgets_are_a_ninth_a_third_and_all_of_the_planned_steps():
     assert rung_budgets(2) == [2] and rung_budgets(1) == [1]
 
 
+def test_every_rung_scores_on_the_same_capped_subset_of_the_carve(tmp_path, tiny_bert_dir, train_file, monkeypatch):
+    from harness.run import race
+
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    base = _bases(task, ("lora",))[0]
+    first, last = race.rung_cell(base, 1e-3, 4, 0.2, None), race.rung_cell(base, 1e-3, 36, 0.2, "x")
+    assert first.task.data.max_eval_samples == last.task.data.max_eval_samples == race.RACE_SCORE_ROWS
+    monkeypatch.setattr(race, "RACE_SCORE_ROWS", 5)  # the tests' carve has more than 5 rows: scored on 5
+    cell = race.rung_cell(base, 1e-3, 4, 0.2, None)
+    spec = load_task_data(cell.task, ("text", "label"))
+    assert len(spec.eval) == 5 and spec.record["score_on"] == "validation"
+    capped = write_split_task(tmp_path, tiny_bert_dir, train_file, "capped", "").read_text()
+    (tmp_path / "capped.toml").write_text(
+        capped.replace("max_train_samples = 64", "max_train_samples = 64\nmax_eval_samples = 3")
+    )
+    low = race.rung_cell(_bases(tmp_path / "capped.toml", ("lora",))[0], 1e-3, 4, 0.2, None)
+    assert low.task.data.max_eval_samples == 3  # the task's own lower cap stands
+
+
 # ---------------------------------------------------------------- the race's logic, on written results
 
 
@@ -38,6 +57,7 @@ def _fake_runner(run_dir, scores, memory=None, at_steps=None):
     """A `run` that writes a result per cell instead of training: the score scores[(strategy, rate)]
     plus a thousandth per training step (longer rungs score a little higher), items of 200 answers."""
     from harness.results.items import CORRECT, write_items
+    from harness.run.cell import search_record
 
     ran = []
 
@@ -46,7 +66,9 @@ def _fake_runner(run_dir, scores, memory=None, at_steps=None):
             ran.append(cell.label + f"@{cell.task.training.stop_after_steps}")
             rate = cell.task.training.learning_rate
             steps = cell.task.training.stop_after_steps or 36
-            value = (at_steps or {}).get((cell.strategy, rate, steps), scores[(cell.strategy, rate)] + steps / 1000)
+            value = (at_steps or {}).get(
+                (cell.strategy, rate, steps), scores.get((cell.strategy, rate), 0.5) + steps / 1000
+            )
             result = cell_result(
                 cell.task.name,
                 cell.strategy,
@@ -61,6 +83,7 @@ def _fake_runner(run_dir, scores, memory=None, at_steps=None):
             result.update(
                 cell_id=cell.cell_id,
                 config=cell.resolved(),
+                search=search_record(cell),
                 training={"steps": steps, "steps_this_cell": steps},
                 timing={"load_seconds": 1.0, "train_seconds": steps * 0.5, "eval_seconds": 2.0},
                 preflight={"total_bytes": (memory or {}).get(cell.strategy, GiB)},
@@ -96,15 +119,59 @@ def test_the_race_keeps_the_best_third_of_each_strategys_rates_and_never_drops_a
     leader, p_values = contenders(state, tmp_path / "run", True)
     assert leader == "frozen-lower" and p_values["lora"] < 0.05  # 0.836 against 0.586 on 200 items
     finals = final_cells(_bases(task), state, leader, p_values, True)
-    assert sorted((c.strategy, c.seed, c.task.training.learning_rate, c.task.training.resume_from) for c in finals) == [
+    more = final_cells(_bases(task), state, leader, p_values, True, range(1, 3), {"lora"})
+    assert sorted(
+        (c.strategy, c.seed, c.task.training.learning_rate, c.task.training.resume_from) for c in finals + more
+    ) == [
         ("frozen-lower", 0, 3e-4, top["frozen-lower"]),  # the race's own full run, evaluated on eval
-        ("frozen-lower", 1, 3e-4, None),
-        ("frozen-lower", 2, 3e-4, None),
         ("lora", 0, 1e-3, top["lora"]),
-    ]  # the leader with three seeds, the one beyond validation noise once
+        ("lora", 1, 1e-3, None),  # more seeds train afresh at the race's rate
+        ("lora", 2, 1e-3, None),
+    ]
     assert all(
-        c.task.training.stop_after_steps is None and c.task.data.score_on == "eval" and not c.is_trial for c in finals
+        c.task.training.stop_after_steps is None and c.task.data.score_on == "eval" and not c.is_trial
+        for c in finals + more
     )  # full budget, on the race's rows, scored on eval
+
+
+def test_the_finals_seed_the_pick_and_its_runner_up_until_both_have_three_seeds(
+    tmp_path, tiny_bert_dir, train_file, monkeypatch
+):
+    """Full (0.836 on eval) and frozen-lower (0.826) tie on one seed of 200 items, lora (0.636) does not:
+    frozen-lower is picked for its memory against full, so those two get three seeds, which separate
+    them (six discordant items, all full's); lora keeps its one."""
+    from types import SimpleNamespace
+
+    from harness.report.recommend import Constraints
+    from harness.run import pick as pick_module
+
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    scores = {("full", r): 0.80 for r in (1e-5, 3e-5, 1e-4, 3e-4)}
+    scores |= {("frozen-lower", r): 0.79 for r in (3e-5, 1e-4, 3e-4, 1e-3)}
+    scores |= {("lora", r): 0.60 for r in (3e-4, 1e-3, 3e-3, 1e-2)}
+    memory = {"full": 2 * GiB, "frozen-lower": GiB, "lora": GiB / 2, "none": GiB / 4}
+    run, ran = _fake_runner(tmp_path / "run", scores, memory)
+
+    def run_matrix(matrix, run_dir, stream, executor=None):
+        run(list(matrix.cells))
+        return [SimpleNamespace(cell=c) for c in matrix.cells]
+
+    monkeypatch.setattr(pick_module, "run_matrix", run_matrix)
+    matrix = load_matrix([task], strategies=("full", "frozen-lower", "lora"), seeds=1)
+    record = pick_module.pick(matrix, tmp_path / "run", Constraints())
+    finals = sorted(r.split("/")[1] + "/" + r.split("/")[2].split("@")[0] for r in ran if "trial" not in r)
+    assert finals == [
+        "frozen-lower/seed0",
+        "frozen-lower/seed1",
+        "frozen-lower/seed2",
+        "full/seed0",
+        "full/seed1",
+        "full/seed2",
+        "lora/seed0",
+        "none/seed0",
+    ]
+    assert record["seeded"] == ["frozen-lower", "full"] and record["pick"] == "full"
+    assert "finals: frozen-lower, full 3 seeds on eval" in "\n".join(record["answer"])
 
 
 def test_a_pair_that_falls_between_rungs_gives_its_place_to_the_next_best_rate(tmp_path, tiny_bert_dir, train_file):
@@ -381,7 +448,7 @@ def test_the_answer_says_which_pair_fell_and_that_another_rate_took_its_place():
         [{"strategy": "adapter", "primary_metric": "macro_f1", "primary_value_mean": 0.95, "primary_value_std": 0.01}]
         + [{"strategy": "none", "primary_metric": "macro_f1", "primary_value_mean": 0.4, "primary_value_std": None}]
     ).assign(n=[3, 1], peak_memory_bytes_mean=[GiB, GiB], learned=[True, None])
-    lines = _answer(Recommendation("spam", "adapter", "best"), rows, state, {}, "adapter", True)
+    lines = _answer(Recommendation("spam", "adapter", "best"), rows, state, {}, "adapter", True, ["adapter"])
     assert lines[0].startswith("pick adapter (lr 0.0003): macro_f1 0.950")
     assert (
         "adapter at 0.01 fell on validation from 0.946 after 6 steps to 0.467 after 60 (p = 1e-09): "
@@ -405,7 +472,7 @@ def test_the_answer_says_when_no_rate_of_a_strategy_gained():
     rows = pd.DataFrame(
         [{"strategy": "lora", "primary_metric": "accuracy", "primary_value_mean": 0.5, "primary_value_std": 0.0}]
     ).assign(n=[1], peak_memory_bytes_mean=[GiB], learned=[False], learning_reasons=["below_reference"])
-    lines = _answer(Recommendation("t", None, "no strategy learned"), rows, state, {}, "lora", True)
+    lines = _answer(Recommendation("t", None, "no strategy learned"), rows, state, {}, "lora", True, [])
     assert (
         "lora at 0.001 did not gain on validation (0.500 after 6 steps, 0.500 after 60): "
         "the next best rate took its place" in lines

@@ -74,6 +74,19 @@ class Recommendation:
     strategy: str | None
     reason: str
     excluded: dict[str, tuple[str, str]] = field(default_factory=dict)  # strategy -> (constraint, its figure)
+    ranked: tuple[str, ...] = ()  # the strategies it chose among, best primary mean first
+
+
+def _ranked(eligible, higher: bool) -> tuple[str, ...]:
+    """The eligible strategies by primary mean, best first (exact ties as `best_index` breaks them); rows
+    without a mean last."""
+    rows = eligible[eligible["primary_value_mean"].notna()]
+    order = []
+    while len(rows):
+        best = best_index(rows, higher)
+        order.append(rows.loc[best, "strategy"])
+        rows = rows.drop(index=best)
+    return tuple(order) + tuple(eligible.loc[eligible["primary_value_mean"].isna(), "strategy"])
 
 
 def _exclusion(row, constraints: Constraints, higher: bool) -> tuple[str, str] | None:
@@ -276,14 +289,15 @@ def recommend_task(task: str, group, constraints: Constraints) -> Recommendation
         reason = "No strategy meets the constraints" + (f": {excluded_text}." if excluded_text else ".")
         return Recommendation(task, None, reason, excluded)
     row, clause = _pick(eligible, constraints, higher)
+    ranked = _ranked(eligible, higher)
     if row is None:
-        return Recommendation(task, None, clause[0].upper() + clause[1:] + ".", excluded)
+        return Recommendation(task, None, clause[0].upper() + clause[1:] + ".", excluded, ranked)
     reason = f"Pick {row['strategy']}: {clause}" + (f"; {excluded_text}" if excluded_text else "") + "."
     reason += _saving_clause(row, excluded, constraints) + warning
     caveat = group["not_comparable"].iloc[0] if "not_comparable" in group else ""
     if caveat:
         reason += f" Caution, not comparable: {caveat}."
-    return Recommendation(task, row["strategy"], reason, excluded)
+    return Recommendation(task, row["strategy"], reason, excluded, ranked)
 
 
 def recommend(aggregates, constraints: Constraints) -> list[Recommendation]:

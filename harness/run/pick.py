@@ -13,6 +13,7 @@ from harness.results.io import cell_result_path, phase_seconds, read_result
 from harness.results.significance import LEVEL
 from harness.run.executor import Executor, run_matrix
 from harness.run.race import (
+    FINAL_SEEDS,
     PICK_FILE,
     contenders,
     drop_checkpoint,
@@ -90,11 +91,21 @@ def pick(
         for cell in finals:  # a full run's checkpoint, once its evaluation on eval is done
             if cell.task.training.resume_from and _ok(run_dir, cell):
                 drop_checkpoint(run_dir, cell.task.training.resume_from)
-        aggregates = load_aggregates(run_dir)
-        choice = recommend_task(record["task"], aggregates[aggregates["task"] == record["task"]], constraints)
+        seeded: list[str] = []  # the strategies given FINAL_SEEDS seeds, in the order they were
+        while True:
+            aggregates = load_aggregates(run_dir)
+            choice = recommend_task(record["task"], aggregates[aggregates["task"] == record["task"]], constraints)
+            deciding = [s for s in _deciding(choice) if s not in seeded]
+            more = final_cells(bases, state, leader, p_values, higher, range(1, FINAL_SEEDS), set(deciding))
+            if not more:
+                break
+            seeded += deciding
+            run(more, "finals")
+            finals += more
         record["pick"] = choice.strategy
         record["reason"] = choice.reason
-        record["answer"] = _answer(choice, aggregates, state, p_values, leader, higher)
+        record["seeded"] = seeded
+        record["answer"] = _answer(choice, aggregates, state, p_values, leader, higher, seeded)
     grids = {b.strategy: len(STRATEGIES.get(b.registered).search_grid) for b in bases}
     planned = {"carve": state.planned, "full": planned_steps_of(bases[0])}
     full = full_path_seconds(state, run_dir, finals, planned, grids) if finals else None
@@ -135,7 +146,15 @@ def _ok(run_dir: Path, cell: CellSpec) -> bool:
     return path.exists() and read_result(path)["status"] == "ok"
 
 
-def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:
+def _deciding(choice) -> list[str]:
+    """The rows the answer rests on: the pick and its runner-up (the best mean of the others if the pick
+    has the best mean, else the best mean, which the pick was judged against)."""
+    if choice.strategy is None:
+        return []
+    return [choice.strategy] + [s for s in choice.ranked if s != choice.strategy][:1]
+
+
+def _answer(choice, aggregates, state, p_values, leader, higher, seeded) -> list[str]:
     """'pick lora (lr 0.003): macro_f1 0.930 ± 0.010 over 3 seeds; ...' and the lines that support it."""
     rows = aggregates.set_index("strategy")
     lines = []
@@ -172,7 +191,10 @@ def _answer(choice, aggregates, state, p_values, leader, higher) -> list[str]:
     contending = [s for s, p in p_values.items() if p is None or p >= LEVEL]
     lines.append(
         f"race: leader on validation {leader}; within validation noise of it: {', '.join(sorted(contending)) or 'none'}"
-        f" (3 seeds each on eval); others 1 seed"
+    )
+    lines.append(
+        f"finals: {', '.join(seeded) or 'none'} {FINAL_SEEDS} seeds on eval (each the pick or its runner-up "
+        "at some point); others 1 seed"
     )
     return lines
 
