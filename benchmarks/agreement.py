@@ -4,11 +4,12 @@ this machine; then one table of what each chose and what each cost.
 
     python benchmarks/agreement.py TASK.toml [TASK.toml ...] --out DIR [--table-only]
 
-Per task: the full path's best strategy (the highest mean over 3 seeds among rows that learned), pick's
-choice, whether they agree (the same strategy, or pick's choice within noise of the best in the full
-path's own 3-seed rows: its paired tests), and each side's cell-seconds (every result's load, train
-and evaluation phases, `none` included on both sides). Both run folders are resumable: started again,
-the study runs only what is missing. DIR/agreement.md and DIR/agreement.json hold the table.
+Per task: the full path's best strategy (the highest mean over 3 seeds among rows that learned, or among
+all rows where none learned, marked so), pick's choice, whether they agree (the same strategy, or
+pick's choice within noise of the best in the full path's own 3-seed rows: its paired tests), and each
+side's cell-seconds (every result's load, train and evaluation phases, `none` included on both sides).
+Both run folders are resumable: started again, the study runs only what is missing. DIR/agreement.md
+and DIR/agreement.json hold the table.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def cell_seconds(run_dir: Path) -> float:
 
 
 def full_path_best(run_dir: Path) -> tuple[str | None, dict]:
-    """The full path's best learned row, and every tuned row's mean, seeds and the rows within its noise."""
+    """The full path's best row (the highest mean among the rows that learned, or among all where none did,
+    as `recommend` picks then), and every tuned row's mean, seeds, verdict and the rows within its noise."""
     from harness.metrics import higher_is_better
     from harness.results.table import load_aggregates
 
@@ -47,11 +49,12 @@ def full_path_best(run_dir: Path) -> tuple[str | None, dict]:
         }
         for _, r in rows.iterrows()
     }
-    learned = {s: v for s, v in table.items() if v["learned"] is not False and v["mean"] == v["mean"]}
-    if not learned:
+    scored = {s: v for s, v in table.items() if v["mean"] == v["mean"]}
+    learned = {s: v for s, v in scored.items() if v["learned"] is not False}
+    if not scored:
         return None, table
     sign = 1 if higher_is_better(str(rows["primary_metric"].iloc[0])) else -1
-    return max(learned, key=lambda s: sign * learned[s]["mean"]), table
+    return max(learned or scored, key=lambda s: sign * (learned or scored)[s]["mean"]), table
 
 
 def study_task(task: Path, out: Path, table_only: bool) -> dict:
@@ -96,11 +99,13 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         best = r["full_path_best"]
         mean = r["full_path_rows"].get(best, {}).get("mean") if best else None
+        if mean is None:
+            best_cell = "no row scored"
+        else:
+            unlearned = ", none learned" if r["full_path_rows"][best]["learned"] is False else ""
+            best_cell = f"{best} ({mean:.3f}{unlearned})"
         lines.append(
-            f"| {r['task']} | {best} ({mean:.3f}) | {r['pick']} | {r['how']} | {r['pick_cell_seconds']:,.0f} | "
-            f"{r['full_path_cell_seconds']:,.0f} | {r['ratio']:.2f}x |"
-            if mean is not None
-            else f"| {r['task']} | none learned | {r['pick']} | {r['how']} | {r['pick_cell_seconds']:,.0f} | "
+            f"| {r['task']} | {best_cell} | {r['pick']} | {r['how']} | {r['pick_cell_seconds']:,.0f} | "
             f"{r['full_path_cell_seconds']:,.0f} | {r['ratio']:.2f}x |"
         )
     agree = sum(r["agrees"] for r in rows)

@@ -39,3 +39,17 @@ def test_a_pick_within_noise_of_the_full_paths_best_agrees_and_the_cost_is_measu
     table = markdown(rows)
     assert "| sentiment | full (0.910) | lora | within noise | 40 |" in table
     assert f"2 of 3 tasks agree (67%); median cost ratio {40.0 / full_seconds:.2f}x" in table
+
+
+def test_where_no_row_of_the_full_path_learned_its_best_is_the_highest_mean_marked_so(tmp_path):
+    """Medical on 32 rows: no strategy beat the commonest answer; the full path's best is then its highest
+    mean among all rows, as `recommend` picks, and the table says that none learned."""
+    results = [r for r in three_seed_results() if r["task"] == "sentiment"]
+    for result in results:
+        if result["strategy"] != "none":
+            result["learning"] = {"learned": False, "reasons": [{"code": "below_reference", "message": "m"}]}
+    full = write_run(tmp_path / "full-sentiment", results)
+    _pick_folder(tmp_path / "pick-sentiment", "full", 40.0)
+    row = study_task(tmp_path / "sentiment.toml", tmp_path, table_only=True)
+    assert full.exists() and row["full_path_best"] == "full" and row["full_path_rows"]["full"]["learned"] is False
+    assert row["how"] == "same strategy" and "| sentiment | full (0.910, none learned) | full |" in markdown([row])

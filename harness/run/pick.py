@@ -99,7 +99,7 @@ def pick(
             more = final_cells(bases, state, leader, p_values, higher, range(1, FINAL_SEEDS), set(deciding))
             if not more:
                 break
-            seeded += deciding
+            seeded += [s for s in deciding if any(c.strategy == s for c in more)]
             run(more, "finals")
             finals += more
         record["pick"] = choice.strategy
