@@ -179,6 +179,9 @@ def write_task(
     return path
 
 
+TWO_RATES = "\n[search]\nlearning_rates = [1e-3, 3e-3]\n"  # a split task's own grid: half the default's rungs
+
+
 def write_split_task(folder, model_dir, train_file, name="raced", strategies_body=""):
     """A split task (eval rows carved out of the one file, as `sentiment` is): 36 planned trial steps."""
     path = folder / f"{name}.toml"

@@ -14,7 +14,7 @@ from harness.run.executor import run_matrix
 from harness.run.race import REDUCTION, Entry, contenders, final_cells, run_race, rung_budgets
 from harness.run.search import resolve_cell
 from harness.specs import Matrix
-from tests.helpers import write_reviews, write_split_task
+from tests.helpers import TWO_RATES, write_reviews, write_split_task
 from tests.report_fixtures import GiB, cell_result
 
 
@@ -95,6 +95,22 @@ def _fake_runner(run_dir, scores, memory=None, at_steps=None):
 
 def _bases(task, strategies=("frozen-lower", "lora")):
     return [c for c in load_matrix([task], strategies=strategies, seeds=1).cells]
+
+
+def test_the_race_and_its_finals_use_the_tasks_own_search_rates_and_carve(tmp_path, tiny_bert_dir, train_file):
+    """A task's `[search] learning_rates` and `validation` are the full path's grid and carve: pick races
+    those rates on that carve and its finals train on the same rows."""
+    body = "\n[search]\nlearning_rates = [2e-3, 5e-4]\nvalidation = 0.25\n"
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file, strategies_body=body)
+    run, ran = _fake_runner(tmp_path / "run", {("lora", 2e-3): 0.7, ("lora", 5e-4): 0.6})
+    rungs: list = []
+    state = run_race(_bases(task, ("lora",)), lambda cells: (rungs.extend(cells), run(cells)), tmp_path / "run")
+    assert sorted({e.rate for e in state.scores}) == [5e-4, 2e-3]
+    assert sorted(r for r in ran if r.endswith("@36")) == ["raced/lora/seed0/trial lr=0.002@36"]
+    assert {c.task.data.validation for c in rungs} == {0.25}
+    leader, p_values = contenders(state, tmp_path / "run", True)
+    finals = final_cells(_bases(task, ("lora",)), state, leader, p_values, True, range(3))
+    assert {(c.task.training.learning_rate, c.task.data.validation) for c in finals} == {(2e-3, 0.25)}
 
 
 def test_the_race_keeps_the_best_third_of_each_strategys_rates_and_never_drops_a_strategy(
@@ -322,7 +338,7 @@ def test_a_resumed_cell_without_its_checkpoint_names_the_key(tmp_path, tiny_bert
 
 def test_the_race_never_reads_eval_rows(tmp_path, tiny_bert_dir, train_file):
     """Every eval label of the split task scrambled: the same rung scores, the same pruning, the same leader."""
-    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file, strategies_body=TWO_RATES)
     bases = _bases(task)
     eval_reviews = {row["text"] for row in load_task_data(bases[0].task, ("text", "label")).eval}
     flip = {"positive": "negative", "negative": "positive"}
@@ -337,7 +353,7 @@ def test_the_race_never_reads_eval_rows(tmp_path, tiny_bert_dir, train_file):
         )
     )
     assert sum(r["review"] in eval_reviews for r in rows) == 40
-    scrambled = write_split_task(tmp_path / "scrambled", tiny_bert_dir, scrambled_file)
+    scrambled = write_split_task(tmp_path / "scrambled", tiny_bert_dir, scrambled_file, strategies_body=TWO_RATES)
 
     def race(task_file, run_dir):
         matrix = load_matrix([task_file], strategies=("frozen-lower", "lora"), seeds=1)
@@ -345,7 +361,9 @@ def test_the_race_never_reads_eval_rows(tmp_path, tiny_bert_dir, train_file):
         scores = {(e.strategy, e.rate): s for e, s in state.scores.items()}
         return scores, dict(sorted((str(e), b) for e, b in state.pruned.items())), contenders(state, run_dir, True)[0]
 
-    assert race(task, tmp_path / "a") == race(scrambled, tmp_path / "b")
+    plain = race(task, tmp_path / "a")
+    assert plain[1] and plain[2]  # pairs were dropped and a leader chosen: the decisions compared are real
+    assert plain == race(scrambled, tmp_path / "b")
 
 
 def test_a_race_started_again_runs_no_finished_rung_again(tmp_path, tiny_bert_dir, train_file):
@@ -378,7 +396,7 @@ def test_a_race_started_again_runs_no_finished_rung_again(tmp_path, tiny_bert_di
 def test_pick_runs_the_finals_and_prints_the_answer_with_its_cost(tmp_path, tiny_bert_dir, train_file, capsys):
     from harness.cli import main
 
-    task = write_split_task(tmp_path, tiny_bert_dir, train_file)
+    task = write_split_task(tmp_path, tiny_bert_dir, train_file, strategies_body=TWO_RATES)
     assert main(["pick", str(task), "--strategies", "lora", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     record = json.loads((tmp_path / "run" / "pick.json").read_text())
@@ -387,7 +405,7 @@ def test_pick_runs_the_finals_and_prints_the_answer_with_its_cost(tmp_path, tiny
     assert cost["cell_seconds"]["race"] > 0 and cost["cell_seconds"]["finals"] > 0
     assert 0 < cost["ratio"] < 1 and f"{cost['ratio']:.2f}x" in out
     assert "race: leader on validation" in out
-    assert len(record["race"]["pairs"]) == 4  # lora's grid
+    assert len(record["race"]["pairs"]) == 2  # the task's [search] grid
     assert not list((tmp_path / "run" / "cells").glob("*/resume.pt"))  # no checkpoint outlives its use
     assert "The pick" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
 

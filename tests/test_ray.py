@@ -15,7 +15,7 @@ from harness.config import load_matrix
 from harness.results.io import read_results
 from harness.run.executor import Executor, run_matrix
 from harness.run.ray_executor import LOCAL_INSTANCE_CONFIG, RayExecutor
-from tests.helpers import ROOT, running_phase, write_reviews, write_split_task, write_task
+from tests.helpers import ROOT, TWO_RATES, running_phase, write_reviews, write_split_task, write_task
 
 ray = pytest.importorskip("ray")
 
@@ -134,7 +134,7 @@ def test_pick_runs_its_race_and_finals_as_ray_cells(local_ray, tmp_path, tiny_be
     from harness.cli import main
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    task = write_split_task(tmp_path, tiny_bert_dir, write_reviews(tmp_path))
+    task = write_split_task(tmp_path, tiny_bert_dir, write_reviews(tmp_path), strategies_body=TWO_RATES)
     assert main(["pick", str(task), "--strategies", "lora", "--executor", "ray", "--out", str(tmp_path / "run")]) == 0
     assert capsys.readouterr().out.startswith("pick lora (lr ")
     results = read_results(tmp_path / "run")

@@ -24,7 +24,8 @@ from harness.run.race import (
     untuned_cell,
     write_pick,
 )
-from harness.specs import CellSpec, Matrix, SearchSpec
+from harness.run.search import grid_of
+from harness.specs import CellSpec, Matrix
 from harness.strategies import STRATEGIES
 
 
@@ -46,11 +47,7 @@ def pick(
     from harness.results.table import load_aggregates
 
     stream = stream or sys.stderr
-    bases = [
-        c
-        for c in matrix.cells
-        if c.seed == 0 and STRATEGIES.get(c.registered).trains and STRATEGIES.get(c.registered).search_grid
-    ]
+    bases = [c for c in matrix.cells if c.seed == 0 and STRATEGIES.get(c.registered).trains and grid_of(c)]
     if not bases:
         raise ValueError("pick needs at least one strategy that trains and has a learning-rate grid")
     higher = higher_is_better(bases[0].task.primary_metric)
@@ -68,7 +65,6 @@ def pick(
         bases,
         lambda cells: run(cells, "race"),
         run_dir,
-        SearchSpec().validation,
         constraints.max_memory_bytes,
         budget_s,
     )
@@ -106,7 +102,7 @@ def pick(
         record["reason"] = choice.reason
         record["seeded"] = seeded
         record["answer"] = _answer(choice, aggregates, state, p_values, leader, higher, seeded)
-    grids = {b.strategy: len(STRATEGIES.get(b.registered).search_grid) for b in bases}
+    grids = {b.strategy: len(grid_of(b)) for b in bases}
     planned = {"carve": state.planned, "full": planned_steps_of(bases[0])}
     full = full_path_seconds(state, run_dir, finals, planned, grids) if finals else None
     used = spent["race"] + spent["finals"]

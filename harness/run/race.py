@@ -23,6 +23,8 @@ grid search), then three seeds of each strategy's chosen rate on eval. `pick` do
    chance on a small carve ties often (all four rates of the tests' tiny model went to the full
    budget, and the race cost 1.03x the full path's estimate).
    Every rung scores on the same fixed subset of the carve (at most RACE_SCORE_ROWS rows).
+   The grid and the carve are the full path's: the task's `[search] learning_rates` (else each
+   strategy's own grid) and `[search] validation`.
    Rung cells are ordinary trial cells (`training.stop_after_steps`, `training.resume_from`, the rate
    and the carve): resumable, shardable, run by any executor. A run started again replays the finished
    rungs from their result files and runs none of them again.
@@ -55,9 +57,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.results.io import cell_result_path, phase_seconds, read_result, write_json_atomic
-from harness.run.search import resolve_cell
-from harness.specs import CellSpec, SearchSpec
-from harness.strategies import STRATEGIES
+from harness.run.search import carve_of, grid_of, resolve_cell
+from harness.specs import CellSpec
 
 REDUCTION = 3  # successive halving's reduction factor: a third of the rates, and three times the steps, per rung
 RUNGS = 3  # rung budgets: planned steps / 9, / 3 and all of them, where strategies are compared
@@ -185,7 +186,6 @@ def run_race(
     bases: list[CellSpec],
     run: Callable[[list[CellSpec]], None],
     run_dir: Path,
-    validation: float = SearchSpec().validation,
     max_memory: int | None = None,
     budget_s: float | None = None,
 ) -> RaceState:
@@ -194,11 +194,11 @@ def run_race(
     from harness.metrics import higher_is_better
 
     higher = higher_is_better(bases[0].task.primary_metric)
-    planned = planned_steps_of(resolve_cell(bases[0], bases[0].seed, {"data.validation": validation}))
+    planned = planned_steps_of(resolve_cell(bases[0], bases[0].seed, {"data.validation": carve_of(bases[0])}))
     state = RaceState(rung_budgets(planned), planned)
     alive: dict[Entry, CellSpec] = {}
     for base in bases:
-        for rate in sorted(STRATEGIES.get(base.registered).search_grid):
+        for rate in grid_of(base):
             alive[Entry(base.strategy, rate)] = base
             state.scores[Entry(base.strategy, rate)] = {}
     spent = 0.0
@@ -211,7 +211,7 @@ def run_race(
         batch = dict(alive)
         while batch:  # the rung's pairs, then any that take the place of a pair that fell or did not gain
             previous = {e: _latest(state, e) for e in batch}
-            cells = {e: rung_cell(base, e.rate, budget, validation, previous[e]) for e, base in batch.items()}
+            cells = {e: rung_cell(base, e.rate, budget, carve_of(base), previous[e]) for e, base in batch.items()}
             if budget_s is not None and spent >= budget_s:
                 state.stopped_by_budget = True
                 state.not_run += [c.label + f" ({budget} steps)" for c in cells.values()]
@@ -392,7 +392,6 @@ def final_cells(
     higher: bool,
     seeds: range = range(1),
     strategies: set[str] | None = None,
-    validation: float = SearchSpec().validation,
 ) -> list[CellSpec]:
     """The eval cells of `seeds` for each strategy of `strategies` (default: every one the race kept) at
     its race rate: each trains on the race's rows (the carve left out) and scores on eval; seed 0 is
@@ -418,7 +417,7 @@ def final_cells(
         for seed in seeds:
             extra: dict[str, Any] = {
                 "training.learning_rate": entry.rate,
-                "data.validation": validation,
+                "data.validation": carve_of(base),
                 "data.score_on": "eval",
             }
             if seed == base.seed and state.scores[entry].get(top) is not None:

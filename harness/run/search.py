@@ -39,6 +39,17 @@ class Group:
         return (self.cell.task.name, self.cell.strategy)
 
 
+def grid_of(cell: CellSpec) -> tuple[float, ...]:
+    """The rates searched for `cell`, lowest first: its `[search] learning_rates`, else its strategy's own grid."""
+    listed = cell.search.learning_rates if cell.search else ()
+    return tuple(sorted(listed or STRATEGIES.get(cell.registered).search_grid))
+
+
+def carve_of(cell: CellSpec) -> float:
+    """The validation carve that scores `cell`'s trials: its `[search] validation`, else the default."""
+    return (cell.search or SearchSpec()).validation
+
+
 def plan(matrix: Matrix) -> list[Group]:
     """The (task, strategy) pairs to search: cells with a search whose strategy trains and has a grid."""
     groups: dict[tuple[str, str], Group] = {}
@@ -49,7 +60,7 @@ def plan(matrix: Matrix) -> list[Group]:
             continue
         if spec.strategies and cell.strategy not in spec.strategies:
             continue
-        grid = tuple(sorted(spec.learning_rates or strategy.search_grid))
+        grid = grid_of(cell)
         if not grid:
             message = f"strategy {cell.registered!r} has no default grid; list the rates to try"
             raise ConfigError([Problem(str(cell.task.path), None, "search.learning_rates", message)])
