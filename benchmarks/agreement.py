@@ -54,7 +54,8 @@ def full_path_best(run_dir: Path) -> tuple[str | None, dict]:
     if not scored:
         return None, table
     sign = 1 if higher_is_better(str(rows["primary_metric"].iloc[0])) else -1
-    return max(learned or scored, key=lambda s: sign * (learned or scored)[s]["mean"]), table
+    pool = learned or scored
+    return max(pool, key=lambda s: sign * pool[s]["mean"]), table
 
 
 def study_task(task: Path, out: Path, table_only: bool) -> dict:

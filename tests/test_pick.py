@@ -36,17 +36,17 @@ def test_every_rung_scores_on_the_same_capped_subset_of_the_carve(tmp_path, tiny
 
     task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     base = _bases(task, ("lora",))[0]
-    first, last = race.rung_cell(base, 1e-3, 4, 0.2, None), race.rung_cell(base, 1e-3, 36, 0.2, "x")
+    first, last = race.rung_cell(base, 1e-3, 4, None), race.rung_cell(base, 1e-3, 36, "x")
     assert first.task.data.max_eval_samples == last.task.data.max_eval_samples == race.RACE_SCORE_ROWS
     monkeypatch.setattr(race, "RACE_SCORE_ROWS", 5)  # the tests' carve has more than 5 rows: scored on 5
-    cell = race.rung_cell(base, 1e-3, 4, 0.2, None)
+    cell = race.rung_cell(base, 1e-3, 4, None)
     spec = load_task_data(cell.task, ("text", "label"))
     assert len(spec.eval) == 5 and spec.record["score_on"] == "validation"
     capped = write_split_task(tmp_path, tiny_bert_dir, train_file, "capped", "").read_text()
     (tmp_path / "capped.toml").write_text(
         capped.replace("max_train_samples = 64", "max_train_samples = 64\nmax_eval_samples = 3")
     )
-    low = race.rung_cell(_bases(tmp_path / "capped.toml", ("lora",))[0], 1e-3, 4, 0.2, None)
+    low = race.rung_cell(_bases(tmp_path / "capped.toml", ("lora",))[0], 1e-3, 4, None)
     assert low.task.data.max_eval_samples == 3  # the task's own lower cap stands
 
 
@@ -278,12 +278,12 @@ def test_a_rung_continued_from_its_checkpoint_is_the_unbroken_full_run(tmp_path,
         result = json.loads(cell_result_path(run_dir, cell.cell_id).read_text())
         return {**result, "item_rows": read_items(run_dir / "cells" / cell.cell_id / result["items"]["file"])}
 
-    unbroken = run(rung_cell(base, 1e-3, 36, 0.2, None))
-    first = rung_cell(base, 1e-3, 6, 0.2, None)
+    unbroken = run(rung_cell(base, 1e-3, 36, None))
+    first = rung_cell(base, 1e-3, 6, None)
     assert run(first)["training"]["stopped_by"] == "stop_after_steps"
-    second = rung_cell(base, 1e-3, 12, 0.2, first.cell_id)
+    second = rung_cell(base, 1e-3, 12, first.cell_id)
     run(second)
-    last = run(rung_cell(base, 1e-3, 36, 0.2, second.cell_id))
+    last = run(rung_cell(base, 1e-3, 36, second.cell_id))
     assert last["training"]["resumed_at_step"] == 12 and last["training"]["steps_this_cell"] == 24
     assert last["training"]["loss_curve"] == unbroken["training"]["loss_curve"]
     assert last["training"]["lr_curve"] == unbroken["training"]["lr_curve"]
@@ -300,7 +300,7 @@ def test_a_final_evaluates_the_races_full_run_on_eval_with_its_training_figures(
     task = write_split_task(tmp_path, tiny_bert_dir, train_file)
     base = _bases(task, ("lora",))[0]
     run_dir = tmp_path / "run"
-    full_run = rung_cell(base, 1e-3, 36, 0.2, None)
+    full_run = rung_cell(base, 1e-3, 36, None)
     final = resolve_cell(
         base,
         0,

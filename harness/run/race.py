@@ -33,10 +33,10 @@ grid search), then three seeds of each strategy's chosen rate on eval. `pick` do
    checkpoint with no step left), so this costs scoring only. The untuned `none` runs once, as the
    learning checks' reference. Then `recommend` picks, and the two rows its answer rests on, the pick
    and its runner-up, get FINAL_SEEDS seeds (the seeds after 0 train afresh on the race's rows, the
-   carve left out, at the race's rate); this repeats until the pick and its runner-up both have them. The issue's
-   first rule, FINAL_SEEDS seeds for every strategy within validation noise of the leader, spent 8 of
-   spam's 13 final cells on a four-way tie on validation (272 cell-seconds of pick against the full
-   path's 501); the answer only needs the seeds of the rows it compares.
+   carve left out, at the race's rate); this repeats until the pick and its runner-up both have them.
+   The issue's first rule, FINAL_SEEDS seeds for every strategy within validation noise of the
+   leader, spent 8 of spam's 13 final cells on a four-way tie on validation (272 cell-seconds of pick
+   against the full path's 501); the answer only needs the seeds of the rows it compares.
 3. **The pick** is `recommend` on the finals (learning checks, ties, mixed seed counts: a one-seed row
    is judged against seeded ones by their prediction interval, the memory and metric limits), and
    RUN_DIR/pick.json records the race, the choice and the cost of each phase in cell-seconds beside
@@ -139,7 +139,7 @@ class RaceState:
         }
 
 
-def rung_cell(base: CellSpec, rate: float, steps: int, validation: float, previous: str | None) -> CellSpec:
+def rung_cell(base: CellSpec, rate: float, steps: int, previous: str | None) -> CellSpec:
     """A trial cell of `base`'s strategy at `rate` on the full run's schedule, stopped after `steps` (a
     checkpoint, no weights folder), continuing the `previous` rung cell's checkpoint where given. It
     scores on at most RACE_SCORE_ROWS rows of the carve, a fixed subset (the task's own cap, if lower,
@@ -148,7 +148,7 @@ def rung_cell(base: CellSpec, rate: float, steps: int, validation: float, previo
     cap = base.task.data.max_eval_samples
     extra: dict[str, Any] = {
         "training.learning_rate": rate,
-        "data.validation": validation,
+        "data.validation": carve_of(base),
         "data.max_eval_samples": RACE_SCORE_ROWS if cap is None else min(cap, RACE_SCORE_ROWS),
         "training.stop_after_steps": steps,
         "training.save_weights": False,
@@ -211,7 +211,7 @@ def run_race(
         batch = dict(alive)
         while batch:  # the rung's pairs, then any that take the place of a pair that fell or did not gain
             previous = {e: _latest(state, e) for e in batch}
-            cells = {e: rung_cell(base, e.rate, budget, carve_of(base), previous[e]) for e, base in batch.items()}
+            cells = {e: rung_cell(base, e.rate, budget, previous[e]) for e, base in batch.items()}
             if budget_s is not None and spent >= budget_s:
                 state.stopped_by_budget = True
                 state.not_run += [c.label + f" ({budget} steps)" for c in cells.values()]
