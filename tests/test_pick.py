@@ -150,22 +150,15 @@ def test_the_race_keeps_the_best_third_of_each_strategys_rates_and_never_drops_a
     )  # full budget, on the race's rows, scored on eval
 
 
-def test_the_finals_seed_the_pick_and_its_runner_up_until_both_have_three_seeds(
-    tmp_path, tiny_bert_dir, train_file, monkeypatch
-):
-    """Full (0.836 on eval) and frozen-lower (0.826) tie on one seed of 200 items, lora (0.636) does not:
-    frozen-lower is picked for its memory against full, so those two get three seeds, which separate
-    them (six discordant items, all full's); lora keeps its one."""
+def _pick_on_fake_cells(tmp_path, tiny_bert_dir, train_file, monkeypatch, scores, memory):
+    """pick over full, frozen-lower and lora with every cell written by `_fake_runner`: the record and
+    the finals run, as 'strategy/seedN'."""
     from types import SimpleNamespace
 
     from harness.report.recommend import Constraints
     from harness.run import pick as pick_module
 
     task = write_split_task(tmp_path, tiny_bert_dir, train_file)
-    scores = {("full", r): 0.80 for r in (1e-5, 3e-5, 1e-4, 3e-4)}
-    scores |= {("frozen-lower", r): 0.79 for r in (3e-5, 1e-4, 3e-4, 1e-3)}
-    scores |= {("lora", r): 0.60 for r in (3e-4, 1e-3, 3e-3, 1e-2)}
-    memory = {"full": 2 * GiB, "frozen-lower": GiB, "lora": GiB / 2, "none": GiB / 4}
     run, ran = _fake_runner(tmp_path / "run", scores, memory)
 
     def run_matrix(matrix, run_dir, stream, executor=None):
@@ -176,6 +169,20 @@ def test_the_finals_seed_the_pick_and_its_runner_up_until_both_have_three_seeds(
     matrix = load_matrix([task], strategies=("full", "frozen-lower", "lora"), seeds=1)
     record = pick_module.pick(matrix, tmp_path / "run", Constraints())
     finals = sorted(r.split("/")[1] + "/" + r.split("/")[2].split("@")[0] for r in ran if "trial" not in r)
+    return record, finals
+
+
+def test_the_finals_seed_the_pick_and_its_runner_up_until_both_have_three_seeds(
+    tmp_path, tiny_bert_dir, train_file, monkeypatch
+):
+    """Full (0.836 on eval) and frozen-lower (0.826) tie on one seed of 200 items, lora (0.636) does not:
+    frozen-lower is picked for its memory against full, so those two get three seeds, which separate
+    them (six discordant items, all full's); lora keeps its one."""
+    scores = {("full", r): 0.80 for r in (1e-5, 3e-5, 1e-4, 3e-4)}
+    scores |= {("frozen-lower", r): 0.79 for r in (3e-5, 1e-4, 3e-4, 1e-3)}
+    scores |= {("lora", r): 0.60 for r in (3e-4, 1e-3, 3e-3, 1e-2)}
+    memory = {"full": 2 * GiB, "frozen-lower": GiB, "lora": GiB / 2, "none": GiB / 4}
+    record, finals = _pick_on_fake_cells(tmp_path, tiny_bert_dir, train_file, monkeypatch, scores, memory)
     assert finals == [
         "frozen-lower/seed0",
         "frozen-lower/seed1",
@@ -188,6 +195,21 @@ def test_the_finals_seed_the_pick_and_its_runner_up_until_both_have_three_seeds(
     ]
     assert record["seeded"] == ["frozen-lower", "full"] and record["pick"] == "full"
     assert "finals: frozen-lower, full 3 seeds on eval" in "\n".join(record["answer"])
+
+
+def test_a_runner_up_the_race_beat_beyond_noise_keeps_one_seed(tmp_path, tiny_bert_dir, train_file, monkeypatch):
+    """Full leads on validation (0.836 of 200 items) and frozen-lower (0.736) falls short of it beyond
+    noise: full is picked and gets three seeds; frozen-lower, its runner-up on eval, keeps its one,
+    as lora (0.636) does."""
+    scores = {("full", r): 0.80 for r in (1e-5, 3e-5, 1e-4, 3e-4)}
+    scores |= {("frozen-lower", r): 0.70 for r in (3e-5, 1e-4, 3e-4, 1e-3)}
+    scores |= {("lora", r): 0.60 for r in (3e-4, 1e-3, 3e-3, 1e-2)}
+    memory = {"full": 2 * GiB, "frozen-lower": GiB, "lora": GiB / 2, "none": GiB / 4}
+    record, finals = _pick_on_fake_cells(tmp_path, tiny_bert_dir, train_file, monkeypatch, scores, memory)
+    assert "race: leader on validation full; within validation noise of it: none" in record["answer"]
+    assert finals == ["frozen-lower/seed0", "full/seed0", "full/seed1", "full/seed2", "lora/seed0", "none/seed0"]
+    assert record["seeded"] == ["full"] and record["pick"] == "full"
+    assert "finals: full 3 seeds on eval" in "\n".join(record["answer"])
 
 
 def test_a_pair_that_falls_between_rungs_gives_its_place_to_the_next_best_rate(tmp_path, tiny_bert_dir, train_file):

@@ -91,7 +91,7 @@ def pick(
         while True:
             aggregates = load_aggregates(run_dir)
             choice = recommend_task(record["task"], aggregates[aggregates["task"] == record["task"]], constraints)
-            deciding = [s for s in _deciding(choice) if s not in seeded]
+            deciding = [s for s in _deciding(choice, leader, p_values) if s not in seeded]
             more = final_cells(bases, state, leader, p_values, higher, range(1, FINAL_SEEDS), set(deciding))
             if not more:
                 break
@@ -142,12 +142,19 @@ def _ok(run_dir: Path, cell: CellSpec) -> bool:
     return path.exists() and read_result(path)["status"] == "ok"
 
 
-def _deciding(choice) -> list[str]:
-    """The rows the answer rests on: the pick and its runner-up (the best mean of the others if the pick
-    has the best mean, else the best mean, which the pick was judged against)."""
+def _deciding(choice, leader: str | None, p_values: dict[str, float | None]) -> list[str]:
+    """The rows the answer rests on, which get FINAL_SEEDS seeds: the pick, and its runner-up (the best
+    mean of the others if the pick has the best mean, else the best mean, which the pick was judged
+    against) unless the race already told the two apart: the pick led on validation and the runner-up
+    fell short of it beyond noise (the paired test on the validation items), so eval and validation
+    agree on their order and the runner-up runs once."""
     if choice.strategy is None:
         return []
-    return [choice.strategy] + [s for s in choice.ranked if s != choice.strategy][:1]
+    runner_up = [s for s in choice.ranked if s != choice.strategy][:1]
+    p_value = p_values.get(runner_up[0]) if runner_up else None
+    if choice.strategy == leader and p_value is not None and p_value < LEVEL:
+        return [choice.strategy]
+    return [choice.strategy] + runner_up
 
 
 def _answer(choice, aggregates, state, p_values, leader, higher, seeded) -> list[str]:
@@ -189,8 +196,8 @@ def _answer(choice, aggregates, state, p_values, leader, higher, seeded) -> list
         f"race: leader on validation {leader}; within validation noise of it: {', '.join(sorted(contending)) or 'none'}"
     )
     lines.append(
-        f"finals: {', '.join(seeded) or 'none'} {FINAL_SEEDS} seeds on eval (each the pick or its runner-up "
-        "at some point); others 1 seed"
+        f"finals: {', '.join(seeded) or 'none'} {FINAL_SEEDS} seeds on eval (each the pick, or its runner-up "
+        "where the race did not separate them, at some point); others 1 seed"
     )
     return lines
 

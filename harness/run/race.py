@@ -34,6 +34,12 @@ grid search), then three seeds of each strategy's chosen rate on eval. `pick` do
    learning checks' reference. Then `recommend` picks, and the two rows its answer rests on, the pick
    and its runner-up, get FINAL_SEEDS seeds (the seeds after 0 train afresh on the race's rows, the
    carve left out, at the race's rate); this repeats until the pick and its runner-up both have them.
+   The runner-up is left at one seed where the race already told the two apart: the pick led on
+   validation and the runner-up fell short of it beyond noise (the others run once, as the issue's
+   rule has it). On one seed against three, `recommend`'s prediction interval is wide enough that a
+   runner-up is nearly always "within noise" on eval (squad: full 0.291 against frozen-lower's
+   0.479 ± 0.075 on eval, and 0.471 against 0.586 on validation, p = 0.04), so eval alone rarely
+   spares it.
    The issue's first rule, FINAL_SEEDS seeds for every strategy within validation noise of the
    leader, spent 8 of spam's 13 final cells on a four-way tie on validation (272 cell-seconds of pick
    against the full path's 501); the answer only needs the seeds of the rows it compares.
