@@ -131,9 +131,9 @@ def _replaced_line(entry, why: dict) -> str:
             f"(p = {why['p_value']:.2g}): the next best rate took its place"
         )
     return (
-        f"{entry.strategy} at {entry.rate:g} did not gain on validation ({metric_value(why['was'])} after "
-        f"{why['from_steps']} steps, {metric_value(why['score'])} after {why['after_steps']}): the next best "
-        "rate took its place"
+        f"{entry.strategy} at {entry.rate:g} did not learn on validation ({metric_value(why['score'])} after "
+        f"{why['after_steps']} steps: {', '.join(why['reasons']) or 'its learning checks failed'}): the next "
+        "best rate took its place"
     )
 
 
@@ -188,7 +188,7 @@ def _answer(choice, aggregates, state, p_values, leader, higher, seeded) -> list
         lines.append(_replaced_line(entry, why))
     for strategy in sorted({e.strategy for e in state.scores} - set(state.excluded)):
         if all(e in state.replaced for e in state.scores if e.strategy == strategy):
-            lines.append(f"{strategy}: no rate gained on validation at the full budget (every rate of its grid tried)")
+            lines.append(f"{strategy}: no rate learned on validation at the full budget (every rate of its grid tried)")
     for strategy, why in sorted(state.excluded.items()):
         lines.append(f"{strategy} left the race: {why}")
     contending = [s for s, p in p_values.items() if p is None or p >= LEVEL]

@@ -13,11 +13,17 @@ grid search), then three seeds of each strategy's chosen rate on eval. `pick` do
    them, where strategies are compared. A rung where no strategy has two pairs left decides nothing
    and is passed: its pairs go on to the full budget at once. Pairs are dropped, never strategies.
    A pair whose validation score falls from one rung to the next beyond noise (the paired test on the
-   validation items) has diverged, and one that reaches the full budget without gaining on its first
-   rung beyond noise has not learned: either gives its place to the strategy's best dropped pair, which
-   continues from its checkpoint. Short rungs favour the fastest learner, which is often the rate that
-   later collapses, and where nothing has learned yet they rank by noise; so a strategy is tried rate
-   after rate until one gains, or its grid is spent ("did not learn at any rate tried").
+   validation items) has diverged, and one whose full-budget cell fails its own learning checks on
+   the validation items (`harness.results.learning`: no better than the trivial reference beyond
+   noise, one class or answer for nearly every item, a flat or diverging training loss) has not
+   learned: either gives its place to the strategy's best dropped pair, which continues from its
+   checkpoint. Short rungs favour the fastest learner, which is often the rate that later collapses,
+   and where nothing has learned yet they rank by noise; so a strategy is tried rate after rate until
+   one learns, or its grid is spent ("did not learn at any rate tried"). The first version asked
+   instead for a gain over the pair's first rung beyond noise: on a small carve that has no power
+   (ToMi's 64 items: 0.484 -> 0.531 after 4 and 12 steps is no gain), and a model already good at the
+   first rung cannot gain much, so ToMi's race sent 12 of its 16 pairs to the full budget (11 of them
+   passed their learning checks), and pick cost 0.85x the full path.
    Ties on validation go to the lower training loss, then the lower rate: Optuna's
    SuccessiveHalvingPruner, which the first version used, keeps every tied pair, and a small model at
    chance on a small carve ties often (all four rates of the tests' tiny model went to the full
@@ -215,7 +221,7 @@ def run_race(
             continue  # nothing left to decide at this rung: each pair goes on to the full budget at once
         losses: dict[Entry, float | None] = {}
         batch = dict(alive)
-        while batch:  # the rung's pairs, then any that take the place of a pair that fell or did not gain
+        while batch:  # the rung's pairs, then any that take the place of a pair that fell or did not learn
             previous = {e: _latest(state, e) for e in batch}
             cells = {e: rung_cell(base, e.rate, budget, previous[e]) for e, base in batch.items()}
             if budget_s is not None and spent >= budget_s:
@@ -274,44 +280,40 @@ def run_race(
 def _replaced(state: RaceState, run_dir: Path, entry: Entry, budget: int, higher: bool, last: bool) -> dict | None:
     """Why a pair gives its place to its strategy's next rate, or None: its validation score at `budget`
     fell from its previous rung's beyond noise (it diverged on the way, like adapter at 1e-2 on spam:
-    0.946 macro-F1 after 6 of 60 steps, 0.467 after 60), or, at the full budget (`last`), it did not
-    gain on its first rung's beyond noise (it did not learn, like adapter at 3e-4 on sentiment: 0.504
-    after 6 steps, at chance, and 0.498 after 60). The test is the paired one on the validation items."""
+    0.946 macro-F1 after 6 of 60 steps, 0.467 after 60; the paired test on the validation items), or,
+    at the full budget (`last`), its cell failed its own learning checks on the validation items (it
+    did not learn, like adapter at 3e-4 on sentiment: 0.498 after 60 steps, at chance)."""
     from harness.results.significance import LEVEL, paired_test
 
-    reached = sorted(b for b in state.cells.get(entry, {}) if b < budget and state.scores[entry].get(b) is not None)
     now = state.scores[entry].get(budget)
-    if not reached or now is None:
+    if now is None:
         return None
-
-    def beyond_noise(earlier: int) -> float | None:
-        (a, measure, metric), (b, _, _) = (_cell_items(run_dir, state.cells[entry][k]) for k in (budget, earlier))
+    reached = sorted(b for b in state.cells.get(entry, {}) if b < budget and state.scores[entry].get(b) is not None)
+    if reached:
+        before = reached[-1]
+        was = state.scores[entry][before]
+        (a, measure, metric), (b, _, _) = (_cell_items(run_dir, state.cells[entry][k]) for k in (budget, before))
         test = paired_test({0: a}, {0: b}, measure, 1, metric) if a is not None and b is not None else None
-        return test.p_value if test is not None and test.p_value < LEVEL else None
-
-    def better(a: float, b: float) -> bool:
-        return a > b if higher else a < b
-
-    before, first = reached[-1], reached[0]
-    was = state.scores[entry][before]
-    if better(was, now) and (p_value := beyond_noise(before)) is not None:  # type: ignore[arg-type]
-        return {
-            "why": "fell",
-            "after_steps": budget,
-            "from_steps": before,
-            "score": now,
-            "was": was,
-            "p_value": p_value,
-        }
-    start = state.scores[entry][first]
-    if last and not (better(now, start) and beyond_noise(first) is not None):  # type: ignore[arg-type]
-        return {"why": "no_gain", "after_steps": budget, "from_steps": first, "score": now, "was": start}
+        fell = was > now if higher else was < now  # type: ignore[operator]
+        if fell and test is not None and test.p_value < LEVEL:
+            return {
+                "why": "fell",
+                "after_steps": budget,
+                "from_steps": before,
+                "score": now,
+                "was": was,
+                "p_value": test.p_value,
+            }
+    learning = (read_result(cell_result_path(run_dir, state.cells[entry][budget])).get("learning")) or {}
+    if last and learning.get("learned") is False:
+        reasons = [r["code"] for r in learning.get("reasons") or []]
+        return {"why": "not_learned", "after_steps": budget, "score": now, "reasons": reasons}
     return None
 
 
 def _substitute(state: RaceState, strategy: str, higher: bool) -> Entry | None:
     """The strategy's best dropped pair that did not fall: the furthest rung it reached, then its score
-    there; it continues from its checkpoint in the place of one that fell or did not gain."""
+    there; it continues from its checkpoint in the place of one that fell or did not learn."""
     candidates = []
     for entry, _ in state.pruned.items():
         if entry.strategy != strategy or entry in state.replaced:
