@@ -19,7 +19,7 @@ grid search), then three seeds of each strategy's chosen rate on eval. `pick` do
    learned: either gives its place to the strategy's best dropped pair, which continues from its
    checkpoint. Short rungs favour the fastest learner, which is often the rate that later collapses,
    and where nothing has learned yet they rank by noise; so a strategy is tried rate after rate until
-   one learns, or its grid is spent ("did not learn at any rate tried"). The first version asked
+   one learns, or its grid is spent ("did not learn at any rate tried"). An earlier rule asked
    instead for a gain over the pair's first rung beyond noise: on a small carve that has no power
    (ToMi's 64 items: 0.484 -> 0.531 after 4 and 12 steps is no gain), and a model already good at the
    first rung cannot gain much, so ToMi's race sent 12 of its 16 pairs to the full budget (11 of them
@@ -292,20 +292,23 @@ def _replaced(state: RaceState, run_dir: Path, entry: Entry, budget: int, higher
     if reached:
         before = reached[-1]
         was = state.scores[entry][before]
-        (a, measure, metric), (b, _, _) = (_cell_items(run_dir, state.cells[entry][k]) for k in (budget, before))
-        test = paired_test({0: a}, {0: b}, measure, 1, metric) if a is not None and b is not None else None
         fell = was > now if higher else was < now  # type: ignore[operator]
-        if fell and test is not None and test.p_value < LEVEL:
-            return {
-                "why": "fell",
-                "after_steps": budget,
-                "from_steps": before,
-                "score": now,
-                "was": was,
-                "p_value": test.p_value,
-            }
+        if fell:
+            (a, measure, metric), (b, _, _) = (_cell_items(run_dir, state.cells[entry][k]) for k in (budget, before))
+            test = paired_test({0: a}, {0: b}, measure, 1, metric) if a is not None and b is not None else None
+            if test is not None and test.p_value < LEVEL:
+                return {
+                    "why": "fell",
+                    "after_steps": budget,
+                    "from_steps": before,
+                    "score": now,
+                    "was": was,
+                    "p_value": test.p_value,
+                }
+    if not last:
+        return None
     learning = (read_result(cell_result_path(run_dir, state.cells[entry][budget])).get("learning")) or {}
-    if last and learning.get("learned") is False:
+    if learning.get("learned") is False:
         reasons = [r["code"] for r in learning.get("reasons") or []]
         return {"why": "not_learned", "after_steps": budget, "score": now, "reasons": reasons}
     return None
