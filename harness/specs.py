@@ -266,6 +266,11 @@ class SearchSpec:
         None, min=1, help="a budgeted Optuna (TPE) search of this many trials over the grid's range instead"
     )
     validation: float = field(0.2, help="share (0 < x < 1) or count of the training rows held out to score trials")
+    score_rows: int = field(
+        2000,
+        min=1,
+        help="carve rows a trial scores at most, a fixed subset (the task's data.max_eval_samples, if lower, stands)",
+    )
     seed: int = field(0, help="training seed of the trials")
     strategies: tuple[str, ...] = field((), help="strategies searched; default: every one that trains")
 

@@ -430,6 +430,37 @@ def test_a_race_started_again_runs_no_finished_rung_again(tmp_path, tiny_bert_di
     assert state.best("lora", True) is not None
 
 
+def test_the_full_path_estimate_scores_as_many_carve_rows_as_its_trials_would(tmp_path):
+    """The race scores at most RACE_SCORE_ROWS rows of the carve, the full path's grid trials up to
+    `[search] score_rows`: the estimate prices a validation row, not a rung's scoring, so a grid trial
+    scoring 500 rows costs five times a rung's 100 (steps, loading and eval as measured)."""
+    from types import SimpleNamespace
+
+    from harness.run.race import RaceState, full_path_seconds
+
+    run_dir = tmp_path / "run"
+    measured = {  # cell id -> (steps, train s, load s, eval s, rows scored)
+        "rung": (2, 2.0, 1.0, 4.0, 100),
+        "full": (4, 8.0, 1.0, 4.0, 100),
+        "final": (6, 12.0, 2.0, 6.0, 50),
+    }
+    for cell_id, (steps, train, load, scoring, rows) in measured.items():
+        result = cell_result("t", "lora", 0, 0.8, memory=GiB, tokens_per_s=100.0)
+        result.update(
+            cell_id=cell_id,
+            training={"steps": steps, "steps_this_cell": steps},
+            timing={"load_seconds": load, "train_seconds": train, "eval_seconds": scoring},
+            data={"eval_rows": rows},
+        )
+        write_result(run_dir, result)
+    state = RaceState([2, 6], planned=6, cells={Entry("lora", 1e-3): {2: "rung", 6: "full"}})
+    final = SimpleNamespace(cell_id="final", strategy="lora")
+    cost = full_path_seconds(state, run_dir, [final], {"carve": 6, "full": 8}, {"lora": 4}, scored_rows=500)
+    step, load = (1.0 + 2.0 + 2.0) / 3, (1.0 + 1.0 + 2.0) / 3
+    assert cost["grid_search"] == pytest.approx(4 * (load + 6 * step + 500 * 0.04))
+    assert cost["final_seeds"] == pytest.approx(3 * (load + 8 * step + 6.0))
+
+
 def test_pick_runs_the_finals_and_prints_the_answer_with_its_cost(tmp_path, tiny_bert_dir, train_file, capsys):
     from harness.cli import main
 

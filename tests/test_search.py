@@ -204,10 +204,37 @@ def test_search_on_the_command_line_uses_each_strategys_grid(tmp_path, tiny_bert
     assert plan(load_matrix([task])) == []
 
 
+def test_a_trial_scores_at_most_score_rows_of_a_large_carve(tmp_path, tiny_bert_dir):
+    """A share of a large pool is a large carve (diabetes: 28,719 rows, scored by every trial while it
+    trained on 960): every trial scores the same fixed subset of it, at most `[search] score_rows` rows
+    (and at most the task's own max_eval_samples), while the whole carve stays out of training."""
+    from harness.data import load_task_data
+    from harness.run.race import RACE_SCORE_ROWS, rung_cell
+    from harness.run.search import plan, trial_cell
+
+    def trial_rows(body: str, caps: str, rate: float = 1e-3):
+        task = write_task(tmp_path, "large", tiny_bert_dir, body=f"\n[search]\nvalidation = 0.5\n{body}")
+        task.write_text(task.read_text().replace("max_train_samples = 64\nmax_eval_samples = 48\n", caps))
+        group = plan(load_matrix([task], strategies=("lora",)))[0]
+        rung = rung_cell(group.cell, rate, 2, None).task.data.max_eval_samples  # pick's race: its own lower cap
+        assert rung == min(RACE_SCORE_ROWS, trial_cell(group, rate).task.data.max_eval_samples)
+        return load_task_data(trial_cell(group, rate).task, ("text", "label"))
+
+    uncapped = "max_train_samples = 1000\n"
+    default, whole = trial_rows("", uncapped), trial_rows("score_rows = 100000\n", uncapped)
+    assert default.eval == whole.eval and len(whole.eval) == 240  # half of 480 rows: under the default 2,000
+    first, second = (trial_rows("score_rows = 12\n", uncapped, rate) for rate in (1e-3, 1e-2))
+    assert first.record["eval_rows"] == 12 and first.eval == second.eval  # the same 12 rows for every rate
+    assert {r["text"] for r in first.eval} < {r["text"] for r in whole.eval}
+    assert first.train == whole.train  # the carve left out of training is the whole carve either way
+    assert trial_rows("score_rows = 12\n", uncapped + "max_eval_samples = 5\n").record["eval_rows"] == 5
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [
         ("validation = 0", "search.validation: must be a share between 0 and 1 or a whole count, got 0"),
+        ("score_rows = 0", "search.score_rows: must be >= 1"),
         ("learning_rates = [1e-3, -1.0]", "search.learning_rates[1]: must be > 0, got -1.0"),
         ("trials = 0", "search.trials: must be >= 1"),
         ("grid = [1e-3]", "search.grid: unknown key"),

@@ -18,6 +18,7 @@ from harness.run.race import (
     contenders,
     drop_checkpoint,
     final_cells,
+    full_path_scored_rows,
     full_path_seconds,
     planned_steps_of,
     run_race,
@@ -102,9 +103,11 @@ def pick(
         record["reason"] = choice.reason
         record["seeded"] = seeded
         record["answer"] = _answer(choice, aggregates, state, p_values, leader, higher, seeded)
-    grids = {b.strategy: len(grid_of(b)) for b in bases}
-    planned = {"carve": state.planned, "full": planned_steps_of(bases[0])}
-    full = full_path_seconds(state, run_dir, finals, planned, grids) if finals else None
+    full = None
+    if finals:
+        grids = {b.strategy: len(grid_of(b)) for b in bases}
+        planned = {"carve": state.planned, "full": planned_steps_of(bases[0])}
+        full = full_path_seconds(state, run_dir, finals, planned, grids, full_path_scored_rows(bases[0]))
     used = spent["race"] + spent["finals"]
     record["cost"] = {
         "cell_seconds": {**spent, "total": used},

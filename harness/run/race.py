@@ -69,7 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results.io import cell_result_path, phase_seconds, read_result, write_json_atomic
-from harness.run.search import carve_of, grid_of, resolve_cell
+from harness.run.search import carve_of, grid_of, resolve_cell, scored_rows_of
 from harness.specs import CellSpec
 
 REDUCTION = 3  # successive halving's reduction factor: a third of the rates, and three times the steps, per rung
@@ -88,15 +88,25 @@ def rung_budgets(planned: int) -> list[int]:
     return sorted(set(lower)) + [max(1, planned)]
 
 
-def planned_steps_of(cell: CellSpec) -> int:
-    """The planned optimizer steps of `cell` (a trial: on its training rows less the carve)."""
+def _rows(cell: CellSpec):
     from harness.data import load_task_data
-    from harness.run.train import planned_steps
     from harness.scenarios import SCENARIOS
 
     scenario = SCENARIOS.get(cell.task.task.scenario)
-    data = load_task_data(cell.task, scenario.required_fields(cell.task.scenario), scenario.fields)
-    return planned_steps(len(data.train), cell.task.training)
+    return load_task_data(cell.task, scenario.required_fields(cell.task.scenario), scenario.fields)
+
+
+def planned_steps_of(cell: CellSpec) -> int:
+    """The planned optimizer steps of `cell` (a trial: on its training rows less the carve)."""
+    from harness.run.train import planned_steps
+
+    return planned_steps(len(_rows(cell).train), cell.task.training)
+
+
+def full_path_scored_rows(base: CellSpec) -> int:
+    """The carve rows each of the full path's grid trials scores (`--search`'s cap, not the race's)."""
+    extra = {"data.validation": carve_of(base), "data.max_eval_samples": scored_rows_of(base)}
+    return len(_rows(resolve_cell(base, base.seed, extra)).eval)
 
 
 @dataclass(frozen=True)
@@ -154,14 +164,14 @@ class RaceState:
 def rung_cell(base: CellSpec, rate: float, steps: int, previous: str | None) -> CellSpec:
     """A trial cell of `base`'s strategy at `rate` on the full run's schedule, stopped after `steps` (a
     checkpoint, no weights folder), continuing the `previous` rung cell's checkpoint where given. It
-    scores on at most RACE_SCORE_ROWS rows of the carve, a fixed subset (the task's own cap, if lower,
-    stands): scoring spam's whole carve (822 rows) took 3.1 s of a first-rung cell whose 6 training steps
-    took 1.2-3 s, and every rung scoring the same rows keeps their items paired across rungs and pairs."""
-    cap = base.task.data.max_eval_samples
+    scores on at most RACE_SCORE_ROWS rows of the carve, a fixed subset (the task's `max_eval_samples`
+    or its `[search] score_rows`, if lower, stands): scoring spam's whole carve (822 rows) took 3.1 s of
+    a first-rung cell whose 6 training steps took 1.2-3 s, and every rung scoring the same rows keeps
+    their items paired across rungs and pairs."""
     extra: dict[str, Any] = {
         "training.learning_rate": rate,
         "data.validation": carve_of(base),
-        "data.max_eval_samples": RACE_SCORE_ROWS if cap is None else min(cap, RACE_SCORE_ROWS),
+        "data.max_eval_samples": scored_rows_of(base, RACE_SCORE_ROWS),
         "training.stop_after_steps": steps,
         "training.save_weights": False,
     }
@@ -443,14 +453,20 @@ def untuned_cell(task_cell: CellSpec) -> CellSpec:
 
 
 def full_path_seconds(
-    state: RaceState, run_dir: Path, finals: list[CellSpec], planned: dict[str, int], grids: dict[str, int]
+    state: RaceState,
+    run_dir: Path,
+    finals: list[CellSpec],
+    planned: dict[str, int],
+    grids: dict[str, int],
+    scored_rows: int,
 ) -> dict[str, float]:
     """What the full path would have cost here, in cell-seconds, from this run's own measured times: each
-    of a strategy's `grids[strategy]` rates trained for all `planned["carve"]` steps on the carve, and
-    FINAL_SEEDS cells per strategy trained for all `planned["full"]` steps on every training row and
-    scored on eval. A step costs the strategy's mean measured time per step (its rung and final cells);
-    loading costs its cells' mean load time; scoring costs its rung cells' mean validation time and its
-    final cells' mean eval time."""
+    of a strategy's `grids[strategy]` rates trained for all `planned["carve"]` steps on the carve and
+    scored on `scored_rows` rows of it, and FINAL_SEEDS cells per strategy trained for all
+    `planned["full"]` steps on every training row and scored on eval. A step costs the strategy's mean
+    measured time per step (its rung and final cells); loading costs its cells' mean load time; a
+    validation row costs its rung cells' mean scoring time per row (they score at most RACE_SCORE_ROWS,
+    the grid's trials up to `[search] score_rows`); eval costs its final cells' mean eval time."""
     per_step: dict[str, list[float]] = {}
     load: dict[str, list[float]] = {}
     scoring: dict[tuple[str, str], list[float]] = {}
@@ -463,7 +479,10 @@ def full_path_seconds(
         if steps:
             per_step.setdefault(strategy, []).append(float(timing.get("train_seconds") or 0.0) / steps)
         load.setdefault(strategy, []).append(float(timing.get("load_seconds") or 0.0))
-        scoring.setdefault((strategy, scored_on), []).append(float(timing.get("eval_seconds") or 0.0))
+        seconds = float(timing.get("eval_seconds") or 0.0)
+        rows = int((result.get("data") or {}).get("eval_rows") or 0) if scored_on == "validation" else 1
+        if rows:
+            scoring.setdefault((strategy, scored_on), []).append(seconds / rows)
 
     for entry, cells in state.cells.items():
         for cell_id in cells.values():
@@ -475,7 +494,8 @@ def full_path_seconds(
         if strategy not in per_step:
             continue
         step, loading = _mean(per_step[strategy]), _mean(load[strategy])
-        grid += grid_size * (loading + planned["carve"] * step + _mean(scoring.get((strategy, "validation"), [])))
+        scoring_grid = scored_rows * _mean(scoring.get((strategy, "validation"), []))
+        grid += grid_size * (loading + planned["carve"] * step + scoring_grid)
         seeds += FINAL_SEEDS * (loading + planned["full"] * step + _mean(scoring.get((strategy, "eval"), [])))
     return {"grid_search": grid, "final_seeds": seeds, "total": grid + seeds}
 
