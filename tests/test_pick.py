@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import harness
 from harness.config import load_matrix
 from harness.data import load_task_data
 from harness.results.io import cell_result_path, write_result
@@ -53,10 +54,11 @@ def test_every_rung_scores_on_the_same_capped_subset_of_the_carve(tmp_path, tiny
 # ---------------------------------------------------------------- the race's logic, on written results
 
 
-def _fake_runner(run_dir, scores, memory=None, at_steps=None):
+def _fake_runner(run_dir, scores, memory=None, at_steps=None, flat_loss_seeds=()):
     """A `run` that writes a result per cell instead of training: the score scores[(strategy, rate)]
     plus a thousandth per training step (longer rungs score a little higher), items of 200 answers, and
-    a learning verdict: learned from 0.57 up (beyond noise of a 0.5 majority share on 200 items)."""
+    a learning verdict: learned from 0.57 up (beyond noise of a 0.5 majority share on 200 items); a
+    cell of a seed in `flat_loss_seeds` has a flat training loss and no trivial reference (as `chat`)."""
     from harness.results.items import CORRECT, write_items
     from harness.results.learning import reason, verdict
     from harness.run.cell import search_record
@@ -68,6 +70,7 @@ def _fake_runner(run_dir, scores, memory=None, at_steps=None):
             ran.append(cell.label + f"@{cell.task.training.stop_after_steps}")
             rate = cell.task.training.learning_rate
             steps = cell.task.training.stop_after_steps or 36
+            flat = cell.seed in flat_loss_seeds and cell.strategy != "none"
             value = (at_steps or {}).get(
                 (cell.strategy, rate, steps), scores.get((cell.strategy, rate), 0.5) + steps / 1000
             )
@@ -91,8 +94,8 @@ def _fake_runner(run_dir, scores, memory=None, at_steps=None):
                 preflight={"total_bytes": (memory or {}).get(cell.strategy, GiB)},
                 learning=verdict(
                     [] if value >= 0.57 else [reason("below_reference", "at the majority share")],
-                    [],
-                    ["the majority class"] if value >= 0.57 else [],
+                    [reason("loss_flat", "the loss hardly moved")] if flat else [],
+                    ["the majority class"] if value >= 0.57 and not flat else [],
                     {},
                 ),
             )
@@ -158,7 +161,7 @@ def test_the_race_keeps_the_best_third_of_each_strategys_rates_and_never_drops_a
     )  # full budget, on the race's rows, scored on eval
 
 
-def _pick_on_fake_cells(tmp_path, tiny_bert_dir, train_file, monkeypatch, scores, memory):
+def _pick_on_fake_cells(tmp_path, tiny_bert_dir, train_file, monkeypatch, scores, memory, flat_loss_seeds=()):
     """pick over full, frozen-lower and lora with every cell written by `_fake_runner`: the record and
     the finals run, as 'strategy/seedN'."""
     from types import SimpleNamespace
@@ -167,7 +170,7 @@ def _pick_on_fake_cells(tmp_path, tiny_bert_dir, train_file, monkeypatch, scores
     from harness.run import pick as pick_module
 
     task = write_split_task(tmp_path, tiny_bert_dir, train_file)
-    run, ran = _fake_runner(tmp_path / "run", scores, memory)
+    run, ran = _fake_runner(tmp_path / "run", scores, memory, flat_loss_seeds=flat_loss_seeds)
 
     def run_matrix(matrix, run_dir, stream, executor=None):
         run(list(matrix.cells))
@@ -185,12 +188,14 @@ def test_the_finals_seed_the_pick_and_its_runner_up_until_both_have_three_seeds(
 ):
     """Full (0.836 on eval) and frozen-lower (0.826) tie on one seed of 200 items, lora (0.636) does not:
     frozen-lower is picked for its memory against full, so those two get three seeds, which separate
-    them (six discordant items, all full's); lora keeps its one."""
+    them (six discordant items, all full's); lora keeps its one. `none` runs at each of those seeds: a
+    seed-2 cell whose loss stayed flat and that beats no trivial reference (as on `chat`) learned, since
+    it beats the untuned cell of its own seed, and the flat loss is a warning."""
     scores = {("full", r): 0.80 for r in (1e-5, 3e-5, 1e-4, 3e-4)}
     scores |= {("frozen-lower", r): 0.79 for r in (3e-5, 1e-4, 3e-4, 1e-3)}
     scores |= {("lora", r): 0.60 for r in (3e-4, 1e-3, 3e-3, 1e-2)}
     memory = {"full": 2 * GiB, "frozen-lower": GiB, "lora": GiB / 2, "none": GiB / 4}
-    record, finals = _pick_on_fake_cells(tmp_path, tiny_bert_dir, train_file, monkeypatch, scores, memory)
+    record, finals = _pick_on_fake_cells(tmp_path, tiny_bert_dir, train_file, monkeypatch, scores, memory, (2,))
     assert finals == [
         "frozen-lower/seed0",
         "frozen-lower/seed1",
@@ -200,8 +205,14 @@ def test_the_finals_seed_the_pick_and_its_runner_up_until_both_have_three_seeds(
         "full/seed2",
         "lora/seed0",
         "none/seed0",
+        "none/seed1",  # each seed's untuned reference for the learning checks
+        "none/seed2",
     ]
     assert record["seeded"] == ["frozen-lower", "full"] and record["pick"] == "full"
+    cells = harness.load_results(tmp_path / "run")
+    flat = cells[(cells["strategy"] != "none") & (cells["seed"] == 2)]
+    assert len(flat) == 2 and flat["learned"].all()
+    assert flat["learning_detail"].str.startswith("warning, loss_flat").all()
     assert "finals: frozen-lower, full 3 seeds on eval" in "\n".join(record["answer"])
 
 
@@ -215,7 +226,16 @@ def test_a_runner_up_the_race_beat_beyond_noise_keeps_one_seed(tmp_path, tiny_be
     memory = {"full": 2 * GiB, "frozen-lower": GiB, "lora": GiB / 2, "none": GiB / 4}
     record, finals = _pick_on_fake_cells(tmp_path, tiny_bert_dir, train_file, monkeypatch, scores, memory)
     assert "race: leader on validation full; within validation noise of it: none" in record["answer"]
-    assert finals == ["frozen-lower/seed0", "full/seed0", "full/seed1", "full/seed2", "lora/seed0", "none/seed0"]
+    assert finals == [
+        "frozen-lower/seed0",
+        "full/seed0",
+        "full/seed1",
+        "full/seed2",
+        "lora/seed0",
+        "none/seed0",
+        "none/seed1",
+        "none/seed2",
+    ]
     assert record["seeded"] == ["full"] and record["pick"] == "full"
     assert "finals: full 3 seeds on eval" in "\n".join(record["answer"])
 

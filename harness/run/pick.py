@@ -96,6 +96,8 @@ def pick(
             more = final_cells(bases, state, leader, p_values, higher, range(1, FINAL_SEEDS), set(deciding))
             if not more:
                 break
+            ran = {c.seed for c in finals if c.strategy == "none"}
+            more += [untuned_cell(bases[0], seed) for seed in sorted({c.seed for c in more} - ran)]
             seeded += [s for s in deciding if any(c.strategy == s for c in more)]
             run(more, "finals")
             finals += more

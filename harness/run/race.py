@@ -36,10 +36,12 @@ grid search), then three seeds of each strategy's chosen rate on eval. `pick` do
    rungs from their result files and runs none of them again.
 2. **Finals only where they decide.** Every strategy the race kept is evaluated on eval once: seed 0
    is the race's own full run, evaluated on eval (`data.score_on = "eval"`, resumed from its
-   checkpoint with no step left), so this costs scoring only. The untuned `none` runs once, as the
-   learning checks' reference. Then `recommend` picks, and the two rows its answer rests on, the pick
-   and its runner-up, get FINAL_SEEDS seeds (the seeds after 0 train afresh on the race's rows, the
-   carve left out, at the race's rate); this repeats until the pick and its runner-up both have them.
+   checkpoint with no step left), so this costs scoring only. The untuned `none` runs at seed 0, as
+   the learning checks' reference, and at each seed the finals add, since a tuned cell is compared
+   with the untuned cell of its own seed. Then `recommend` picks, and the two rows its answer rests
+   on, the pick and its runner-up, get FINAL_SEEDS seeds (the seeds after 0 train afresh on the
+   race's rows, the carve left out, at the race's rate); this repeats until the pick and its
+   runner-up both have them.
    The runner-up is left at one seed where the race already told the two apart: the pick led on
    validation and the runner-up fell short of it beyond noise (the others run once, as the issue's
    rule has it). On one seed against three, `recommend`'s prediction interval is wide enough that a
@@ -447,9 +449,11 @@ def final_cells(
     return cells
 
 
-def untuned_cell(task_cell: CellSpec) -> CellSpec:
-    """The `none` cell of the task, seed 0: the learning checks' reference."""
-    return resolve_cell(task_cell, 0, {}, strategy="none")
+def untuned_cell(task_cell: CellSpec, seed: int = 0) -> CellSpec:
+    """The `none` cell of the task at `seed`: the learning checks' reference for the tuned cells of that
+    seed (a tuned cell is compared with the untuned cell of its own seed, whose classification head is
+    that seed's)."""
+    return resolve_cell(task_cell, seed, {}, strategy="none")
 
 
 def full_path_seconds(
