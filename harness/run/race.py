@@ -473,9 +473,10 @@ def full_path_seconds(
     the grid's trials up to `[search] score_rows`); eval costs its final cells' mean eval time."""
     per_step: dict[str, list[float]] = {}
     load: dict[str, list[float]] = {}
-    scoring: dict[tuple[str, str], list[float]] = {}
+    per_row: dict[str, list[float]] = {}  # validation scoring, seconds per carve row (rung cells)
+    per_eval: dict[str, list[float]] = {}  # eval scoring, seconds per cell (final cells)
 
-    def measure(strategy: str, result: dict | None, scored_on: str) -> None:
+    def measure(strategy: str, result: dict | None, final: bool) -> None:
         if result is None or result["status"] != "ok":
             return
         timing = result.get("timing") or {}
@@ -484,23 +485,24 @@ def full_path_seconds(
             per_step.setdefault(strategy, []).append(float(timing.get("train_seconds") or 0.0) / steps)
         load.setdefault(strategy, []).append(float(timing.get("load_seconds") or 0.0))
         seconds = float(timing.get("eval_seconds") or 0.0)
-        rows = int((result.get("data") or {}).get("eval_rows") or 0) if scored_on == "validation" else 1
-        if rows:
-            scoring.setdefault((strategy, scored_on), []).append(seconds / rows)
+        rows = int((result.get("data") or {}).get("eval_rows") or 0)
+        if final:
+            per_eval.setdefault(strategy, []).append(seconds)
+        elif rows:
+            per_row.setdefault(strategy, []).append(seconds / rows)
 
     for entry, cells in state.cells.items():
         for cell_id in cells.values():
-            measure(entry.strategy, read_result(cell_result_path(run_dir, cell_id)), "validation")
+            measure(entry.strategy, read_result(cell_result_path(run_dir, cell_id)), final=False)
     for cell in finals:
-        measure(cell.strategy, _result(run_dir, cell), "eval")
+        measure(cell.strategy, _result(run_dir, cell), final=True)
     grid = seeds = 0.0
     for strategy, grid_size in grids.items():
         if strategy not in per_step:
             continue
         step, loading = _mean(per_step[strategy]), _mean(load[strategy])
-        scoring_grid = scored_rows * _mean(scoring.get((strategy, "validation"), []))
-        grid += grid_size * (loading + planned["carve"] * step + scoring_grid)
-        seeds += FINAL_SEEDS * (loading + planned["full"] * step + _mean(scoring.get((strategy, "eval"), [])))
+        grid += grid_size * (loading + planned["carve"] * step + scored_rows * _mean(per_row.get(strategy, [])))
+        seeds += FINAL_SEEDS * (loading + planned["full"] * step + _mean(per_eval.get(strategy, [])))
     return {"grid_search": grid, "final_seeds": seeds, "total": grid + seeds}
 
 
